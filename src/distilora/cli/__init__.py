@@ -1,0 +1,50 @@
+"""``distilora`` command line: a thin layer over the Python API, one module per sub-command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Each module defines ``HELP``, ``add_arguments(parser)`` and ``main(args) -> int``.
+COMMANDS = ("run", "predict", "report", "serve", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distilora",
+        description="Compress a BERT hate-speech classifier by layer-selected distillation and by LoRA, and compare.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final table")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"distilora.cli.{name}")
+        except ModuleNotFoundError as error:
+            if error.name == f"distilora.cli.{name}":
+                continue
+            raise
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(command)
+        command.set_defaults(handler=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("\nInterrupted. Finished stages are kept; run the same command again to resume.", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, PermissionError) as error:
+        print(f"distilora {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

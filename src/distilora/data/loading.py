@@ -1,0 +1,257 @@
+"""Load train / validation / test splits into one clean, counted form.
+
+Every row that cannot be used (empty text, missing or unknown label) is dropped *and counted*
+per split; every file that cannot be used at all is a :class:`DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from distilora.config import DataConfig
+
+logger = logging.getLogger(__name__)
+
+SPLIT_ALIASES = {
+    "train": ("train",),
+    "validation": ("validation", "valid", "val", "dev"),
+    "test": ("test",),
+}
+FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+class DataError(ValueError):
+    """The dataset cannot be used as given; the message says which file and what to fix."""
+
+
+@dataclass
+class TaskData:
+    """Clean splits with columns ``text`` (str) and ``label`` (int id), plus what was dropped."""
+
+    splits: datasets.DatasetDict
+    labels: list[str]
+    report: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of the labels and every kept row: same data, same hash."""
+        digest = hashlib.sha256(json.dumps(self.labels).encode())
+        for split in ("train", "validation", "test"):
+            digest.update(split.encode())
+            for text, label in zip(self.splits[split]["text"], self.splits[split]["label"], strict=True):
+                digest.update(f"{label}\t{text}\n".encode())
+        return digest.hexdigest()
+
+
+def load_task_data(config: DataConfig, seed: int = 42) -> TaskData:
+    """Read, validate and clean the dataset named by ``config.dataset``."""
+    raw, names, source = _read_raw_splits(config)
+    if "train" not in raw:
+        raise DataError(f"{source}: no train split found (expected a file named train.csv/.jsonl/.parquet)")
+    if "test" not in raw:
+        raise DataError(
+            f"{source}: no test split found. distilora evaluates every model on held-out test data: "
+            "add test.csv (or .jsonl / .parquet) beside train."
+        )
+    labels, to_id = _label_mapping(raw["train"], names, config)
+    splits: dict[str, datasets.Dataset] = {}
+    report: dict[str, dict[str, Any]] = {}
+    for split, (texts, values, origin) in raw.items():
+        splits[split], report[split] = _clean_split(texts, values, to_id, labels, origin, strict=names is not None)
+    if len(set(splits["train"]["label"])) < 2:
+        raise DataError(f"{source}: the train split has fewer than 2 classes after cleaning; nothing to learn")
+
+    if "validation" not in splits:
+        splits["train"], splits["validation"] = _stratified_split(splits["train"], config.validation_fraction, seed)
+        report["validation"] = {"rows": len(splits["validation"]), "dropped": 0,
+                                "note": f"seeded stratified {config.validation_fraction:.0%} of train"}
+        report["train"]["rows"] = len(splits["train"])
+        logger.info("No validation split: held out a stratified %.0f%% of train", 100 * config.validation_fraction)
+
+    _subsample(splits, report, "train", config.max_train_samples, seed)
+    for split in ("validation", "test"):
+        _subsample(splits, report, split, config.max_eval_samples, seed)
+
+    for split in ("train", "validation", "test"):
+        info = report[split]
+        reasons = ", ".join(f"{k}={v}" for k, v in info.get("reasons", {}).items() if v)
+        logger.info("%-10s %6d rows kept, %d dropped%s", split, info["rows"], info["dropped"],
+                    f" ({reasons})" if reasons else "")
+    return TaskData(datasets.DatasetDict(splits), labels, report, source)
+
+
+def _read_raw_splits(config: DataConfig) -> tuple[dict[str, tuple[list, list, str]], list[str] | None, str]:
+    """Return ``{split: (texts, labels, origin)}``, the class names if declared, and a source name."""
+    path = Path(config.dataset).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise DataError(f"{path}: --dataset must be a directory holding train/validation/test files")
+        return _read_directory(path, config)
+    if config.dataset.startswith((".", "/", "~")):
+        raise DataError(f"{config.dataset}: no such directory")
+    return _read_hub(config)
+
+
+def _read_directory(path: Path, config: DataConfig) -> tuple[dict, list[str] | None, str]:
+    raw = {}
+    for split, aliases in SPLIT_ALIASES.items():
+        found = [p for p in sorted(path.iterdir()) if p.stem in aliases and p.suffix in FORMATS]
+        if len(found) > 1:
+            raise DataError(f"{path}: several files for split {split!r}: {', '.join(p.name for p in found)}")
+        if found:
+            raw[split] = _read_file(found[0], config)
+    names = None
+    labels_file = path / "labels.txt"
+    if labels_file.exists():
+        names = [line.strip() for line in labels_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if len(names) < 2:
+            raise DataError(f"{labels_file}: needs at least 2 class names (one per line), found {len(names)}")
+        if len(set(names)) != len(names):
+            raise DataError(f"{labels_file}: class names must be unique")
+    return raw, names, str(path)
+
+
+def _read_file(file: Path, config: DataConfig) -> tuple[list, list, str]:
+    builder = FORMATS[file.suffix]
+    # Keep the text exactly as written: pandas would otherwise turn the tweet "NA" or "null" into a missing value.
+    kwargs = {"keep_default_na": False, "encoding_errors": "strict"} if builder == "csv" else {}
+    try:
+        table = datasets.load_dataset(builder, data_files=str(file), split="train", **kwargs)
+    except Exception as error:  # datasets wraps decoding errors in several exception types
+        cause = error.__cause__ or error
+        raise DataError(f"{file}: could not be read as {builder.upper()}: {type(cause).__name__}: {cause}") from error
+    return _columns(table, config, str(file))
+
+
+def _read_hub(config: DataConfig) -> tuple[dict, list[str] | None, str]:
+    try:
+        loaded = datasets.load_dataset(config.dataset, config.dataset_config)
+    except Exception as error:
+        raise DataError(
+            f"{config.dataset}: not a local directory, and loading it from the dataset hub failed "
+            f"({type(error).__name__}: {error}). Pass a directory holding train/validation/test files."
+        ) from error
+    raw, names = {}, None
+    for split, aliases in SPLIT_ALIASES.items():
+        name = next((a for a in aliases if a in loaded), None)
+        if name is not None:
+            raw[split] = _columns(loaded[name], config, f"{config.dataset}[{name}]")
+            feature = loaded[name].features.get(config.label_column)
+            if isinstance(feature, datasets.ClassLabel):
+                names = list(feature.names)
+    return raw, names, config.dataset
+
+
+def _columns(table: datasets.Dataset, config: DataConfig, origin: str) -> tuple[list, list, str]:
+    missing = [c for c in (config.text_column, config.label_column) if c not in table.column_names]
+    if missing:
+        raise DataError(
+            f"{origin}: missing column(s) {missing}; found {table.column_names}. "
+            "Use --text-column / --label-column to name yours."
+        )
+    return table[config.text_column], table[config.label_column], origin
+
+
+def _as_label_value(value: Any) -> int | str | None:
+    """Normalise a raw label cell: None for missing, int for integer-like, else the stripped string."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    text = str(value).strip()
+    if not text:
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return text
+
+
+def _label_mapping(train: tuple[list, list, str], names: list[str] | None, config: DataConfig):
+    """Class names and a function mapping a normalised label value to its id (or None if unknown)."""
+    if names is None:
+        values = {v for v in map(_as_label_value, train[1]) if v is not None}
+        if any(isinstance(v, str) for v in values):
+            names = sorted(str(v) for v in values)
+        else:
+            names = [str(v) for v in sorted(values)]
+        if len(names) < 2:
+            raise DataError(f"{train[2]}: column {config.label_column!r} has fewer than 2 distinct labels")
+    index = {name: i for i, name in enumerate(names)}
+    ints_are_ids = names == [str(i) for i in range(len(names))] or _declared(config)
+
+    def to_id(value: int | str) -> int | None:
+        if isinstance(value, int) and ints_are_ids:
+            return value if 0 <= value < len(names) else None
+        return index.get(str(value))
+
+    return names, to_id
+
+
+def _declared(config: DataConfig) -> bool:
+    """Integer labels are class ids when the class names come from labels.txt or the hub."""
+    return (Path(config.dataset).expanduser() / "labels.txt").exists() or not Path(config.dataset).exists()
+
+
+def _clean_split(texts, values, to_id, labels, origin: str, strict: bool):
+    kept_text, kept_label = [], []
+    reasons: Counter[str] = Counter()
+    for row, (text, value) in enumerate(zip(texts, values, strict=True)):
+        label = _as_label_value(value)
+        if text is None or not str(text).strip():
+            reasons["empty_text"] += 1
+            continue
+        if label is None:
+            reasons["missing_label"] += 1
+            continue
+        label_id = to_id(label)
+        if label_id is None:
+            if strict:
+                raise DataError(
+                    f"{origin}: row {row + 2} has label {label!r}, which is not one of the "
+                    f"{len(labels)} classes {labels} declared in labels.txt"
+                )
+            reasons["unknown_label"] += 1
+            continue
+        kept_text.append(str(text))
+        kept_label.append(label_id)
+    table = datasets.Dataset.from_dict(
+        {"text": kept_text, "label": kept_label},
+        features=datasets.Features({"text": datasets.Value("string"), "label": datasets.Value("int64")}),
+    )
+    dropped = sum(reasons.values())
+    return table, {"rows": len(table), "rows_read": len(texts), "dropped": dropped, "reasons": dict(reasons)}
+
+
+def _stratified_split(train: datasets.Dataset, fraction: float, seed: int):
+    labels = np.asarray(train["label"])
+    counts = np.bincount(labels)
+    stratify = labels if counts[counts > 0].min() >= 2 else None
+    train_idx, val_idx = train_test_split(np.arange(len(train)), test_size=fraction, random_state=seed,
+                                          stratify=stratify)
+    return train.select(sorted(train_idx)), train.select(sorted(val_idx))
+
+
+def _subsample(splits: dict, report: dict, split: str, limit: int | None, seed: int) -> None:
+    if limit is None or len(splits[split]) <= limit:
+        return
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(splits[split]), size=limit, replace=False))
+    report[split]["sampled_from"] = len(splits[split])
+    splits[split] = splits[split].select(chosen)
+    report[split]["rows"] = limit

@@ -1,0 +1,144 @@
+"""Batched inference and the two-line user API: ``Classifier.load(run_dir, "odd").predict(["text"])``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import softmax
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+
+@dataclass
+class Prediction:
+    """One text's answer: the predicted label, every class's probability, and whether the text was truncated."""
+
+    label: str
+    scores: dict[str, float]
+    truncated: bool = False
+
+
+@dataclass
+class ForwardOutput:
+    logits: np.ndarray
+    cls: np.ndarray | None = None
+    token_counts: list[int] = field(default_factory=list)
+
+
+def forward_in_batches(
+    model: torch.nn.Module,
+    encodings: list[dict[str, list[int]]],
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int = 64,
+    want_cls: bool = False,
+) -> ForwardOutput:
+    """Run ``model`` over tokenized examples in length-sorted batches (little padding); results in input order."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
+    logits: list[np.ndarray] = [None] * len(encodings)  # type: ignore[list-item]
+    cls: list[np.ndarray] = [None] * len(encodings)  # type: ignore[list-item]
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = tokenizer.pad([encodings[i] for i in chunk], return_tensors="pt")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            outputs = model(**batch, output_hidden_states=want_cls)
+            batch_logits = outputs.logits.float().cpu().numpy()
+            batch_cls = outputs.hidden_states[-1][:, 0].float().cpu().numpy() if want_cls else None
+            for row, index in enumerate(chunk):
+                logits[index] = batch_logits[row]
+                if want_cls:
+                    cls[index] = batch_cls[row]
+    model.train(was_training)
+    num_labels = getattr(getattr(model, "config", None), "num_labels", 0)
+    return ForwardOutput(
+        logits=np.stack(logits) if logits else np.zeros((0, num_labels), dtype=np.float32),
+        cls=np.stack(cls) if want_cls and cls else None,
+        token_counts=[len(e["input_ids"]) for e in encodings],
+    )
+
+
+class Classifier:
+    """A trained distilora model, ready to classify text."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str = "model",
+                 max_length: int | None = None, batch_size: int = 64):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_length = int(max_length or min(tokenizer.model_max_length, 512))
+        self.batch_size = batch_size
+        # Fast tokenizers are not safe to call from several threads at once.
+        self._tokenizer_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | Path, name: str | None = None, device: str | None = None) -> Classifier:
+        """Load model ``name`` (teacher, odd, even, lora, …) of a run directory, or a model directory itself."""
+        path = Path(path)
+        model_dir = path / name if name else path
+        if not (model_dir / "config.json").exists():
+            available = sorted(p.name for p in path.iterdir() if (p / "config.json").exists()) if path.is_dir() else []
+            hint = f"; models in {path}: {', '.join(available)}" if available else ""
+            raise FileNotFoundError(f"{model_dir}: no saved model here (no config.json){hint}")
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model.to(device)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        return cls(model, tokenizer, name=name or model_dir.name)
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+
+    @property
+    def layers(self) -> list[int] | None:
+        return getattr(self.model.config, "distilora_layers", None)
+
+    def encode(self, texts: Sequence[str]) -> tuple[list[dict[str, list[int]]], list[bool]]:
+        """Token ids truncated to ``max_length``, and which texts were truncated."""
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                                     return_overflowing_tokens=False, return_length=True)
+            full = self.tokenizer(list(texts), truncation=False, return_length=True, verbose=False)["length"]
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+        encodings = [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
+        return encodings, [n > self.max_length for n in full]
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        encodings, _ = self.encode(texts)
+        return forward_in_batches(self.model, encodings, self.tokenizer, self.batch_size).logits
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities, one row per text (columns in ``self.labels`` order)."""
+        return softmax(self.logits(texts), axis=-1)
+
+    def predict(self, texts: Sequence[str] | str) -> list[Prediction]:
+        """The label and class probabilities for each text."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        encodings, truncated = self.encode(texts)
+        probs = softmax(forward_in_batches(self.model, encodings, self.tokenizer, self.batch_size).logits, axis=-1)
+        labels = self.labels
+        return [
+            Prediction(labels[int(row.argmax())], {label: float(p) for label, p in zip(labels, row, strict=True)}, cut)
+            for row, cut in zip(probs, truncated, strict=True)
+        ]
+
+
+def read_results(run_dir: str | Path) -> dict:
+    """The run's ``results.json``."""
+    path = Path(run_dir) / "results.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found. Make a run first: distilora run --output-dir {run_dir}")
+    return json.loads(path.read_text())

@@ -1,0 +1,51 @@
+"""The teacher's logits and final [CLS] states, computed once per training set and shared by every student.
+
+The teacher is frozen and in eval mode during distillation, so its outputs are the same at every step:
+computing them once is exact, and saves a teacher forward pass per student step.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import datasets
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from distilora.inference import forward_in_batches
+from distilora.training.losses import TEACHER_CLS, TEACHER_LOGITS
+
+logger = logging.getLogger(__name__)
+
+
+def compute_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                            train: datasets.Dataset, batch_size: int = 128) -> dict[str, np.ndarray]:
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in train.column_names]
+    encodings = [{k: row[k] for k in keys} for row in train]
+    output = forward_in_batches(teacher, encodings, tokenizer, batch_size=batch_size, want_cls=True)
+    return {TEACHER_LOGITS: output.logits.astype(np.float32), TEACHER_CLS: output.cls.astype(np.float32)}
+
+
+def cached_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: datasets.Dataset,
+                           cache_file: Path) -> dict[str, np.ndarray]:
+    """Load the targets from ``cache_file`` (named by a content hash) or compute and save them."""
+    if cache_file.exists():
+        targets = load_file(str(cache_file))
+        if len(targets[TEACHER_LOGITS]) == len(train):
+            logger.info("Teacher targets: reusing %s", cache_file)
+            return targets
+    logger.info("Teacher targets: one teacher pass over %d training examples", len(train))
+    targets = compute_teacher_targets(teacher, tokenizer, train)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache_file.with_suffix(".partial")
+    save_file(targets, str(partial))
+    partial.replace(cache_file)
+    return targets
+
+
+def with_teacher_targets(train: datasets.Dataset, targets: dict[str, np.ndarray]) -> datasets.Dataset:
+    for name in (TEACHER_LOGITS, TEACHER_CLS):
+        train = train.add_column(name, targets[name].tolist())
+    return train

