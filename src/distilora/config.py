@@ -77,6 +77,8 @@ class ExperimentConfig:
     teacher: str = DEFAULT_TEACHER
     output_dir: str | None = None
     seed: int = 42
+    num_seeds: int = 1
+    """Students and LoRA are trained with seeds ``seed, seed+1, …`` (the teacher once) for mean ± std."""
     students: tuple[str, ...] = ("odd", "even")
     run_lora: bool = True
     teacher_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, learning_rate=5e-5))
@@ -91,6 +93,9 @@ class ExperimentConfig:
             return Path(self.output_dir)
         name = Path(self.data.dataset.rstrip("/")).name or "dataset"
         return Path("runs") / name.replace("/", "_")
+
+    def all_seeds(self) -> list[int]:
+        return [self.seed + i for i in range(max(1, self.num_seeds))]
 
     def set_epochs(self, epochs: float) -> None:
         """Use the same number of epochs for every route."""

@@ -51,37 +51,48 @@ class Experiment:
         self.tokenizer.model_max_length = config.data.max_length
         self.encoded = encode_splits(self.data.splits, self.tokenizer, config.data.max_length)
         self.records: dict[str, StageRecord] = {}
+        self.seed_records: dict[tuple[str, int], StageRecord] = {}
+        self._distillation_data = None
         self.stage_seconds: dict[str, float] = {}
         self.reused: list[str] = []
 
     # ---- stages -------------------------------------------------------------------------------------
     def _train_stage(self, name: str, route: str, fp: str, layers, build, objective, training: TrainConfig,
-                     train_dataset=None, save=None) -> StageRecord:
+                     seed: int, train_dataset=None, save=None) -> StageRecord:
         """Train one model unless a finished stage with the same fingerprint exists; save it atomically."""
-        stage_dir = self.out / name
+        stage_dir = self._stage_dir(name, seed)
+        label = name if seed == self.config.seed else f"{name} seed {seed}"
         started = time.perf_counter()
         record = completed(stage_dir, fp)
         if record is not None:
-            logger.info("[%s] reusing finished stage in %s", name, stage_dir)
-            self.reused.append(name)
+            logger.info("[%s] reusing finished stage in %s", label, stage_dir)
+            self.reused.append(label)
         else:
-            logger.info("[%s] training (%s)", name, route)
-            set_seed(self.config.seed)
+            logger.info("[%s] training (%s)", label, route)
+            set_seed(seed)
             model = build()
             work = self.out / ".work" / f"{name}-{fp}"
             result = train_model(model, self.tokenizer, train_dataset or self.encoded["train"],
-                                 self.encoded["validation"], objective, training, work, self.config.seed, self.labels)
+                                 self.encoded["validation"], objective, training, work, seed, self.labels)
             partial = partial_dir(stage_dir)
             (save or _save_plain)(result.model, partial)
             self.tokenizer.save_pretrained(partial)
-            record = StageRecord(name=name, route=route, fingerprint=fp, layers=layers, train_loss=result.train_loss,
-                                 train_loss_mean=result.train_loss_mean, train_seconds=result.train_seconds,
-                                 trainable_params=result.trainable_params, history=result.history)
-            finish(partial, stage_dir, record)
+            record = StageRecord(name=name, route=route, fingerprint=fp, layers=layers, seed=seed,
+                                 train_loss=result.train_loss, train_loss_mean=result.train_loss_mean,
+                                 train_seconds=result.train_seconds, trainable_params=result.trainable_params,
+                                 history=result.history)
+            finish(partial, stage_dir, record, self.data.fingerprint)
             shutil.rmtree(work, ignore_errors=True)
-        self.records[name] = record
-        self.stage_seconds[name] = time.perf_counter() - started
+        if seed == self.config.seed:
+            self.records[name] = record
+        else:
+            self.seed_records[(name, seed)] = record
+        self.stage_seconds[label] = time.perf_counter() - started
         return record
+
+    def _stage_dir(self, name: str, seed: int) -> Path:
+        """Main-seed models live at the top of the run; other seeds under ``seeds/<seed>/``."""
+        return self.out / name if seed == self.config.seed else self.out / "seeds" / str(seed) / name
 
     def teacher_fingerprint(self) -> str:
         c = self.config
@@ -92,36 +103,38 @@ class Experiment:
         return self._train_stage(
             "teacher", "fine-tune", self.teacher_fingerprint(), None,
             lambda: load_pretrained_classifier(self.checkpoint, self.labels),
-            CrossEntropyObjective(), self.config.teacher_training,
+            CrossEntropyObjective(), self.config.teacher_training, self.config.seed,
         )
 
-    def train_students(self) -> None:
+    def train_students(self, seed: int) -> None:
         if not self.students:
             return
-        teacher = AutoModelForSequenceClassification.from_pretrained(self.out / "teacher")
-        cache = self.out / ".cache" / f"teacher-targets-{self.teacher_fingerprint()}.safetensors"
-        started = time.perf_counter()
-        targets = cached_teacher_targets(teacher, self.tokenizer, self.encoded["train"], cache)
-        self.stage_seconds["teacher_targets"] = time.perf_counter() - started
-        train = with_teacher_targets(self.encoded["train"], targets)
+        if self._distillation_data is None:
+            teacher = AutoModelForSequenceClassification.from_pretrained(self.out / "teacher")
+            cache = self.out / ".cache" / f"teacher-targets-{self.teacher_fingerprint()}.safetensors"
+            started = time.perf_counter()
+            targets = cached_teacher_targets(teacher, self.tokenizer, self.encoded["train"], cache)
+            self.stage_seconds["teacher_targets"] = time.perf_counter() - started
+            self._distillation_data = teacher, with_teacher_targets(self.encoded["train"], targets)
+        teacher, train = self._distillation_data
         c = self.config
         for name, layers in self.students.items():
             fp = fingerprint("student", self.teacher_fingerprint(), layers, asdict(c.student_training),
-                             asdict(c.distillation), c.seed)
+                             asdict(c.distillation), seed)
             self._train_stage(
                 name, "distil", fp, layers,
                 lambda layers=layers: build_student(teacher, layers),
-                DistillationObjective(c.distillation), c.student_training, train_dataset=train,
+                DistillationObjective(c.distillation), c.student_training, seed, train_dataset=train,
             )
 
-    def train_lora(self) -> None:
+    def train_lora(self, seed: int) -> None:
         c = self.config
         fp = fingerprint("lora", c.teacher, self.data.fingerprint, asdict(c.lora_training), asdict(c.lora),
-                         c.data.max_length, c.seed)
+                         c.data.max_length, seed)
         self._train_stage(
             "lora", "lora", fp, None,
             lambda: build_lora_model(self.checkpoint, self.labels, c.lora),
-            CrossEntropyObjective(), c.lora_training, save=_save_lora,
+            CrossEntropyObjective(), c.lora_training, seed, save=_save_lora,
         )
 
     # ---- evaluation ---------------------------------------------------------------------------------
@@ -168,7 +181,10 @@ class Experiment:
             "teacher": self.config.teacher,
             "teacher_checkpoint": self.checkpoint,
             "labels": self.labels,
-            "data_report": self.data.report,
+            "data_report": {
+                split: {**info, "label_counts": _label_counts(self.data.splits[split]["label"], len(self.labels))}
+                for split, info in self.data.report.items()
+            },
             "data_fingerprint": self.data.fingerprint,
             "seed": self.config.seed,
             "models": models,
@@ -180,12 +196,25 @@ class Experiment:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
+    def seed_runs(self, models: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """Validation and test metrics of every model for every seed (the teacher is trained once)."""
+        runs = {name: [{"seed": self.config.seed, "metrics": entry["metrics"]}] for name, entry in models.items()}
+        for (name, seed), _record in sorted(self.seed_records.items(), key=lambda item: item[0][1]):
+            logger.info("[%s seed %d] evaluating", name, seed)
+            metrics, _ = evaluate_model_dir(self._stage_dir(name, seed), self.data.splits, self.labels)
+            runs[name].append({"seed": seed, "metrics": metrics})
+        return runs
+
     def run(self) -> dict[str, Any]:
         self.train_teacher()
-        self.train_students()
-        if self.config.run_lora:
-            self.train_lora()
-        results = self.results(self.evaluate())
+        for seed in self.config.all_seeds():
+            self.train_students(seed)
+            if self.config.run_lora:
+                self.train_lora(seed)
+        models = self.evaluate()
+        results = self.results(models)
+        if self.seed_records:
+            results["seed_runs"] = self.seed_runs(models)
         (self.out / "results.json").write_text(json.dumps(results, indent=1))
         (self.out / "results.md").write_text(results_markdown(results))
         return results
@@ -194,6 +223,13 @@ class Experiment:
 def run_experiment(config: ExperimentConfig | None = None) -> dict[str, Any]:
     """Run the full comparison and return the contents of ``results.json``."""
     return Experiment(config or ExperimentConfig()).run()
+
+
+def _label_counts(labels: list[int], num_classes: int) -> list[int]:
+    counts = [0] * num_classes
+    for label in labels:
+        counts[label] += 1
+    return counts
 
 
 def _save_plain(model, directory: Path) -> None:

@@ -18,6 +18,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from distilora.artifacts import verify_manifest
+
 
 @dataclass
 class Prediction:
@@ -84,14 +86,20 @@ class Classifier:
         self._tokenizer_lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str | Path, name: str | None = None, device: str | None = None) -> Classifier:
-        """Load model ``name`` (teacher, odd, even, lora, …) of a run directory, or a model directory itself."""
+    def load(cls, path: str | Path, name: str | None = None, device: str | None = None,
+             verify: bool = True) -> Classifier:
+        """Load model ``name`` (teacher, odd, even, lora, …) of a run directory, or a model directory itself.
+
+        The directory's checksums are verified first (``verify=False`` skips that for models not made by distilora).
+        """
         path = Path(path)
         model_dir = path / name if name else path
         if not (model_dir / "config.json").exists():
             available = sorted(p.name for p in path.iterdir() if (p / "config.json").exists()) if path.is_dir() else []
             hint = f"; models in {path}: {', '.join(available)}" if available else ""
             raise FileNotFoundError(f"{model_dir}: no saved model here (no config.json){hint}")
+        if verify:
+            verify_manifest(model_dir)
         model = AutoModelForSequenceClassification.from_pretrained(model_dir)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device)

@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "default: odd and even)")
     run.add_argument("--no-lora", action="store_true", help="skip the LoRA model")
     run.add_argument("--seed", type=int, default=42)
+    run.add_argument("--seeds", type=_positive(int), default=1,
+                     help="train students and LoRA with this many seeds (seed, seed+1, …) for mean ± std")
     run.add_argument("--epochs", type=_positive(float), default=None,
                      help="epochs for every route (default: teacher 2, students 3, LoRA 3)")
     run.add_argument("--batch-size", type=_positive(int), default=None)
@@ -78,6 +80,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         teacher=args.teacher,
         output_dir=args.output_dir,
         seed=args.seed,
+        num_seeds=args.seeds,
         students=tuple(args.layers) if args.layers else ("odd", "even"),
         run_lora=not args.no_lora,
         distillation=DistillationConfig(args.w_ce, args.w_kd, args.w_cos, args.temperature),

@@ -39,7 +39,7 @@ def count_saved_parameters(model_dir: Path) -> int:
     total = 0
     for file in model_dir.glob("*.safetensors"):
         with safe_open(str(file), "np") as handle:
-            for key in handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open is not iterable
                 if not key.endswith("position_ids"):
                     total += int(np.prod(handle.get_slice(key).get_shape()))
     return total

@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run   — create .venv, install, run the default experiment (teacher → odd → even → LoRA → report)
+#   make test  — create .venv, install with the test extras, run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: run test lint bench serve clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/distilora run $(ARGS)
+
+test: $(VENV)/.installed-test
+	bash scripts/ensure_chromium.sh
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests scripts
+
+bench: $(VENV)/.installed
+	$(BIN)/distilora bench $(ARGS)
+
+serve: $(VENV)/.installed
+	$(BIN)/distilora serve $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
