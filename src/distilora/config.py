@@ -69,6 +69,17 @@ class LoraSettings:
     target_modules: tuple[str, ...] = ("query", "value")
 
 
+PRESETS: dict[str, dict[str, dict[str, float]]] = {
+    "cpu": {},
+    "gpu": {
+        "teacher_training": {"epochs": 3, "batch_size": 32, "learning_rate": 5e-5},
+        "student_training": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-4},
+        "lora_training": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3},
+    },
+}
+"""Named settings on top of the defaults; ``cpu`` is the default itself."""
+
+
 @dataclass
 class ExperimentConfig:
     """One full comparison: teacher → students → LoRA → evaluation."""
@@ -81,9 +92,10 @@ class ExperimentConfig:
     """Students and LoRA are trained with seeds ``seed, seed+1, …`` (the teacher once) for mean ± std."""
     students: tuple[str, ...] = ("odd", "even")
     run_lora: bool = True
-    teacher_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, learning_rate=5e-5))
-    student_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, learning_rate=1e-4))
-    lora_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, learning_rate=1e-3))
+    # Tuned for validation macro-F1 per minute on a 2-core CPU (docs/performance.md); PRESETS['gpu'] trains longer.
+    teacher_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, learning_rate=5e-5))
+    student_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, learning_rate=1e-4))
+    lora_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, learning_rate=1e-3))
     distillation: DistillationConfig = field(default_factory=DistillationConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
 
@@ -93,6 +105,14 @@ class ExperimentConfig:
             return Path(self.output_dir)
         name = Path(self.data.dataset.rstrip("/")).name or "dataset"
         return Path("runs") / name.replace("/", "_")
+
+    def apply_preset(self, name: str) -> None:
+        """``cpu`` (the defaults above) or ``gpu``: more epochs and larger batches where compute is cheap."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        for route, values in PRESETS[name].items():
+            for key, value in values.items():
+                setattr(getattr(self, route), key, value)
 
     def all_seeds(self) -> list[int]:
         return [self.seed + i for i in range(max(1, self.num_seeds))]

@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, PermissionError) as error:
         print(f"distilora {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a vanished directory: say so in one line, keep finished stages
+        print(f"distilora {args.command}: error: {error}. Finished stages are kept; fix this and run the same "
+              "command again to resume.", file=sys.stderr)
+        return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())

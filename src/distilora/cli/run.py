@@ -48,8 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=int, default=42)
     run.add_argument("--seeds", type=_positive(int), default=1,
                      help="train students and LoRA with this many seeds (seed, seed+1, …) for mean ± std")
+    run.add_argument("--preset", choices=("cpu", "gpu"), default="cpu",
+                     help="cpu: tuned for minutes on 2 cores; gpu: more epochs (explicit options still win)")
     run.add_argument("--epochs", type=_positive(float), default=None,
-                     help="epochs for every route (default: teacher 2, students 3, LoRA 3)")
+                     help="epochs for every route (default: teacher 1, students 2, LoRA 2)")
     run.add_argument("--batch-size", type=_positive(int), default=None)
 
     distil = parser.add_argument_group("distillation: L = w_ce·CE + w_kd·T²·KL + w_cos·(1 − cos)")
@@ -85,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         run_lora=not args.no_lora,
         distillation=DistillationConfig(args.w_ce, args.w_kd, args.w_cos, args.temperature),
     )
+    config.apply_preset(args.preset)
     if args.epochs is not None:
         config.set_epochs(args.epochs)
     if args.batch_size is not None:

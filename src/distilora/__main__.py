@@ -1,0 +1,5 @@
+import sys
+
+from distilora.cli import main
+
+sys.exit(main())
