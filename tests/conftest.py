@@ -73,6 +73,7 @@ def tiny_experiment_config(dataset: Path, teacher: Path, output: Path, **overrid
         teacher_training=TrainConfig(**fast),
         student_training=TrainConfig(**fast),
         lora_training=TrainConfig(**fast),
+        measure_speed=False,
     )
     for key, value in overrides.items():
         setattr(config, key, value)

@@ -31,7 +31,7 @@ def _run_args(dataset: Path, teacher: Path, output: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def larger_dataset(tmp_path_factory) -> Path:
     # Enough steps that a student is reliably still training when the test kills the run.
-    return make_dataset(tmp_path_factory.mktemp("larger-data"), sizes=(1600, 64, 64))
+    return make_dataset(tmp_path_factory.mktemp("larger-data"), sizes=(400, 64, 64))
 
 
 def test_sigkill_during_student_then_rerun_resumes(tmp_path, tiny_teacher, larger_dataset):
@@ -42,14 +42,16 @@ def test_sigkill_during_student_then_rerun_resumes(tmp_path, tiny_teacher, large
                                stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 240
     checkpoint = None
-    while time.monotonic() < deadline and process.poll() is None:
-        checkpoint = next(iter(sorted((output / ".work").glob("odd-*/checkpoint-*"))), None)
-        if checkpoint is not None:
-            break
-        time.sleep(0.05)
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            checkpoint = next(iter(sorted((output / ".work").glob("odd-*/checkpoint-*"))), None)
+            if checkpoint is not None:
+                break
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
     assert checkpoint is not None, "the student never wrote a checkpoint: " + (tmp_path / "first.log").read_text()
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
     assert not (output / "odd" / "manifest.json").exists(), "odd finished before the kill; nothing was tested"
     verify_manifest(output / "teacher")
     teacher_weights = output / "teacher" / "model.safetensors"

@@ -92,6 +92,10 @@ class ExperimentConfig:
     """Students and LoRA are trained with seeds ``seed, seed+1, …`` (the teacher once) for mean ± std."""
     students: tuple[str, ...] = ("odd", "even")
     run_lora: bool = True
+    report: bool = True
+    """Write report.html / report.md / plots at the end of the run."""
+    measure_speed: bool = True
+    """Time single-text latency and batch throughput of every model for the report."""
     # Tuned for validation macro-F1 per minute on a 2-core CPU (docs/performance.md); PRESETS['gpu'] trains longer.
     teacher_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, learning_rate=5e-5))
     student_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, learning_rate=1e-4))

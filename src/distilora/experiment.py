@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -13,6 +14,7 @@ from typing import Any
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, set_seed
 
+from distilora.artifacts import verify_manifest
 from distilora.config import ExperimentConfig, TrainConfig
 from distilora.data import TaskData, encode_splits, load_task_data
 from distilora.evaluation.evaluate import count_saved_parameters, evaluate_model_dir, weights_size_mb
@@ -26,6 +28,7 @@ from distilora.models import (
     resolve_checkpoint,
     student_name,
 )
+from distilora.models.students import LayerSpecError
 from distilora.stages import StageRecord, completed, fingerprint, finish, partial_dir
 from distilora.training import CrossEntropyObjective, DistillationObjective, train_model
 from distilora.training.teacher_targets import cached_teacher_targets, with_teacher_targets
@@ -42,7 +45,7 @@ class Experiment:
         self.checkpoint = resolve_checkpoint(config.teacher)
         teacher_depth = AutoConfig.from_pretrained(self.checkpoint).num_hidden_layers
         # Check every layer spec before any training starts.
-        self.students = {student_name(spec): parse_layer_spec(spec, teacher_depth) for spec in config.students}
+        self.students = _students(config.students, teacher_depth)
         self.teacher_depth = teacher_depth
         _ensure_writable(self.out)
         self.data: TaskData = load_task_data(config.data, config.seed)
@@ -83,6 +86,8 @@ class Experiment:
                                  history=result.history)
             finish(partial, stage_dir, record, self.data.fingerprint)
             shutil.rmtree(work, ignore_errors=True)
+            with contextlib.suppress(OSError):  # only removed when no other stage left work behind
+                work.parent.rmdir()
         if seed == self.config.seed:
             self.records[name] = record
         else:
@@ -93,6 +98,10 @@ class Experiment:
     def _stage_dir(self, name: str, seed: int) -> Path:
         """Main-seed models live at the top of the run; other seeds under ``seeds/<seed>/``."""
         return self.out / name if seed == self.config.seed else self.out / "seeds" / str(seed) / name
+
+    def _teacher_weights_hash(self) -> str:
+        files = verify_manifest(self.out / "teacher")["files"]
+        return fingerprint({k: v for k, v in files.items() if k.endswith(".safetensors")})
 
     def teacher_fingerprint(self) -> str:
         c = self.config
@@ -119,8 +128,9 @@ class Experiment:
         teacher, train = self._distillation_data
         c = self.config
         for name, layers in self.students.items():
-            fp = fingerprint("student", self.teacher_fingerprint(), layers, asdict(c.student_training),
-                             asdict(c.distillation), seed)
+            # The teacher's weights, not only its settings: a retrained teacher means new students.
+            fp = fingerprint("student", self.teacher_fingerprint(), self._teacher_weights_hash(), layers,
+                             asdict(c.student_training), asdict(c.distillation), seed)
             self._train_stage(
                 name, "distil", fp, layers,
                 lambda layers=layers: build_student(teacher, layers),
@@ -215,14 +225,40 @@ class Experiment:
         results = self.results(models)
         if self.seed_records:
             results["seed_runs"] = self.seed_runs(models)
-        (self.out / "results.json").write_text(json.dumps(results, indent=1))
-        (self.out / "results.md").write_text(results_markdown(results))
+        write_atomic(self.out / "results.json", json.dumps(results, indent=1))
+        write_atomic(self.out / "results.md", results_markdown(results))
+        if self.config.report:
+            from distilora.report import build_report
+
+            logger.info("Writing the report (plots, confidence intervals, paired tests)")
+            build_report(self.out, measure_speed=self.config.measure_speed)
+            results = json.loads((self.out / "results.json").read_text())
         return results
 
 
 def run_experiment(config: ExperimentConfig | None = None) -> dict[str, Any]:
     """Run the full comparison and return the contents of ``results.json``."""
     return Experiment(config or ExperimentConfig()).run()
+
+
+def _students(specs: tuple[str, ...], teacher_depth: int) -> dict[str, list[int]]:
+    """Name → teacher layers for each ``--layers`` spec; two specs for the same layers are an error."""
+    students: dict[str, list[int]] = {}
+    for spec in specs:
+        layers = parse_layer_spec(spec, teacher_depth)
+        named = spec.strip().lower() in ("odd", "even")
+        name = student_name(spec if named else ",".join(map(str, layers)))
+        if name in students or layers in students.values():
+            raise LayerSpecError(f"--layers {spec!r} selects the same student twice")
+        students[name] = layers
+    return students
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file and rename it over ``path``: readers never see half a file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def _label_counts(labels: list[int], num_classes: int) -> list[int]:

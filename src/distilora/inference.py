@@ -116,13 +116,25 @@ class Classifier:
 
     def encode(self, texts: Sequence[str]) -> tuple[list[dict[str, list[int]]], list[bool]]:
         """Token ids truncated to ``max_length``, and which texts were truncated."""
+        texts = list(texts)
+        if not texts:  # the tokenizer fails on an empty batch
+            return [], []
         with self._tokenizer_lock:
-            encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
-                                     return_overflowing_tokens=False, return_length=True)
-            full = self.tokenizer(list(texts), truncation=False, return_length=True, verbose=False)["length"]
+            encoded = self.tokenizer(texts, truncation=False, verbose=False)
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
-        encodings = [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
-        return encodings, [n > self.max_length for n in full]
+        limit = self.max_length
+        # One tokenizer pass: cut long texts here, keeping the closing special token ([SEP]) exactly as
+        # truncation=True would for a single sequence, and remember which texts were cut.
+        tail = 1 if self.tokenizer.num_special_tokens_to_add() == 2 else 0
+        encodings, truncated = [], []
+        for i in range(len(texts)):
+            row = {k: encoded[k][i] for k in keys}
+            cut = len(row["input_ids"]) > limit
+            if cut:
+                row = {k: v[: limit - tail] + v[len(v) - tail :] for k, v in row.items()}
+            encodings.append(row)
+            truncated.append(cut)
+        return encodings, truncated
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         encodings, _ = self.encode(texts)

@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="student layers: odd, even or 1-based teacher layers like 1,3,5 (repeatable; "
                           "default: odd and even)")
     run.add_argument("--no-lora", action="store_true", help="skip the LoRA model")
+    run.add_argument("--no-report", action="store_true", help="skip report.html / report.md / plots")
+    run.add_argument("--no-speed", action="store_true", help="report without timing the models")
     run.add_argument("--seed", type=int, default=42)
     run.add_argument("--seeds", type=_positive(int), default=1,
                      help="train students and LoRA with this many seeds (seed, seed+1, …) for mean ± std")
@@ -85,6 +87,8 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         num_seeds=args.seeds,
         students=tuple(args.layers) if args.layers else ("odd", "even"),
         run_lora=not args.no_lora,
+        report=not args.no_report,
+        measure_speed=not args.no_speed,
         distillation=DistillationConfig(args.w_ce, args.w_kd, args.w_cos, args.temperature),
     )
     config.apply_preset(args.preset)

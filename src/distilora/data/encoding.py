@@ -6,7 +6,8 @@ import datasets
 from transformers import PreTrainedTokenizerBase
 
 
-def encode_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int) -> datasets.DatasetDict:
+def encode_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase,
+                  max_length: int) -> datasets.DatasetDict:
     """Add ``input_ids`` / ``attention_mask`` / ``token_type_ids``, ``labels`` and ``length``; drop the raw text."""
 
     def encode(batch):

@@ -127,11 +127,17 @@ def _read_file(file: Path, config: DataConfig) -> tuple[list, list, str]:
     builder = FORMATS[file.suffix]
     # Keep the text exactly as written: pandas would otherwise turn the tweet "NA" or "null" into a missing value.
     kwargs = {"keep_default_na": False, "encoding_errors": "strict"} if builder == "csv" else {}
+    # A local file reads in a moment: no "Generating train split" progress bars (a CLI error stays one line).
+    bars_were_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
     try:
         table = datasets.load_dataset(builder, data_files=str(file), split="train", **kwargs)
     except Exception as error:  # datasets wraps decoding errors in several exception types
         cause = error.__cause__ or error
         raise DataError(f"{file}: could not be read as {builder.upper()}: {type(cause).__name__}: {cause}") from error
+    finally:
+        if not bars_were_disabled:
+            datasets.enable_progress_bars()
     return _columns(table, config, str(file))
 
 
@@ -184,6 +190,8 @@ def _as_label_value(value: Any) -> int | str | None:
 
 def _label_mapping(train: tuple[list, list, str], names: list[str] | None, config: DataConfig):
     """Class names and a function mapping a normalised label value to its id (or None if unknown)."""
+    # Integer labels are class ids when the class names are declared (labels.txt or a hub ClassLabel).
+    declared = names is not None
     if names is None:
         values = {v for v in map(_as_label_value, train[1]) if v is not None}
         if any(isinstance(v, str) for v in values):
@@ -193,7 +201,7 @@ def _label_mapping(train: tuple[list, list, str], names: list[str] | None, confi
         if len(names) < 2:
             raise DataError(f"{train[2]}: column {config.label_column!r} has fewer than 2 distinct labels")
     index = {name: i for i, name in enumerate(names)}
-    ints_are_ids = names == [str(i) for i in range(len(names))] or _declared(config)
+    ints_are_ids = names == [str(i) for i in range(len(names))] or declared
 
     def to_id(value: int | str) -> int | None:
         if isinstance(value, int) and ints_are_ids:
@@ -201,11 +209,6 @@ def _label_mapping(train: tuple[list, list, str], names: list[str] | None, confi
         return index.get(str(value))
 
     return names, to_id
-
-
-def _declared(config: DataConfig) -> bool:
-    """Integer labels are class ids when the class names come from labels.txt or the hub."""
-    return (Path(config.dataset).expanduser() / "labels.txt").exists() or not Path(config.dataset).exists()
 
 
 def _clean_split(texts, values, to_id, labels, origin: str, strict: bool):
@@ -241,7 +244,9 @@ def _clean_split(texts, values, to_id, labels, origin: str, strict: bool):
 def _stratified_split(train: datasets.Dataset, fraction: float, seed: int):
     labels = np.asarray(train["label"])
     counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
+    classes, n_test = int((counts > 0).sum()), math.ceil(fraction * len(labels))
+    # Stratify where scikit-learn can: every class twice, and room for every class on both sides.
+    stratify = labels if counts[counts > 0].min() >= 2 and min(n_test, len(labels) - n_test) >= classes else None
     train_idx, val_idx = train_test_split(np.arange(len(train)), test_size=fraction, random_state=seed,
                                           stratify=stratify)
     return train.select(sorted(train_idx)), train.select(sorted(val_idx))

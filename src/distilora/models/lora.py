@@ -22,4 +22,6 @@ def build_lora_model(checkpoint: str, labels: list[str], settings: LoraSettings)
         return get_peft_model(base, config)
     except ValueError as error:
         names = sorted({name.rsplit(".", 1)[-1] for name, _ in base.named_modules() if name})
-        raise ValueError(f"LoRA target modules {list(settings.target_modules)}: {error}. Module names: {names}") from error
+        raise ValueError(
+            f"LoRA target modules {list(settings.target_modules)}: {error}. Module names: {names}"
+        ) from error

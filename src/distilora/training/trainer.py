@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -132,6 +133,21 @@ def training_arguments(config: TrainConfig, work_dir: Path, num_train: int, seed
     )
 
 
+def last_complete_checkpoint(work_dir: Path) -> str | None:
+    """The newest checkpoint the Trainer finished writing (``trainer_state.json`` is its last file).
+
+    A run killed in the middle of a save leaves a half-written checkpoint: it is removed, not resumed from.
+    """
+    if not work_dir.exists():
+        return None
+    while (checkpoint := get_last_checkpoint(str(work_dir))) is not None:
+        if (Path(checkpoint) / "trainer_state.json").exists():
+            return checkpoint
+        logger.warning("Removing incomplete checkpoint %s (the run stopped while saving it)", checkpoint)
+        shutil.rmtree(checkpoint)
+    return None
+
+
 def train_model(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -163,7 +179,7 @@ def train_model(
         callbacks=[EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)],
         objective=objective,
     )
-    resume = get_last_checkpoint(str(work_dir)) if work_dir.exists() else None
+    resume = last_complete_checkpoint(work_dir)
     if resume:
         logger.info("Resuming from %s", resume)
     started = time.perf_counter()

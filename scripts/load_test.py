@@ -1,0 +1,247 @@
+#!/usr/bin/env python
+"""Load-test a running ``distilora serve`` on loopback: N concurrent clients for T seconds (or R requests).
+
+    distilora serve &                       # in another terminal, or: make serve
+    .venv/bin/python scripts/load_test.py --port 8000 --clients 32 --duration 60
+
+Reports requests/s, latency p50 / p90 / p99, transport errors, HTTP statuses (5xx counted apart) and the server's
+resident memory (RSS) before and after — found by the port it listens on, or given with --pid. Exit status 1 when
+any request failed or got a 5xx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import ipaddress
+import json
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+SENTENCES = [
+    "What a lovely sunny afternoon with friends and coffee.",
+    "You are worthless trash and everyone hates you.",
+    "Honestly, the match was okay, sometimes a bit meh.",
+    "Those people are vermin and do not belong in this country.",
+    "I can't believe how kind the neighbours were during the holiday, thank you all so much!",
+    "This is the stupidest idea I have ever read, and the people pushing it are idiots. " * 6,
+]
+
+
+@dataclass
+class Tally:
+    """What every client saw, merged under a lock."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    sent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim(self, limit: int) -> bool:
+        """Reserve one request of the overall budget."""
+        with self.lock:
+            if self.sent >= limit:
+                return False
+            self.sent += 1
+            return True
+
+
+def loopback_only(host: str) -> str:
+    """The host, if every address it resolves to is loopback; SystemExit otherwise."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror as error:
+        raise SystemExit(f"load_test: cannot resolve {host!r}: {error}") from None
+    if not addresses or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+        raise SystemExit(f"load_test: {host!r} is not a loopback address; this script only drives a local server")
+    return host
+
+
+def find_server_pid(port: int) -> int | None:
+    """The process listening on ``port`` (needs permission to see it), or None."""
+    import psutil
+
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return conn.pid
+    except psutil.AccessDenied:
+        return None
+    return None
+
+
+def rss_mib(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    import psutil
+
+    try:
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except psutil.Error:
+        return None
+
+
+def request_body(i: int, texts_per_request: int, model: str | None) -> bytes:
+    texts = [SENTENCES[(i + k) % len(SENTENCES)] for k in range(texts_per_request)]
+    body: dict = {"texts": texts}
+    if model:
+        body["model"] = model
+    return json.dumps(body).encode()
+
+
+def client(host: str, port: int, deadline: float, limit: int, texts_per_request: int, model: str | None,
+           timeout_s: float, tally: Tally, seed: int) -> None:
+    """One client: a keep-alive connection sending requests one after another until time or budget runs out."""
+    conn: http.client.HTTPConnection | None = None
+    i = seed
+    while time.monotonic() < deadline and tally.claim(limit):
+        body = request_body(i, texts_per_request, model)
+        i += 1
+        started = time.perf_counter()
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
+            conn.request("POST", "/api/v1/classify", body=body, headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            elapsed = (time.perf_counter() - started) * 1000
+            with tally.lock:
+                tally.latencies_ms.append(elapsed)
+                tally.statuses[response.status] += 1
+            if response.getheader("connection", "").lower() == "close":
+                conn.close()
+                conn = None
+        except (OSError, http.client.HTTPException) as error:
+            with tally.lock:
+                tally.errors[type(error).__name__] += 1
+            if conn is not None:
+                conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def check_health(host: str, port: int) -> None:
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        conn.request("GET", "/healthz")
+        status = conn.getresponse().status
+        conn.close()
+    except OSError as error:
+        raise SystemExit(f"load_test: no server on {host}:{port} ({error}); start one with `distilora serve`") from None
+    if status != 200:
+        raise SystemExit(f"load_test: {host}:{port}/healthz answered {status}; the server is not ready")
+
+
+def run(args: argparse.Namespace) -> dict:
+    host = loopback_only(args.host)
+    check_health(host, args.port)
+    pid = args.pid or find_server_pid(args.port)
+    rss_before = rss_mib(pid)
+    tally = Tally()
+    started = time.monotonic()
+    deadline = started + args.duration
+    threads = [
+        threading.Thread(target=client, daemon=True,
+                         args=(host, args.port, deadline, args.max_requests, args.texts_per_request, args.model,
+                               args.request_timeout, tally, n))
+        for n in range(args.clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(args.duration + args.request_timeout + 5)
+    wall = time.monotonic() - started
+    rss_after = rss_mib(pid)
+    with tally.lock:
+        latencies = list(tally.latencies_ms)
+        statuses = dict(tally.statuses)
+        errors = dict(tally.errors)
+    answered = len(latencies)
+    return {
+        "url": f"http://{host}:{args.port}/api/v1/classify",
+        "clients": args.clients,
+        "texts_per_request": args.texts_per_request,
+        "model": args.model or "default",
+        "seconds": round(wall, 3),
+        "requests": answered + sum(errors.values()),
+        "answered": answered,
+        "requests_per_s": round(answered / wall, 2) if wall else None,
+        "latency_ms": {name: None if v is None else round(v, 2) for name, v in (
+            ("p50", percentile(latencies, 50)), ("p90", percentile(latencies, 90)),
+            ("p99", percentile(latencies, 99)), ("max", max(latencies) if latencies else None))},
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "errors": errors,
+        "error_count": sum(errors.values()),
+        "non_2xx": sum(v for k, v in statuses.items() if not 200 <= k < 300),
+        "server_5xx": sum(v for k, v in statuses.items() if k >= 500),
+        "server_pid": pid,
+        "rss_mib_before": None if rss_before is None else round(rss_before, 1),
+        "rss_mib_after": None if rss_after is None else round(rss_after, 1),
+        "rss_mib_change": None if rss_before is None or rss_after is None else round(rss_after - rss_before, 1),
+    }
+
+
+def summary(report: dict) -> str:
+    lat = report["latency_ms"]
+    rss = ("server RSS: unknown (pass --pid)" if report["rss_mib_before"] is None else
+           f"server RSS (pid {report['server_pid']}): {report['rss_mib_before']} MiB before, "
+           f"{report['rss_mib_after']} MiB after ({report['rss_mib_change']:+} MiB)")
+    return "\n".join([
+        f"{report['url']}: {report['clients']} clients, {report['texts_per_request']} text(s)/request, "
+        f"model {report['model']}, {report['seconds']} s",
+        f"requests: {report['requests']} ({report['requests_per_s']} answered/s)",
+        f"latency ms: p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  max {lat['max']}",
+        f"statuses: {report['statuses']}  non-2xx: {report['non_2xx']}  5xx: {report['server_5xx']}",
+        f"transport errors: {report['error_count']} {report['errors'] or ''}".rstrip(),
+        rss,
+    ])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="the server's address (loopback only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds to run at most")
+    parser.add_argument("--max-requests", type=int, default=1_000_000, help="requests to send at most")
+    parser.add_argument("--texts-per-request", type=int, default=1)
+    parser.add_argument("--model", default=None, help="model to ask (default: the server's default)")
+    parser.add_argument("--request-timeout", type=float, default=60.0, help="client timeout per request, seconds")
+    parser.add_argument("--pid", type=int, default=None, help="the server's process id (default: found by port)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    for name in ("clients", "max_requests", "texts_per_request"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if not 0 < args.duration <= 3600:
+        parser.error("--duration must be in (0, 3600] seconds")
+    if args.texts_per_request > 256:
+        parser.error("--texts-per-request: the API takes at most 256")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = run(args)
+    print(json.dumps(report, indent=1) if args.json else summary(report))
+    return 0 if report["error_count"] == 0 and report["server_5xx"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""'What the numbers say': sentences computed from the results, each stating only what the data shows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from distilora.report import formatting as f
+from distilora.report.analysis import ranking
+from distilora.report.context import ReportContext
+
+COMPONENT_NAMES = {"loss_kd": "the KL term (× T²)", "loss_cos": "the cosine term (1 − cos)", "loss_ce": "CE"}
+TIE = 1e-12
+
+
+def findings(ctx: ReportContext) -> list[str]:
+    """Every finding, in reading order."""
+    sentences = [*_best(ctx), *_baseline(ctx)]
+    # The best-vs-runner-up comparison is already told in the first sentence.
+    sentences += [_comparison(c) for c in ctx.statistics["comparisons"] if c["kind"] != "best vs runner-up"]
+    sentences += _cost(ctx) + _components(ctx) + _seeds(ctx) + _precision(ctx)
+    return [s for s in sentences if s]
+
+
+def _find_comparison(ctx: ReportContext, a: str, b: str) -> dict | None:
+    """The comparison of ``a`` and ``b`` oriented as ``a − b`` (flipped if it was stored the other way)."""
+    for c in ctx.statistics["comparisons"]:
+        if (c["a"], c["b"]) == (a, b):
+            return c
+        if (c["a"], c["b"]) == (b, a):
+            d = c["macro_f1_difference"]
+            mc = c["mcnemar"]
+            return {**c, "a": a, "b": b,
+                    "macro_f1_difference": {"estimate": -d["estimate"], "low": -d["high"], "high": -d["low"]},
+                    "mcnemar": {**mc, "a_only_correct": mc["b_only_correct"], "b_only_correct": mc["a_only_correct"]}}
+    return None
+
+
+def _significance(c: Mapping) -> str:
+    d, mc = c["macro_f1_difference"], c["mcnemar"]
+    discordant = mc["a_only_correct"] + mc["b_only_correct"]
+    if discordant == 0 and abs(d["estimate"]) <= TIE:
+        return (f"{c['a']} and {c['b']} are right and wrong on exactly the same test items, so there is no "
+                "difference to test (McNemar p = 1).")
+    if c["difference_significant"]:
+        f1_text = f"the macro-F1 difference is statistically significant (95 % CI {f.signed_ci(d)} excludes 0)"
+    else:
+        f1_text = f"the macro-F1 difference is not statistically significant (95 % CI {f.signed_ci(d)} contains 0)"
+    errors = "differ significantly" if c["mcnemar_significant"] else "do not differ significantly"
+    return (f"{f1_text}; on the {discordant} items exactly one of them gets right ({mc['a_only_correct']} only "
+            f"{c['a']}, {mc['b_only_correct']} only {c['b']}), McNemar's exact test gives {f.p_is(mc['p_value'])} "
+            f"(Holm-adjusted {f.p_value(mc['p_holm'])}): their error rates {errors}.")
+
+
+def _best(ctx: ReportContext) -> list[str]:
+    names = [n for n in ctx.models if n in ctx.intervals]
+    if not names:
+        return []
+    ranked = ranking(ctx.intervals, names)
+    score = {n: ctx.intervals[n]["macro_f1"]["estimate"] for n in names}
+    top = [n for n in ranked if score[ranked[0]] - score[n] <= TIE]
+    if len(top) == len(ranked) and len(top) > 1:
+        return [f"All {len(top)} models have the same test macro-F1, {score[top[0]]:.3f}; the test set does not "
+                "separate them."]
+    if len(top) > 1:
+        return [f"The highest test macro-F1, {score[top[0]]:.3f}, is shared by {_join(top)}; the test set does not "
+                "rank them."]
+    best, runner_up = ranked[0], ranked[1] if len(ranked) > 1 else None
+    interval = ctx.intervals[best]["macro_f1"]
+    sentence = (f"{best} has the highest test macro-F1: {interval['estimate']:.3f} "
+                f"(95 % CI {interval['low']:.3f}–{interval['high']:.3f})")
+    if runner_up is None:
+        return [sentence + "."]
+    sentence += f", {score[best] - score[runner_up]:.3f} above the next best, {runner_up} ({score[runner_up]:.3f})."
+    comparison = _find_comparison(ctx, best, runner_up)
+    if comparison:
+        sentence += " Paired on the test items: " + _significance(comparison)
+    return [sentence]
+
+
+def _baseline(ctx: ReportContext) -> list[str]:
+    base = ctx.baseline.metrics.get("test")
+    if not base:
+        return []
+    value = base["macro_f1"]
+    sentence = (f"The majority-class baseline (always '{ctx.baseline.label}', chosen from the "
+                f"{ctx.baseline.source}) scores test macro-F1 {value:.3f} and accuracy {base['accuracy']:.3f}.")
+    names = [n for n in ctx.models if n in ctx.intervals]
+    above = [n for n in names if ctx.intervals[n]["macro_f1"]["estimate"] > value + TIE]
+    clear = [n for n in above if ctx.intervals[n]["macro_f1"]["low"] > value]
+    not_above = [n for n in names if n not in above]
+    if not_above:
+        sentence += f" {_join(not_above)} {'does' if len(not_above) == 1 else 'do'} not score above it."
+    if above:
+        sentence += f" {_join(above)} {'scores' if len(above) == 1 else 'score'} above it"
+        unclear = [n for n in above if n not in clear]
+        sentence += (f"; for {_join(unclear)} the lower end of the 95 % CI is at or below the baseline, so that "
+                     "margin is not established." if unclear else ", each with its whole 95 % CI above the baseline.")
+    return [sentence]
+
+
+def _comparison(c: Mapping) -> str:
+    d = c["macro_f1_difference"]["estimate"]
+    direction = "equal to" if abs(d) <= TIE else ("higher than" if d > 0 else "lower than")
+    amount = "" if abs(d) <= TIE else f" by {abs(d):.3f}"
+    return f"{c['a']} vs {c['b']} ({c['kind']}): {c['a']}'s test macro-F1 is {direction} {c['b']}'s{amount}; " + \
+        _significance(c)
+
+
+def _cost(ctx: ReportContext) -> list[str]:
+    teacher = next((n for n, m in ctx.models.items() if m.get("route") == "fine-tune"), None)
+    if teacher is None:
+        return []
+    t, t_speed = ctx.models[teacher], ctx.speed_of(teacher)
+    out = []
+    for name, m in ctx.models.items():
+        if name == teacher:
+            continue
+        parts = []
+        if m.get("size_mb") and t.get("size_mb"):
+            parts.append(f"{f.ratio(m['size_mb'] / t['size_mb'])} the size on disk "
+                         f"({m['size_mb']:.1f} vs {t['size_mb']:.1f} MiB)")
+        if m.get("params") and t.get("params"):
+            parts.append(f"{f.ratio(m['params'] / t['params'])} the parameters")
+        speed = ctx.speed_of(name)
+        if speed and t_speed:
+            parts.append(f"{_speed_words(t_speed['latency_ms'] / speed['latency_ms'])} on a single text "
+                         f"({speed['latency_ms']:.2f} vs {t_speed['latency_ms']:.2f} ms, median)")
+            parts.append(f"{f.ratio(speed['throughput'] / t_speed['throughput'])} the batch throughput "
+                         f"({speed['throughput']:.0f} vs {t_speed['throughput']:.0f} texts/s)")
+        if parts:
+            out.append(f"{name} compared with {teacher}: " + ", ".join(parts) + ".")
+        if m.get("route") == "lora" and m.get("trainable_params") and m.get("params"):
+            adapter = (f"; the adapter alone is {m['adapter_size_mb']:.2f} MiB on disk"
+                       if m.get("adapter_size_mb") is not None else "")
+            out.append(f"{name} trained {m['trainable_params'] / m['params']:.1%} of its parameters "
+                       f"({f.params(m['trainable_params'])} of {f.params(m['params'])}){adapter}.")
+    if out and not ctx.speed:
+        out.append("Inference speed was not measured for this report, so no speed ratios are given.")
+    return out
+
+
+def _speed_words(ratio: float) -> str:
+    """``2.00× faster`` or ``1.25× slower`` (``ratio`` = teacher latency / model latency)."""
+    if abs(ratio - 1) < 0.005:
+        return "as fast"
+    return f"{ratio:.2f}× faster" if ratio > 1 else f"{1 / ratio:.2f}× slower"
+
+
+def _components(ctx: ReportContext) -> list[str]:
+    out = []
+    for name, m in ctx.models.items():
+        history = [h for h in m.get("history") or [] if "loss_kd" in h or "loss_cos" in h]
+        if not history:
+            continue
+        moves = []
+        for key in ("loss_kd", "loss_cos", "loss_ce"):
+            values = [h[key] for h in history if h.get(key) is not None]
+            if len(values) >= 1:
+                first, last = values[0], values[-1]
+                verb = "fell" if last < first else "rose" if last > first else "stayed"
+                moves.append(f"{COMPONENT_NAMES[key]} {verb} from {first:.3g} to {last:.3g}"
+                             f"{f.percent_change(first, last)}")
+        steps = [h["step"] for h in history if "step" in h]
+        span = f" ({len(history)} logged values, steps {steps[0]}–{steps[-1]})" if steps else ""
+        out.append(f"From the first to the last logged value of {name}'s distillation{span}, "
+                   + ", ".join(moves[:-1]) + f" and {moves[-1]}.")
+    return out
+
+
+def _seeds(ctx: ReportContext) -> list[str]:
+    out = []
+    for name in ctx.models:
+        if not ctx.multi_seed(name):
+            continue
+        summary = ctx.seeds[name]
+        test = summary.get("test", {}).get("macro_f1")
+        interval = ctx.intervals.get(name, {}).get("macro_f1")
+        if test:
+            extra = (f"; the main seed's 95 % bootstrap CI is {interval['low']:.3f}–{interval['high']:.3f}"
+                     if interval else "")
+            out.append(f"Over {summary['n_seeds']} seeds, {name}'s test macro-F1 is {test['mean']:.3f} ± "
+                       f"{test['std']:.3f} (mean ± std, range {min(test['values']):.3f}–{max(test['values']):.3f})"
+                       f"{extra}.")
+    return out
+
+
+def _precision(ctx: ReportContext) -> list[str]:
+    widths = {n: i["macro_f1"]["high"] - i["macro_f1"]["low"] for n, i in ctx.intervals.items() if n in ctx.models}
+    if not widths:
+        return []
+    widest = max(widths, key=widths.get)
+    n = ctx.statistics["method"]["n_items"]
+    return [f"All intervals come from the same {n} test items; the widest 95 % macro-F1 interval ({widest}) "
+            f"spans {widths[widest]:.3f}."]
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

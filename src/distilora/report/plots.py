@@ -1,0 +1,185 @@
+"""The report's figures, drawn with matplotlib's object API (Agg canvas, no global pyplot state) to PNG files."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+COMPONENTS = [("loss_ce", "CE (vs. labels)"), ("loss_kd", "KL to teacher (× T²)"),
+              ("loss_cos", "1 − cosine to teacher [CLS]")]
+COMPONENT_STYLES = [{"marker": "o", "linestyle": "-"}, {"marker": "s", "linestyle": "--"},
+                    {"marker": "^", "linestyle": ":"}]
+DPI = 110
+
+
+def file_stem(name: str) -> str:
+    """A file-name-safe form of a model name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    return path
+
+
+def _series(history: Sequence[Mapping], key: str) -> tuple[list[float], list[float]]:
+    points = [(h["step"], h[key]) for h in history if key in h and h.get(key) is not None and "step" in h]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def _line(ax: Axes, history: Sequence[Mapping], key: str, label: str, **style) -> bool:
+    steps, values = _series(history, key)
+    if not steps:
+        return False
+    ax.plot(steps, values, marker=style.pop("marker", "o"), markersize=4, label=label, **style)
+    return True
+
+
+def _finish(ax: Axes, title: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel("training step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
+def _validation_panel(ax: Axes, history: Sequence[Mapping]) -> None:
+    _line(ax, history, "eval_macro_f1", "validation macro-F1", color=PALETTE[2], marker="s")
+    _line(ax, history, "eval_accuracy", "validation accuracy", color=PALETTE[3], marker="^", linestyle="--")
+    ax.set_ylim(-0.02, 1.02)
+    _finish(ax, "Validation metrics per evaluation", "score")
+
+
+def training_curves(name: str, entry: Mapping, path: Path) -> Path:
+    """Training loss (and, for distilled students, CE / KL / cosine) over steps, with validation per evaluation."""
+    history = entry.get("history") or []
+    is_student = any("loss_kd" in h for h in history)
+    if not is_student:
+        fig = Figure(figsize=(11, 4), layout="constrained")
+        loss_ax, val_ax = fig.subplots(1, 2)
+        _line(loss_ax, history, "loss", "training loss (cross-entropy)", color=PALETTE[0])
+        _line(loss_ax, history, "eval_loss", "validation loss (cross-entropy)", color=PALETTE[1], marker="s")
+        _finish(loss_ax, "Loss", "loss")
+        _validation_panel(val_ax, history)
+    else:
+        fig = Figure(figsize=(15, 8.5), layout="constrained")
+        axes = fig.subplots(2, 3).ravel()
+        _line(axes[0], history, "loss", "training loss (weighted total)", color=PALETTE[0])
+        _finish(axes[0], "Total distillation loss", "loss")
+        _validation_panel(axes[1], history)
+        for ax, (key, label), color in zip(axes[2:5], COMPONENTS, PALETTE[4:7], strict=True):
+            _line(ax, history, key, f"training {label}", color=color)
+            if key == "loss_ce":
+                _line(ax, history, "eval_loss", "validation CE", color=PALETTE[1], marker="s")
+            _finish(ax, f"Component: {label}", "loss")
+        relative = axes[5]
+        for (key, label), color, style in zip(COMPONENTS, PALETTE[4:7], COMPONENT_STYLES, strict=True):
+            steps, values = _series(history, key)
+            if steps and values[0]:
+                # Distinct line styles keep components visible where their curves coincide.
+                relative.plot(steps, np.asarray(values) / values[0], markersize=5, color=color, label=label,
+                              **style)
+        relative.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+        _finish(relative, "Components relative to their first logged value", "value / first value")
+    if not history:
+        fig.text(0.5, 0.5, "no training history recorded", ha="center", va="center", fontsize=14)
+    layers = entry.get("layers")
+    detail = f"layers {','.join(map(str, layers))}" if layers else f"{entry.get('num_layers', '?')} layers"
+    fig.suptitle(f"Training curves — {name} ({entry.get('route', '?')}, {detail})", fontsize=13)
+    return _save(fig, path)
+
+
+def confusion_matrix_plot(name: str, matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path) -> Path:
+    """Row-normalised confusion matrix (share of each true class), annotated with share and count."""
+    counts = np.asarray(matrix, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    size = max(4.5, 1.1 * len(labels) + 2.5)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{shares[i, j]:.2f}\n({int(counts[i, j])})", ha="center", va="center", fontsize=11,
+                    color="white" if shares[i, j] > 0.6 else "black")
+    ticks = range(len(labels))
+    ax.set_xticks(ticks, labels, rotation=30 if max(map(len, labels)) > 8 else 0, ha="right"
+                  if max(map(len, labels)) > 8 else "center")
+    ax.set_yticks(ticks, labels)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Confusion matrix — {name} (test, n = {int(counts.sum())})\nrow-normalised; counts in brackets",
+                 fontsize=11)
+    return _save(fig, path)
+
+
+def macro_f1_intervals(names: Sequence[str], intervals: Mapping[str, Mapping], seeds: Mapping[str, Mapping],
+                       baseline: float | None, path: Path) -> Path:
+    """Test macro-F1 per model with its 95 % bootstrap CI, seed mean ± std where there are several seeds."""
+    fig = Figure(figsize=(max(6.5, 1.4 * len(names) + 3), 4.8), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    for i, name in enumerate(names):
+        ci = intervals[name]["macro_f1"]
+        ax.errorbar(i, ci["estimate"], yerr=[[ci["estimate"] - ci["low"]], [ci["high"] - ci["estimate"]]],
+                    fmt="o", color=PALETTE[i % len(PALETTE)], capsize=6, markersize=8,
+                    label="test macro-F1, 95 % bootstrap CI" if i == 0 else None)
+        ax.annotate(f"{ci['estimate']:.3f}", (i, ci["high"]), textcoords="offset points", xytext=(0, 6),
+                    ha="center", fontsize=9)
+        summary = seeds.get(name, {})
+        test = summary.get("test", {}).get("macro_f1")
+        if summary.get("n_seeds", 0) > 1 and test:
+            ax.errorbar(i + 0.18, test["mean"], yerr=test["std"], fmt="D", color="black", capsize=4, markersize=5,
+                        label="mean ± std over seeds" if not any("seeds" in t for t in
+                                                                 ax.get_legend_handles_labels()[1]) else None)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", label=f"majority-class baseline ({baseline:.3f})")
+    ax.set_xticks(x, names)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("model")
+    ax.set_ylabel("test macro-F1")
+    ax.set_title("Test macro-F1 per model with 95 % confidence intervals", fontsize=12)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+    return _save(fig, path)
+
+
+def tradeoff(names: Sequence[str], x_values: Mapping[str, float], intervals: Mapping[str, Mapping], x_label: str,
+             unit: str, title: str, baseline: float | None, path: Path) -> Path:
+    """Test macro-F1 (with CI) against a cost (latency or size), one point per model."""
+    fig = Figure(figsize=(9.5, 5), layout="constrained")
+    ax = fig.subplots()
+    for i, name in enumerate(names):
+        ci = intervals[name]["macro_f1"]
+        ax.errorbar(x_values[name], ci["estimate"], yerr=[[ci["estimate"] - ci["low"]], [ci["high"] - ci["estimate"]]],
+                    # Shrinking marker sizes keep models with the same cost and score visible, nested.
+                    fmt=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)], capsize=5,
+                    markersize=max(5, 14 - 3 * i), alpha=0.9,
+                    label=f"{name}: {x_values[name]:.3g} {unit}, F1 {ci['estimate']:.3f}")
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", label=f"majority-class baseline ({baseline:.3f})")
+    values = [x_values[n] for n in names]
+    if values and min(values) > 0 and max(values) / min(values) > 20:
+        ax.set_xscale("log")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("test macro-F1 (95 % CI)")
+    ax.set_title(title, fontsize=12)
+    ax.grid(alpha=0.3)
+    ax.margins(x=0.12)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), title="model: cost, macro-F1",
+              title_fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,146 @@
+"""The report's tables, one function each, built from a :class:`ReportContext`."""
+
+from __future__ import annotations
+
+from distilora.report import formatting as f
+from distilora.report.baseline import NAME as BASELINE
+from distilora.report.context import ReportContext
+from distilora.report.document import Table
+
+
+def _layers(entry: dict) -> str:
+    return ",".join(map(str, entry["layers"])) if entry.get("layers") else f"all {entry.get('num_layers', '?')}"
+
+
+def _metric_columns(ctx: ReportContext, name: str, split: str) -> list[str]:
+    m = ctx.metrics(name, split)
+    per_class = m.get("f1_per_class") or []
+    return [f.num(m.get("precision")), f.num(m.get("recall"))] + \
+        [f.num(per_class[i] if i < len(per_class) else None) for i in range(len(ctx.labels))] + [f.num(m.get("loss"))]
+
+
+def _seed_cell(ctx: ReportContext, name: str, split: str, metric: str = "macro_f1") -> str:
+    if not ctx.multi_seed(name):
+        return "1 seed" if name in ctx.seeds else f.DASH
+    summary = ctx.seeds[name]
+    return f"{f.mean_std(summary.get(split, {}).get(metric))} (n={summary['n_seeds']})"
+
+
+def test_table(ctx: ReportContext) -> Table:
+    """Test metrics per model with bootstrap CIs (and seed mean ± std next to them when there are seeds)."""
+    seeds = ctx.any_multi_seed
+    headers = ["model", "route", "layers", "accuracy [95 % CI]", "macro-F1 [95 % CI]"]
+    headers += ["macro-F1 over seeds (mean ± std)"] if seeds else []
+    headers += ["precision (macro)", "recall (macro)"] + [f"F1 {label}" for label in ctx.labels] + ["loss"]
+    rows = []
+    for name in [*ctx.models, BASELINE]:
+        intervals = ctx.intervals.get(name, {})
+        if name == BASELINE:
+            route, layers = f"always '{ctx.baseline.label}'", f.DASH
+        else:
+            route, layers = ctx.models[name].get("route", "?"), _layers(ctx.models[name])
+        row = [name, route, layers, f.ci(intervals.get("accuracy")), f.ci(intervals.get("macro_f1"))]
+        row += [_seed_cell(ctx, name, "test")] if seeds else []
+        rows.append(row + _metric_columns(ctx, name, "test"))
+    n = ctx.statistics["method"]["n_items"]
+    return Table(headers, rows, caption=f"Test set (n = {n}); intervals: 95 % percentile bootstrap, "
+                                        f"{ctx.statistics['method']['resamples']:,} resamples",
+                 numeric=[False, False, False] + [True] * (len(headers) - 3))
+
+
+def validation_table(ctx: ReportContext) -> Table:
+    """Validation metrics per model (the split early stopping chose checkpoints on)."""
+    seeds = ctx.any_multi_seed
+    headers = ["model", "accuracy", "macro-F1"] + (["macro-F1 over seeds (mean ± std)"] if seeds else [])
+    headers += ["precision (macro)", "recall (macro)"] + [f"F1 {label}" for label in ctx.labels] + ["loss"]
+    rows = []
+    for name in [*ctx.models, BASELINE]:
+        try:
+            m = ctx.metrics(name, "validation")
+        except KeyError:
+            continue
+        row = [name, f.num(m["accuracy"]), f.num(m["macro_f1"])] + ([_seed_cell(ctx, name, "validation")]
+                                                                     if seeds else [])
+        rows.append(row + _metric_columns(ctx, name, "validation"))
+    n = ctx.metrics(BASELINE, "validation")["n"] if "validation" in ctx.baseline.metrics else "?"
+    return Table(headers, rows, caption=f"Validation set (n = {n}), used for early stopping")
+
+
+def cost_table(ctx: ReportContext) -> Table:
+    """Size, training cost, final training loss and measured inference speed per model."""
+    headers = ["model", "parameters", "trainable", "size on disk (MiB)", "training time (s)", "final training loss",
+               "latency, 1 text (ms, median)", "throughput (texts/s)"]
+    rows = []
+    for name, m in ctx.models.items():
+        size = f.num(m.get("size_mb"), 1)
+        if m.get("adapter_size_mb") is not None:
+            size += f" (adapter {m['adapter_size_mb']:.2f})"
+        speed = ctx.speed_of(name)
+        rows.append([name, f.params(m.get("params")), f.params(m.get("trainable_params")), size,
+                     f.num(m.get("train_seconds"), 1), f.num(m.get("train_loss"), 4),
+                     f.num(speed["latency_ms"], 2) if speed else "not measured",
+                     f.num(speed["throughput"], 1) if speed else "not measured"])
+    rows.append([BASELINE, "0", "0", "0", "0", f.DASH, f.DASH, f.DASH])
+    caption = "Cost. " + (f"Speed measured on this machine ({ctx.speed['machine']}; device "
+                          f"{_devices(ctx)}) on {ctx.speed['texts']}" if ctx.speed else
+                          "Speed not measured (report built with measure_speed off)")
+    return Table(headers, rows, caption=caption)
+
+
+def _devices(ctx: ReportContext) -> str:
+    return ", ".join(sorted({s.get("device", "?") for s in ctx.speed["models"].values()})) if ctx.speed else "?"
+
+
+def comparison_table(ctx: ReportContext) -> Table:
+    """Paired comparisons on the same test items: macro-F1 difference with CI, and McNemar's exact test."""
+    headers = ["A vs B", "kind", "macro-F1 A", "macro-F1 B", "A − B [95 % CI]", "difference significant?",
+               "only A right", "only B right", "McNemar p", "Holm-adjusted p", "errors differ?"]
+    rows = []
+    for c in ctx.statistics["comparisons"]:
+        mc = c["mcnemar"]
+        rows.append([
+            f"{c['a']} vs {c['b']}", c["kind"], f.num(ctx.intervals[c["a"]]["macro_f1"]["estimate"]),
+            f.num(ctx.intervals[c["b"]]["macro_f1"]["estimate"]), f.signed_ci(c["macro_f1_difference"]),
+            "yes" if c["difference_significant"] else "no (CI contains 0)",
+            str(mc["a_only_correct"]), str(mc["b_only_correct"]), f.p_value(mc["p_value"]), f.p_value(mc["p_holm"]),
+            "yes" if c["mcnemar_significant"] else "no",
+        ])
+    alpha = ctx.statistics["method"]["alpha"]
+    return Table(headers, rows, numeric=[False, False] + [True] * 3 + [False, True, True, True, True, False],
+                 caption=f"Paired on the same test items. Significance at {alpha:g}: macro-F1 difference when its "
+                         f"paired-bootstrap CI excludes 0; errors when McNemar's exact p (Holm-adjusted) < {alpha:g}")
+
+
+def seed_table(ctx: ReportContext) -> Table | None:
+    """Mean ± std over seeds next to the single-seed CI; None when every model has a single seed."""
+    if not ctx.any_multi_seed:
+        return None
+    headers = ["model", "seeds", "test accuracy (mean ± std)", "test macro-F1 (mean ± std)",
+               "validation macro-F1 (mean ± std)", "test macro-F1, main seed [95 % CI]"]
+    rows = []
+    for name in ctx.models:
+        s = ctx.seeds.get(name)
+        if not s:
+            continue
+        rows.append([name, ", ".join(map(str, s["seeds"])), f.mean_std(s.get("test", {}).get("accuracy")),
+                     f.mean_std(s.get("test", {}).get("macro_f1")), f.mean_std(s.get("validation", {}).get("macro_f1")),
+                     f.ci(ctx.intervals.get(name, {}).get("macro_f1"))])
+    return Table(headers, rows, caption="Across seeds (std with ddof = 1); the CI column is the bootstrap interval of "
+                                        "the main run's predictions")
+
+
+def data_table(ctx: ReportContext) -> Table:
+    """Rows used and dropped per split, with class counts when results.json has them."""
+    report = ctx.results.get("data_report", {})
+    counts = report.get("label_counts") if isinstance(report.get("label_counts"), dict) else {}
+    headers = ["split", "rows used", "dropped", "reasons", "class counts"]
+    rows = []
+    for split, info in report.items():
+        if not isinstance(info, dict) or "rows" not in info:
+            continue
+        reasons = ", ".join(f"{k}: {v}" for k, v in info.get("reasons", {}).items() if v) or info.get("note", "none")
+        split_counts = info.get("label_counts") or counts.get(split)
+        counts_text = ", ".join(f"{label}: {c}" for label, c in zip(ctx.labels, split_counts, strict=False)) \
+            if split_counts else "not recorded"
+        rows.append([split, str(info["rows"]), str(info.get("dropped", 0)), reasons, counts_text])
+    return Table(headers, rows, numeric=[False, True, True, False, False])

@@ -1,0 +1,95 @@
+"""Request-size limit, enforced before anything parses the body: Content-Length first, then counting the stream.
+
+The body must also arrive within a time limit, so a client trickling bytes cannot hold a connection for ever."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def error_body(status: int, error: str, message: str) -> bytes:
+    """An :class:`~distilora.serve.schemas.ErrorResponse` as JSON bytes."""
+    return json.dumps({"status": status, "error": error, "message": message, "details": []}).encode()
+
+
+class BodySizeLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413 without being read further or parsed.
+
+    A declared Content-Length over the limit is refused at once; otherwise (chunked uploads, or a
+    Content-Length that lies) the body is read and counted up to the limit, then replayed to the app.
+    A body not complete within ``read_timeout_s`` gets 408.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES, read_timeout_s: float = 30.0):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_bytes
+            except ValueError:
+                await self._reject(send, 400, "bad_request", "the Content-Length header is not a number")
+                return
+            if too_big:
+                await self._reject_too_large(send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        with anyio.move_on_after(self.read_timeout_s) as reading:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_bytes:
+                    await self._reject_too_large(send)
+                    return
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        if reading.cancelled_caught:
+            await self._reject(send, 408, "request_timeout",
+                               f"the request body did not arrive within {self.read_timeout_s:g} s")
+            return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject_too_large(self, send: Send) -> None:
+        await self._reject(send, 413, "request_too_large",
+                           f"the request body is larger than the limit of {self.max_bytes:,} bytes")
+
+    @staticmethod
+    async def _reject(send: Send, status: int, error: str, message: str) -> None:
+        body = error_body(status, error, message)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,136 @@
+"""The models a server answers with: loaded once, at start-up, from one run directory; looked up only by name."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distilora.config import MODEL_NAMES
+from distilora.inference import Classifier, read_results
+
+logger = logging.getLogger(__name__)
+
+METRIC_KEYS = ("n", "loss", "accuracy", "macro_f1", "precision", "recall", "f1_per_class", "confusion_matrix")
+
+
+class UnknownModel(LookupError):
+    """A request named a model that is not loaded."""
+
+    def __init__(self, name: str, available: list[str]):
+        self.name = name
+        self.available = available
+        shown = name if len(name) <= 64 else name[:61] + "..."
+        super().__init__(f"unknown model {shown!r}; available: {', '.join(available)}")
+
+
+def find_latest_run(runs: Path = Path("runs")) -> Path | None:
+    """The run under ``runs/`` whose results.json is newest, or None."""
+    candidates = [p for p in runs.glob("*/results.json") if p.is_file()]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda p: p.stat().st_mtime).parent
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN / infinity: those become None (recursively)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _dataset_name(dataset: Any) -> str | None:
+    """The dataset's name only: a local path says nothing useful to a client."""
+    return Path(str(dataset).rstrip("/")).name or None if dataset else None
+
+
+@dataclass
+class ModelRegistry:
+    """Name → loaded :class:`Classifier`, plus each model's entry from results.json."""
+
+    run_dir: Path
+    classifiers: dict[str, Classifier]
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> ModelRegistry:
+        """Load every model listed in the run's results.json (teacher, odd, even, lora, …)."""
+        run_dir = Path(run_dir)
+        results = read_results(run_dir)
+        listed = list(results.get("models", {}))
+        names = [n for n in MODEL_NAMES if n in listed] + [n for n in listed if n not in MODEL_NAMES]
+        if not names:
+            raise ValueError(f"{run_dir / 'results.json'}: lists no models; re-run `distilora run`")
+        classifiers = {}
+        for name in names:
+            logger.info("loading model %s from %s", name, run_dir / name)
+            classifiers[name] = Classifier.load(run_dir, name)
+            classifiers[name].predict(["warm-up"])  # first-call costs are paid here, not by the first request
+        return cls(run_dir, classifiers, results)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.classifiers)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.results.get("labels") or next(iter(self.classifiers.values())).labels)
+
+    def get(self, name: str) -> Classifier:
+        """The loaded model called ``name``; :class:`UnknownModel` otherwise (never a path lookup)."""
+        classifier = self.classifiers.get(name)
+        if classifier is None:
+            raise UnknownModel(name, self.names)
+        return classifier
+
+    def entry(self, name: str) -> dict[str, Any]:
+        return self.results.get("models", {}).get(name, {})
+
+    @property
+    def default_model(self) -> str:
+        """The best student (route ``distil``) by validation macro-F1; without students, the first model."""
+        students = [n for n in self.names if self.entry(n).get("route") == "distil"]
+        if not students:
+            return self.names[0]
+
+        def score(name: str) -> float:
+            value = self.entry(name).get("metrics", {}).get("validation", {}).get("macro_f1")
+            return value if isinstance(value, int | float) and math.isfinite(value) else -math.inf
+
+        return max(students, key=score)  # max keeps the first of equal scores
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """What ``GET /api/v1/models`` says about one model."""
+        classifier = self.classifiers[name]
+        entry = self.entry(name)
+        metrics = {
+            split: {k: values[k] for k in METRIC_KEYS if k in values}
+            for split, values in (entry.get("metrics") or {}).items() if isinstance(values, dict)
+        }
+        return _finite({
+            "name": name,
+            "route": entry.get("route"),
+            "layers": entry.get("layers", classifier.layers),
+            "num_layers": entry.get("num_layers"),
+            "labels": classifier.labels,
+            "max_length": classifier.max_length,
+            "params": entry.get("params"),
+            "trainable_params": entry.get("trainable_params"),
+            "size_mb": entry.get("size_mb"),
+            "adapter_size_mb": entry.get("adapter_size_mb"),
+            "metrics": metrics,
+        })
+
+    def describe_all(self) -> dict[str, Any]:
+        return {
+            "default_model": self.default_model,
+            "labels": self.labels,
+            "dataset": _dataset_name(self.results.get("dataset")),
+            "models": [self.describe(n) for n in self.names],
+        }

@@ -1,0 +1,122 @@
+"""Pydantic models of the JSON API: what a request may hold and what every response (errors too) looks like."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MAX_TEXTS = 256
+"""Most texts in one request (more: 413)."""
+MAX_TEXT_CHARS = 10_000
+"""Longest text in characters (longer: 413)."""
+
+
+NOT_BLANK = r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+"""JSON-Schema pattern of a text that is not blank: it holds a character that ``str.isspace`` says is not space.
+
+Spelled out because ``\\S`` means different things to Python and to JSON-Schema (ECMA-262) regular expressions."""
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("text is empty or whitespace-only")
+    return text
+
+
+Text = Annotated[
+    str,
+    Field(max_length=MAX_TEXT_CHARS, json_schema_extra={"pattern": NOT_BLANK},
+          description=f"A text to classify: not blank, at most {MAX_TEXT_CHARS:,} characters."),
+    AfterValidator(_not_blank),
+]
+
+
+class ClassifyRequest(BaseModel):
+    """Texts to classify and, optionally, which loaded model classifies them."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"texts": ["Have a lovely day!", "You people are vermin."], "model": "odd"}]},
+    )
+
+    texts: list[Text] = Field(min_length=1, max_length=MAX_TEXTS,
+                              description=f"1 to {MAX_TEXTS} texts, classified in one batch.")
+    model: str | None = Field(None, description="A loaded model's name (see GET /api/v1/models); "
+                                                "default: the best distilled student by validation macro-F1.")
+
+
+class ClassifyResult(BaseModel):
+    """One text's answer."""
+
+    label: str = Field(description="The predicted label.")
+    scores: dict[str, float] = Field(description="Every label's probability; they sum to 1.")
+    truncated: bool = Field(description="True when the text was longer than the model's maximum length "
+                                        "and only its beginning was classified.")
+
+
+class ClassifyResponse(BaseModel):
+    """The model used, one result per text (in request order), and the time the model took."""
+
+    model: str
+    results: list[ClassifyResult]
+    elapsed_ms: float = Field(description="Milliseconds the model took for the whole batch.")
+
+
+class Metrics(BaseModel):
+    """A model's scores on one split (absent numbers are null)."""
+
+    n: int | None = None
+    loss: float | None = None
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1_per_class: list[float | None] | None = None
+    confusion_matrix: list[list[int]] | None = None
+
+
+class ModelInfo(BaseModel):
+    """One loaded model: how it was made, its size and its scores."""
+
+    name: str
+    route: str | None = Field(None, description="fine-tune (the teacher), distil (a student) or lora.")
+    layers: list[int] | None = Field(None, description="Teacher layers a student kept (1-based); null: all.")
+    num_layers: int | None = None
+    labels: list[str]
+    max_length: int = Field(description="Tokens the model reads; longer texts are truncated.")
+    params: int | None = None
+    trainable_params: int | None = None
+    size_mb: float | None = None
+    adapter_size_mb: float | None = None
+    metrics: dict[str, Metrics] = Field(default_factory=dict, description="validation and test scores.")
+
+
+class ModelsResponse(BaseModel):
+    """Every loaded model, the default one, and what run they come from."""
+
+    default_model: str
+    labels: list[str]
+    dataset: str | None = None
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: str
+    models: list[str]
+
+
+class ErrorDetail(BaseModel):
+    """One problem with the request: where (e.g. ``texts[2]``) and what."""
+
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error response: the HTTP status, a short code, a readable message, and per-field details."""
+
+    status: int
+    error: str
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)

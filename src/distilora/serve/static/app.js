@@ -1,0 +1,353 @@
+// distilora page: classify one text (one model or all side by side), batches, and the models' trade-offs.
+"use strict";
+
+const COMPARE = "__compare__";
+const MAX_TEXTS = 256;         // per API request
+const MAX_BATCH_ROWS = 5000;   // per page batch
+const state = { models: [], byName: {}, labels: [], defaultModel: null, csvUrl: null };
+
+// ---- small helpers -------------------------------------------------------------------------------------------
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+const pct = (p) => `${(100 * p).toFixed(1)}%`;
+const fixed = (x, digits = 3) => (typeof x === "number" ? x.toFixed(digits) : "–");
+
+function millions(n) {
+  if (typeof n !== "number") return "–";
+  return n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`;
+}
+
+function layersText(info) {
+  if (info.layers && info.layers.length) return `${info.layers.join(", ")} (${info.layers.length})`;
+  return info.num_layers ? `all ${info.num_layers}` : "all";
+}
+
+// "a b · c d": lines break only between the parts.
+const parts = (...items) => items.map((item) => item.replace(/ /g, "\u00a0")).join(" · ");
+
+function testF1(info) {
+  return info.metrics && info.metrics.test ? info.metrics.test.macro_f1 : null;
+}
+
+function showError(box, message) {
+  box.textContent = message ? `Error: ${message}` : "";
+  box.hidden = !message;
+}
+
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (error) {
+    throw new Error(`cannot reach the server (${error.message})`);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (error) {
+    body = null;
+  }
+  if (!response.ok) throw new Error((body && body.message) || `HTTP ${response.status}`);
+  return body;
+}
+
+function classify(texts, model) {
+  return api("/api/v1/classify", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ texts, model }),
+  });
+}
+
+// ---- model list, pickers and the About panel -------------------------------------------------------------------
+function fillPicker(select) {
+  select.replaceChildren();
+  for (const info of state.models) {
+    const suffix = info.name === state.defaultModel ? " (default)" : "";
+    select.append(el("option", { value: info.name, text: `${info.name}${suffix} — ${info.route || "model"}` }));
+  }
+  select.append(el("option", { value: COMPARE, text: `compare all (${state.models.length} models)` }));
+  select.value = state.defaultModel;
+}
+
+function fillAbout() {
+  const body = document.querySelector("#about-table tbody");
+  body.replaceChildren();
+  const teacher = state.byName.teacher;
+  const routes = { "fine-tune": "fine-tuning", distil: "distillation", lora: "LoRA adapters" };
+  for (const info of state.models) {
+    const test = (info.metrics && info.metrics.test) || {};
+    let params = millions(info.params);
+    if (teacher && teacher.params && info.params && info.name !== "teacher") {
+      params += ` (${Math.round((100 * info.params) / teacher.params)}% of teacher)`;
+    }
+    let size = typeof info.size_mb === "number" ? `${info.size_mb.toFixed(1)} MB` : "–";
+    if (typeof info.adapter_size_mb === "number") size += ` (adapter ${info.adapter_size_mb.toFixed(2)} MB)`;
+    const name = info.name === state.defaultModel ? `${info.name} (default)` : info.name;
+    const cell = (label, text, cls = "") => el("td", { class: cls, "data-label": label, text });
+    body.append(el("tr", {},
+      el("th", { scope: "row", text: name }),
+      cell("Made by", routes[info.route] || info.route || "–"),
+      cell("Layers", layersText(info)),
+      cell("Parameters", params),
+      cell("Size", size),
+      cell("Test macro-F1", fixed(test.macro_f1), "num"),
+      cell("Test accuracy", fixed(test.accuracy), "num")));
+  }
+}
+
+async function loadModels() {
+  try {
+    const data = await api("/api/v1/models");
+    state.models = data.models;
+    state.labels = data.labels;
+    state.defaultModel = data.default_model;
+    state.byName = Object.fromEntries(data.models.map((m) => [m.name, m]));
+    document.getElementById("run-info").textContent =
+      `Run: ${data.dataset || "unnamed"} · labels: ${data.labels.join(", ")}.`;
+    fillPicker(document.getElementById("model"));
+    fillPicker(document.getElementById("batch-model"));
+    fillAbout();
+    document.getElementById("classify").disabled = false;
+    document.getElementById("batch-run").disabled = false;
+  } catch (error) {
+    showError(document.getElementById("load-error"), `could not load the models: ${error.message}`);
+  }
+}
+
+// ---- one text ----------------------------------------------------------------------------------------------------
+function resultCard(name, result, elapsedMs, badge) {
+  const info = state.byName[name] || {};
+  const card = el("article", { class: "result", "data-model": name, "data-label": result.label });
+  card.append(el("header", {},
+    el("h3", { text: name }),
+    el("span", { class: "meta time", text: parts(`${elapsedMs.toFixed(1)} ms`, `layers ${layersText(info)}`) }),
+    el("span", { class: "meta", title: "macro-F1 on the test split",
+      text: parts(`${millions(info.params)} params`, `test F1 ${fixed(testF1(info))}`) })));
+  card.append(el("p", { class: "prediction" }, "Predicted: ", el("strong", { class: "label", text: result.label })));
+  if (badge) {
+    card.classList.add("disagrees");
+    card.append(el("p", { class: "badge", text: `⚠ ${badge}` }));
+  }
+  const bars = el("ul", { class: "bars", "aria-label": `${name}: probability per class` });
+  const ordered = Object.entries(result.scores).sort((a, b) => b[1] - a[1]);
+  for (const [label, p] of ordered) {
+    const top = label === result.label;
+    const fill = el("span", { class: "fill" });
+    fill.style.width = pct(p);
+    bars.append(el("li", { class: top ? "bar top" : "bar", "data-label": label, "data-score": String(p) },
+      el("span", { class: "bar-label", text: top ? `${label} ◀` : label }),
+      el("span", { class: "track", "aria-hidden": "true" }, fill),
+      el("span", { class: "bar-value", text: pct(p) })));
+  }
+  card.append(bars);
+  if (result.truncated) {
+    card.append(el("p", { class: "note", text: `Only the first ${info.max_length || "?"} tokens were read (text truncated).` }));
+  }
+  return card;
+}
+
+function agreement(answers) {
+  const counts = {};
+  for (const a of answers) counts[a.result.label] = (counts[a.result.label] || 0) + 1;
+  const ranked = Object.entries(counts).sort((a, b) => b[1] - a[1]);
+  const majority = ranked.length === 1 || ranked[0][1] > ranked[1][1] ? ranked[0][0] : null;
+  return { counts, majority, unanimous: ranked.length === 1 };
+}
+
+async function classifyOne() {
+  const text = document.getElementById("text").value;
+  const model = document.getElementById("model").value;
+  const answer = document.getElementById("answer");
+  const errorBox = document.getElementById("single-error");
+  const button = document.getElementById("classify");
+  showError(errorBox, "");
+  if (!text.trim()) {
+    showError(errorBox, "type a text first");
+    return;
+  }
+  button.disabled = true;
+  answer.setAttribute("aria-busy", "true");
+  try {
+    const names = model === COMPARE ? state.models.map((m) => m.name) : [model];
+    const answers = [];
+    for (const name of names) {  // one after another, so each model's time is its own
+      const data = await classify([text], name);
+      answers.push({ name: data.model, result: data.results[0], elapsedMs: data.elapsed_ms });
+    }
+    answer.replaceChildren();
+    if (model === COMPARE) {
+      const { majority, unanimous } = agreement(answers);
+      const summary = unanimous
+        ? `All ${answers.length} models agree: ${answers[0].result.label}.`
+        : `⚠ The models disagree: ${answers.map((a) => `${a.name} says ${a.result.label}`).join("; ")}.`;
+      answer.append(el("p", { class: unanimous ? "agreement agree" : "agreement disagree", text: summary }));
+      const grid = el("div", { class: "compare", "data-count": String(answers.length) });
+      for (const a of answers) {
+        let badge = null;
+        if (!unanimous) badge = majority === null ? "split vote" : a.result.label === majority ? null : `disagrees (majority: ${majority})`;
+        grid.append(resultCard(a.name, a.result, a.elapsedMs, badge));
+      }
+      answer.append(grid);
+    } else {
+      answer.append(resultCard(answers[0].name, answers[0].result, answers[0].elapsedMs, null));
+    }
+  } catch (error) {
+    showError(errorBox, error.message);
+  } finally {
+    button.disabled = false;
+    answer.removeAttribute("aria-busy");
+  }
+}
+
+// ---- batches -----------------------------------------------------------------------------------------------------
+function parseCsv(text) {
+  // RFC 4180: quoted fields may hold commas, quotes ("") and newlines.
+  const rows = [];
+  let row = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") { row.push(field); field = ""; }
+    else if (c === "\n" || c === "\r") {
+      if (c === "\r" && text[i + 1] === "\n") i++;
+      row.push(field); rows.push(row); row = []; field = "";
+    } else field += c;
+  }
+  if (field !== "" || row.length) { row.push(field); rows.push(row); }
+  return rows;
+}
+
+async function batchTexts() {
+  const file = document.getElementById("batch-file").files[0];
+  if (file) {
+    const rows = parseCsv((await file.text()).replace(/^\uFEFF/, ""));
+    if (!rows.length) throw new Error(`${file.name} is empty`);
+    const column = rows[0].findIndex((h) => h.trim().toLowerCase() === "text");
+    if (column < 0) throw new Error(`${file.name} has no "text" column (its columns: ${rows[0].join(", ")})`);
+    return rows.slice(1).map((r) => r[column] || "").filter((t) => t.trim());
+  }
+  return document.getElementById("batch-text").value.split(/\r?\n/).filter((t) => t.trim());
+}
+
+function csvCell(value) {
+  let s = String(value);
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;  // keep spreadsheets from running it as a formula
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function renderBatch(texts, names, byModel) {
+  const labels = state.labels;
+  const table = document.getElementById("batch-table");
+  const single = names.length === 1;
+  const head = ["#", "text"];
+  const csvHead = ["text"];
+  for (const name of names) {
+    head.push(single ? "label" : `${name}`);
+    csvHead.push(single ? "label" : `${name}_label`);
+    for (const label of labels) csvHead.push(single ? `p_${label}` : `${name}_p_${label}`);
+    csvHead.push(single ? "truncated" : `${name}_truncated`);
+  }
+  if (single) head.push(...labels.map((l) => `P(${l})`));
+  else { head.push("agree?"); csvHead.push("agree"); }
+
+  const thead = el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col", text: h }))));
+  const tbody = el("tbody");
+  const csv = [csvHead.map(csvCell).join(",")];
+  texts.forEach((text, i) => {
+    const row = el("tr", {}, el("td", { class: "num", text: String(i + 1) }), el("td", { class: "text", text }));
+    const csvRow = [text];
+    const seen = new Set();
+    for (const name of names) {
+      const r = byModel[name][i];
+      seen.add(r.label);
+      row.append(el("td", { text: `${r.label} (${pct(r.scores[r.label])})${r.truncated ? " ✂" : ""}` }));
+      csvRow.push(r.label, ...labels.map((l) => r.scores[l].toFixed(6)), r.truncated ? "true" : "false");
+    }
+    if (single) {
+      const r = byModel[names[0]][i];
+      for (const l of labels) row.append(el("td", { class: "num", text: pct(r.scores[l]) }));
+    } else {
+      const agree = seen.size === 1;
+      row.append(el("td", { class: agree ? "agree" : "disagree", text: agree ? "yes" : "⚠ no" }));
+      csvRow.push(agree ? "yes" : "no");
+    }
+    tbody.append(row);
+    csv.push(csvRow.map(csvCell).join(","));
+  });
+  table.replaceChildren(thead, tbody);
+  table.hidden = false;
+  document.getElementById("batch-scroll-hint").hidden = false;
+
+  const link = document.getElementById("batch-download");
+  if (state.csvUrl) URL.revokeObjectURL(state.csvUrl);
+  state.csvUrl = URL.createObjectURL(new Blob([csv.join("\r\n") + "\r\n"], { type: "text/csv" }));
+  link.href = state.csvUrl;
+  link.hidden = false;
+}
+
+async function classifyBatch() {
+  const errorBox = document.getElementById("batch-error");
+  const status = document.getElementById("batch-status");
+  const button = document.getElementById("batch-run");
+  showError(errorBox, "");
+  button.disabled = true;
+  document.getElementById("batch-table").hidden = true;
+  document.getElementById("batch-download").hidden = true;
+  document.getElementById("batch-scroll-hint").hidden = true;
+  try {
+    const texts = await batchTexts();
+    if (!texts.length) throw new Error("no texts: paste some lines or choose a CSV file");
+    if (texts.length > MAX_BATCH_ROWS) throw new Error(`${texts.length} texts: the page takes at most ${MAX_BATCH_ROWS}`);
+    const choice = document.getElementById("batch-model").value;
+    const names = choice === COMPARE ? state.models.map((m) => m.name) : [choice];
+    const byModel = {};
+    let elapsed = 0;
+    for (const name of names) {
+      byModel[name] = [];
+      for (let start = 0; start < texts.length; start += MAX_TEXTS) {
+        status.textContent = `Classifying with ${name}: ${start} of ${texts.length}…`;
+        const data = await classify(texts.slice(start, start + MAX_TEXTS), name);
+        byModel[name].push(...data.results);
+        elapsed += data.elapsed_ms;
+      }
+    }
+    renderBatch(texts, names, byModel);
+    status.textContent = `${texts.length} texts classified by ${names.join(", ")} in ${elapsed.toFixed(0)} ms of model time.`;
+  } catch (error) {
+    status.textContent = "";
+    showError(errorBox, error.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- wiring ------------------------------------------------------------------------------------------------------
+document.addEventListener("DOMContentLoaded", () => {
+  const text = document.getElementById("text");
+  for (const button of document.querySelectorAll("button.example")) {
+    button.addEventListener("click", () => { text.value = button.textContent; text.focus(); });
+  }
+  document.getElementById("classify").addEventListener("click", classifyOne);
+  text.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) classifyOne();
+  });
+  document.getElementById("batch-run").addEventListener("click", classifyBatch);
+  document.getElementById("batch-file").addEventListener("change", () => showError(document.getElementById("batch-error"), ""));
+  loadModels();
+});

@@ -1,0 +1,153 @@
+"""The command line: flags reach the configuration, bad input is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from distilora.cli import build_parser, main
+from distilora.cli.run import config_from_args
+
+
+def parse(*argv: str):
+    return config_from_args(build_parser().parse_args(["run", *argv]))
+
+
+def one_error_line(captured) -> str:
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+# ---- distilora run: impossible layer specs are refused before anything is trained --------------------------------
+
+BAD_SPECS = ["0", "5", "1,1", "", "abc", "2,,3"]  # the tiny teacher has 4 layers
+
+
+@pytest.mark.parametrize("spec", BAD_SPECS)
+def test_run_refuses_bad_layer_spec_before_training(spec, tiny_teacher, tiny_dataset, tmp_path, capsys):
+    output = tmp_path / "run"
+    code = main(["run", "--dataset", str(tiny_dataset), "--teacher", str(tiny_teacher), "--output-dir", str(output),
+                 "--layers", "odd", "--layers", spec, "--epochs", "1"])
+    line = one_error_line(capsys.readouterr())
+    assert code == 2
+    assert line.startswith("distilora run: error: ") and "layer" in line
+    assert not output.exists(), "nothing may be written (let alone trained) before the specs are checked"
+
+
+def test_run_subprocess_exit_status_and_single_stderr_line(tiny_teacher, tiny_dataset, tmp_path):
+    """The real process: exit status 2, exactly one line on stderr, nothing on stdout."""
+    output = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "distilora.cli", "run", "--dataset", str(tiny_dataset), "--teacher", str(tiny_teacher),
+         "--output-dir", str(output), "--layers", "2,9"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "distilora run: error: layer spec '2,9': layers [9] do not exist; the teacher has 1..4"
+    ]
+    assert proc.stdout == ""
+    assert not output.exists()
+
+
+def test_run_reports_data_errors_in_one_line(tiny_teacher, tmp_path, capsys):
+    from conftest import make_dataset
+
+    dataset = make_dataset(tmp_path / "data")
+    (dataset / "test.csv").unlink()
+    code = main(["run", "--dataset", str(dataset), "--teacher", str(tiny_teacher), "--output-dir",
+                 str(tmp_path / "run")])
+    line = one_error_line(capsys.readouterr())
+    assert code == 2
+    assert line.startswith(f"distilora run: error: {dataset}: no test split found")
+
+
+@pytest.mark.parametrize("flags", [["--w-ce", "-1"], ["--w-ce", "0", "--w-kd", "0", "--w-cos", "0"]])
+def test_run_refuses_bad_distillation_weights(flags, capsys):
+    assert main(["run", *flags]) == 2
+    assert "distillation weights" in one_error_line(capsys.readouterr())
+
+
+@pytest.mark.parametrize("flags", [["--epochs", "0"], ["--temperature", "-2"], ["--max-train-samples", "0"],
+                                   ["--lora-r", "0"], ["--batch-size", "x"]])
+def test_run_argparse_refuses_non_positive_numbers(flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["run", *flags])
+    assert exit_info.value.code == 2
+    assert flags[0] in capsys.readouterr().err
+
+
+# ---- distilora run: flags → ExperimentConfig ---------------------------------------------------------------------
+
+def test_run_defaults():
+    from distilora.config import ExperimentConfig
+
+    config, defaults = parse(), ExperimentConfig()
+    assert config.students == ("odd", "even")
+    assert config.run_lora is True
+    for route in ("teacher_training", "student_training", "lora_training"):
+        assert getattr(config, route) == getattr(defaults, route), route
+    assert config.distillation == defaults.distillation
+    assert config.lora.target_modules == ("query", "value")
+    assert (config.data.text_column, config.data.label_column) == ("text", "label")
+
+
+def test_run_flags_reach_the_configuration():
+    config = parse(
+        "--dataset", "/data/x", "--text-column", "tweet", "--label-column", "class", "--max-train-samples", "200",
+        "--max-eval-samples", "100", "--max-length", "64", "--teacher", "/models/t", "--output-dir", "/out",
+        "--layers", "6,1", "--layers", "odd", "--no-lora", "--seed", "7", "--epochs", "1.5", "--batch-size", "8",
+        "--w-ce", "0.5", "--w-kd", "0.25", "--w-cos", "0.25", "--temperature", "3", "--lora-r", "4",
+        "--lora-alpha", "8", "--lora-dropout", "0.0", "--lora-targets", "query, key ,value,",
+    )
+    data = config.data
+    assert (data.dataset, data.text_column, data.label_column) == ("/data/x", "tweet", "class")
+    assert (data.max_train_samples, data.max_eval_samples, data.max_length) == (200, 100, 64)
+    assert (config.teacher, config.output_dir, config.seed) == ("/models/t", "/out", 7)
+    assert config.students == ("6,1", "odd")
+    assert config.run_lora is False
+    for training in (config.teacher_training, config.student_training, config.lora_training):
+        assert (training.epochs, training.batch_size) == (1.5, 8)
+    d = config.distillation
+    assert (d.w_ce, d.w_kd, d.w_cos, d.temperature) == (0.5, 0.25, 0.25, 3.0)
+    assert (config.lora.r, config.lora.alpha, config.lora.dropout) == (4, 8, 0.0)
+    assert config.lora.target_modules == ("query", "key", "value")
+
+
+def test_default_output_dir_is_named_after_the_dataset():
+    assert str(parse("--dataset", "../shared/datasets/tweet_eval_hate/").resolved_output_dir()) == \
+        "runs/tweet_eval_hate"
+
+
+# ---- distilora predict -------------------------------------------------------------------------------------------
+
+def test_predict_prints_one_json_line_per_text(tiny_run, capsys):
+    assert main(["-q", "predict", "--run", str(tiny_run), "--model", "even", "hello there", "you are " * 40]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    answers = [json.loads(line) for line in lines]
+    assert [a["text"] for a in answers] == ["hello there", "you are " * 40]
+    for answer in answers:
+        assert answer["label"] in ("neutral", "toxic")
+        assert sum(answer["scores"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert answer["label"] == max(answer["scores"], key=answer["scores"].get)
+    assert [a["truncated"] for a in answers] == [False, True]
+
+
+def test_predict_reads_stdin(tiny_run, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("first text\n\n   \nsecond text\n"))
+    assert main(["predict", "--run", str(tiny_run)]) == 0
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == ["first text", "second text"]
+
+
+def test_predict_errors(tiny_run, capsys, monkeypatch):
+    assert main(["predict", "--run", str(tiny_run), "--model", "nope", "x"]) == 2
+    assert "no saved model here" in one_error_line(capsys.readouterr())
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["predict", "--run", str(tiny_run)]) == 2
+    assert "no text given" in one_error_line(capsys.readouterr())

@@ -1,0 +1,195 @@
+"""The page of ``distilora serve`` in real headless Chromium (Playwright), against a real uvicorn server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from distilora.serve.process import ServerProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+MODELS = ["teacher", "odd", "even", "lora"]
+LABELS = {"neutral", "toxic"}  # the tiny run's labels
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                                     "(apt-get install chromium, or scripts/ensure_chromium.sh)"),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    with ServerProcess(tiny_run, tmp_path_factory.mktemp("serve") / "server.log") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server.url + "/")
+    expect(page.locator("#model option")).to_have_count(5)
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def _bars(card) -> dict[str, float]:
+    """A result card's probability bars: label → probability (from the bar's data and its visible percentage)."""
+    bars = {}
+    for bar in card.locator("li.bar").all():
+        label = bar.get_attribute("data-label")
+        shown = float(bar.locator(".bar-value").inner_text().rstrip("%")) / 100
+        assert float(bar.get_attribute("data-score")) == pytest.approx(shown, abs=0.0006)
+        bars[label] = shown
+    return bars
+
+
+def test_classify_one_text_then_compare_all_four_models(page, tmp_path):
+    options = page.locator("#model option").all_inner_texts()
+    assert [o.split()[0] for o in options[:4]] == MODELS and options[4].startswith("compare all")
+
+    page.fill("#text", "you are worthless trash")
+    page.select_option("#model", "teacher")
+    page.click("#classify")
+    card = page.locator("#answer .result")
+    card.wait_for()
+    assert card.count() == 1
+    assert card.get_attribute("data-model") == "teacher"
+    label = card.locator(".prediction .label").inner_text()
+    assert label in LABELS
+    bars = _bars(card)
+    assert set(bars) == LABELS
+    assert math.fsum(bars.values()) == pytest.approx(1.0, abs=0.002)
+    assert max(bars, key=bars.get) == label
+    assert card.locator(".meta.time").inner_text().replace("\u00a0", " ").split()[1] == "ms"
+    assert "test F1" in card.inner_text().replace("\u00a0", " ")
+    page.screenshot(path=str(tmp_path / "single.png"), full_page=True)
+
+    page.select_option("#model", "__compare__")
+    page.click("#classify")
+    expect(page.locator("#answer .compare .result")).to_have_count(4)
+    cards = page.locator("#answer .compare .result")
+    assert [c.get_attribute("data-model") for c in cards.all()] == MODELS
+    labels = [c.locator(".prediction .label").inner_text() for c in cards.all()]
+    assert set(labels) <= LABELS
+    for c in cards.all():
+        assert math.fsum(_bars(c).values()) == pytest.approx(1.0, abs=0.002)
+    summary = page.locator("#answer .agreement").inner_text()
+    assert ("agree" in summary) and (("disagree" in summary) == (len(set(labels)) > 1))
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
+
+
+def test_compare_marks_disagreeing_models_in_text(page):
+    """With answers that differ, the summary and the odd one out say so in words, not only colour."""
+    def fake(route):
+        model = json.loads(route.request.post_data)["model"]
+        label = "toxic" if model == "even" else "neutral"
+        scores = {"neutral": 0.2, "toxic": 0.8} if label == "toxic" else {"neutral": 0.9, "toxic": 0.1}
+        route.fulfill(json={"model": model, "results": [{"label": label, "scores": scores, "truncated": False}],
+                            "elapsed_ms": 1.5})
+
+    page.route("**/api/v1/classify", fake)
+    page.fill("#text", "anything")
+    page.select_option("#model", "__compare__")
+    page.click("#classify")
+    expect(page.locator("#answer .compare .result")).to_have_count(4)
+    assert "disagree" in page.locator("#answer .agreement").inner_text()
+    marked = page.locator("#answer .result.disagrees")
+    assert marked.count() == 1
+    assert marked.get_attribute("data-model") == "even"
+    assert "disagrees (majority: neutral)" in marked.locator(".badge").inner_text()
+
+
+def test_example_sentence_fills_the_text_area_and_errors_are_shown(page):
+    example = page.locator("button.example").first
+    example.click()
+    assert page.input_value("#text") == example.inner_text()
+    page.fill("#text", "   ")
+    page.click("#classify")
+    assert "type a text first" in page.locator("#single-error").inner_text()
+    page.fill("#text", "x" * 10_000 + " more")  # the text area stops at 10,000 characters
+    assert len(page.input_value("#text")) == 10_000
+
+
+def test_batch_lines_and_csv_upload_give_a_table_and_a_csv_download(page, tmp_path):
+    lines = ["love the garden", "you are vermin", "meh, whatever"]
+    page.fill("#batch-text", "\n".join(lines) + "\n\n")
+    page.select_option("#batch-model", "odd")
+    page.click("#batch-run")
+    expect(page.locator("#batch-table tbody tr")).to_have_count(3)
+    rows = page.locator("#batch-table tbody tr")
+    assert [r.locator("td.text").inner_text() for r in rows.all()] == lines
+    assert "3 texts classified by odd" in page.locator("#batch-status").inner_text()
+
+    upload = tmp_path / "texts.csv"
+    upload.write_text('id,text\n1,"hello, friend"\n2,"she said ""hi"""\n3,=cmd\n4,\n', encoding="utf-8")
+    page.set_input_files("#batch-file", str(upload))
+    page.select_option("#batch-model", "__compare__")
+    page.click("#batch-run")
+    expect(page.locator("#batch-status")).to_contain_text("3 texts classified by teacher, odd, even, lora")
+    expect(page.locator("#batch-table tbody tr")).to_have_count(3)
+    texts = [r.locator("td.text").inner_text() for r in page.locator("#batch-table tbody tr").all()]
+    assert texts == ["hello, friend", 'she said "hi"', "=cmd"]
+
+    with page.expect_download() as info:
+        page.click("#batch-download")
+    saved = tmp_path / "results.csv"
+    info.value.save_as(saved)
+    table = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8"))))
+    assert [r["text"] for r in table] == ["hello, friend", 'she said "hi"', "'=cmd"]  # formula defused
+    for row in table:
+        for model in MODELS:
+            assert row[f"{model}_label"] in LABELS
+            assert math.fsum(float(row[f"{model}_p_{label}"]) for label in LABELS) == pytest.approx(1.0, abs=1e-4)
+        assert row["agree"] in {"yes", "no"}
+
+
+def test_about_panel_shows_each_models_trade_off(page, tiny_run):
+    results = json.loads((tiny_run / "results.json").read_text())
+    rows = page.locator("#about-table tbody tr")
+    assert rows.count() == 4
+    for row, name in zip(rows.all(), MODELS, strict=True):
+        cells = [row.locator("th").inner_text(), *row.locator("td").all_inner_texts()]
+        assert cells[0].split()[0] == name
+        test = results["models"][name]["metrics"]["test"]
+        assert cells[5] == f"{test['macro_f1']:.3f}" and cells[6] == f"{test['accuracy']:.3f}"
+        assert "MB" in cells[4]
+    assert rows.nth(1).locator("td").nth(1).inner_text() == "1, 3 (2)"
+
+
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1280, 900)])
+def test_page_fits_the_screen_width(browser, server, tmp_path, width, height):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.goto(server.url + "/")
+    expect(page.locator("#model option")).to_have_count(5)
+    page.fill("#text", "you are worthless trash")
+    page.select_option("#model", "__compare__")
+    page.click("#classify")
+    expect(page.locator("#answer .compare .result")).to_have_count(4)
+    # Nothing but the tables' own scroll boxes may be wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=str(tmp_path / f"page-{width}.png"), full_page=True)
+    context.close()
