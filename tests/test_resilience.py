@@ -11,12 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import make_dataset
 
 from distilora.artifacts import ArtifactError, verify_manifest
 from distilora.cli import main as cli_main
 from distilora.inference import Classifier
+from distilora.training.trainer import last_complete_checkpoint
 
 
 def _cli(*args: str) -> list[str]:
@@ -44,7 +46,8 @@ def test_sigkill_during_student_then_rerun_resumes(tmp_path, tiny_teacher, large
     checkpoint = None
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            checkpoint = next(iter(sorted((output / ".work").glob("odd-*/checkpoint-*"))), None)
+            # a checkpoint the Trainer finished writing (trainer_state.json is its last file)
+            checkpoint = next(iter(sorted((output / ".work").glob("odd-*/checkpoint-*/trainer_state.json"))), None)
             if checkpoint is not None:
                 break
             time.sleep(0.05)
@@ -69,6 +72,29 @@ def test_sigkill_during_student_then_rerun_resumes(tmp_path, tiny_teacher, large
         verify_manifest(output / name)
         assert results["models"][name]["metrics"]["test"]["n"] == 64
     assert not list((output / ".work").glob("odd-*")), "the finished stage's checkpoints were not cleaned up"
+
+    # The resumed run against an uninterrupted one with the same seed: same predictions up to float noise.
+    reference = tmp_path / "reference"
+    third = subprocess.run(_cli(*_run_args(larger_dataset, tiny_teacher, reference)), capture_output=True,
+                           text=True, env=env, timeout=300)
+    assert third.returncode == 0, third.stderr[-3000:]
+    for name in ("odd", "even"):
+        resumed = np.array(json.loads((output / "predictions" / f"{name}.json").read_text())["test"]["probs"])
+        uninterrupted = np.array(json.loads((reference / "predictions" / f"{name}.json").read_text())["test"]["probs"])
+        print(f"{name}: max |resumed - uninterrupted| = {np.abs(resumed - uninterrupted).max():.2e}")
+        assert np.abs(resumed - uninterrupted).max() < 1e-4, name
+
+
+def test_incomplete_checkpoint_is_removed_not_resumed_from(tmp_path):
+    for step, complete in ((5, True), (10, False)):
+        checkpoint = tmp_path / f"checkpoint-{step}"
+        checkpoint.mkdir()
+        (checkpoint / "model.safetensors").write_bytes(b"x")
+        if complete:
+            (checkpoint / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-5")
+    assert not (tmp_path / "checkpoint-10").exists()
+    assert last_complete_checkpoint(tmp_path / "missing") is None
 
 
 def test_one_corrupted_byte_is_refused(tmp_path, tiny_run):
