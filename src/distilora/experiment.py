@@ -14,7 +14,7 @@ from typing import Any
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, set_seed
 
-from distilora.artifacts import verify_manifest
+from distilora.artifacts import verify_manifest, write_atomic
 from distilora.config import ExperimentConfig, TrainConfig
 from distilora.data import TaskData, encode_splits, load_task_data
 from distilora.evaluation.evaluate import count_saved_parameters, evaluate_model_dir, weights_size_mb
@@ -124,12 +124,13 @@ class Experiment:
             started = time.perf_counter()
             targets = cached_teacher_targets(teacher, self.tokenizer, self.encoded["train"], cache)
             self.stage_seconds["teacher_targets"] = time.perf_counter() - started
-            self._distillation_data = teacher, with_teacher_targets(self.encoded["train"], targets)
-        teacher, train = self._distillation_data
+            self._distillation_data = (teacher, with_teacher_targets(self.encoded["train"], targets),
+                                       self._teacher_weights_hash())
+        teacher, train, teacher_weights = self._distillation_data
         c = self.config
         for name, layers in self.students.items():
             # The teacher's weights, not only its settings: a retrained teacher means new students.
-            fp = fingerprint("student", self.teacher_fingerprint(), self._teacher_weights_hash(), layers,
+            fp = fingerprint("student", self.teacher_fingerprint(), teacher_weights, layers,
                              asdict(c.student_training), asdict(c.distillation), seed)
             self._train_stage(
                 name, "distil", fp, layers,
@@ -252,13 +253,6 @@ def _students(specs: tuple[str, ...], teacher_depth: int) -> dict[str, list[int]
             raise LayerSpecError(f"--layers {spec!r} selects the same student twice")
         students[name] = layers
     return students
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file and rename it over ``path``: readers never see half a file."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def _label_counts(labels: list[int], num_classes: int) -> list[int]:

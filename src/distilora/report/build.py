@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
+from distilora.artifacts import write_atomic
+from distilora.inference import read_results
 from distilora.report import plots, tables
 from distilora.report.analysis import run_statistics
 from distilora.report.baseline import NAME as BASELINE
@@ -34,9 +34,7 @@ def build_report(run_dir: Path, *, measure_speed: bool = True, n_resamples: int 
     """
     run_dir = Path(run_dir)
     results_path = run_dir / "results.json"
-    if not results_path.exists():
-        raise FileNotFoundError(f"{results_path}: not found. Make a run first: distilora run --output-dir {run_dir}")
-    results = json.loads(results_path.read_text())
+    results = read_results(run_dir)
     if not results.get("models"):
         raise ValueError(f"{results_path}: no models to report on")
 
@@ -45,9 +43,9 @@ def build_report(run_dir: Path, *, measure_speed: bool = True, n_resamples: int 
     document = _document(ctx, written)
 
     results.update({"statistics": ctx.statistics, "speed": ctx.speed})
-    _write_atomic(results_path, json.dumps(results, indent=1))
-    _write_atomic(run_dir / "report.md", render_markdown(document, run_dir))
-    _write_atomic(run_dir / "report.html", render_html(document))
+    write_atomic(results_path, json.dumps(results, indent=1))
+    write_atomic(run_dir / "report.md", render_markdown(document, run_dir))
+    write_atomic(run_dir / "report.html", render_html(document))
     files = {name: run_dir / name for name in ("report.html", "report.md", "results.json")}
     files.update({path.relative_to(run_dir).as_posix(): path for path in written.values()})
     logger.info("Report written to %s", run_dir / "report.html")
@@ -131,15 +129,3 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
         ])]),
     ]
     return Document(f"distilora report — {r.get('dataset', '?')}", sections)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename over it: readers never see half a file."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
