@@ -17,7 +17,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-bench
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -25,14 +29,14 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	bash scripts/ensure_chromium.sh
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks
 
-bench: $(VENV)/.installed
-	$(BIN)/distilora bench $(ARGS)
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks $(ARGS)
 
 serve: $(VENV)/.installed
 	$(BIN)/distilora serve $(ARGS)

@@ -92,9 +92,10 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_teacher, tiny_dataset) -> Path:
-    """A finished ``distilora run`` (teacher, odd, even, lora) on the tiny teacher and synthetic data."""
+    """A finished ``distilora run`` (teacher, odd, even, lora; speed measured) on the tiny teacher and
+    synthetic data."""
     from distilora.experiment import Experiment
 
     output = tmp_path_factory.mktemp("tiny-run") / "run"
-    Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output)).run()
+    Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, measure_speed=True)).run()
     return output

@@ -1,4 +1,5 @@
-"""``distilora bench``: the FLOP counter, the padding of each variant, and a ``--quick`` run's JSON (no timings)."""
+"""The benchmark (benchmarks/): the FLOP counter, the padding of each variant, a ``--quick`` run's JSON (no
+timings)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import json
 import pytest
 import torch
 
-from distilora.bench.flops import ModelShape, count_flops, forward_flops, training_flops
-from distilora.bench.inference import padded_tokens
-from distilora.bench.sample import naive_loader
+from benchmarks.flops import ModelShape, count_flops, forward_flops, training_flops
+from benchmarks.inference import padded_tokens
+from benchmarks.sample import naive_loader
 
 TEXTS = ["hi", "you are so kind and the garden is sunny today", "coffee with friends", "a " * 40 + "long one"]
 
@@ -79,14 +80,14 @@ def _positive_numbers(entry: dict, keys: tuple[str, ...]) -> None:
 
 @pytest.fixture(scope="module")
 def quick_bench(tiny_teacher, tiny_dataset, tmp_path_factory) -> tuple[dict, str]:
-    """One ``distilora bench --quick`` run (tiny sizes, 1 thread); its JSON and what it printed."""
-    from distilora.cli import main
+    """One ``python -m benchmarks --quick`` run (tiny sizes, 1 thread); its JSON and what it printed."""
+    from benchmarks.__main__ import main
 
     output = tmp_path_factory.mktemp("bench") / "bench.json"
     threads = torch.get_num_threads()
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = main(["-q", "bench", "--quick", "--dataset", str(tiny_dataset), "--teacher", str(tiny_teacher),
+        code = main(["--quick", "--dataset", str(tiny_dataset), "--teacher", str(tiny_teacher),
                      "--output", str(output), "--steps", "2", "--batch-size", "8", "--infer-samples", "32",
                      "--latency-samples", "4", "--threads", "1"])
     assert code == 0
@@ -101,7 +102,9 @@ def test_quick_bench_writes_every_section(quick_bench):
     assert "2*2*n^2*h" in results["methods"]["flops"] and "RSS" in results["methods"]["memory"]
     _positive_numbers(results["peak"], ("gflops", "best_seconds", "threads"))
 
-    for route in ("teacher", "student", "lora"):
+    assert {name: entry["kind"] for name, entry in results["training"].items()} == \
+        {"teacher": "fine-tune", "odd": "distil", "lora": "lora"}, "the registry's routes, by their names"
+    for route in ("teacher", "odd", "lora"):
         for variant in ("naive", "trainer", "distilora"):
             entry = results["training"][route][variant]
             assert entry["steps"] == 2 and entry["samples"] == 16
@@ -112,7 +115,7 @@ def test_quick_bench_writes_every_section(quick_bench):
         assert naive["executed_tokens"] == naive["samples"] * 128  # padded to 128
         assert distilora["executed_tokens"] < naive["executed_tokens"]  # padded to each batch's longest
     assert results["training"]["lora"]["distilora"]["shape"]["lora_per_token"] > 0
-    student = results["training"]["student"]
+    student = results["training"]["odd"]
     _positive_numbers(student["teacher_targets"], ("seconds", "samples", "useful_gflops_per_s"))
     assert student["distilora"]["amortised"]["seconds"] > student["distilora"]["seconds"]
 

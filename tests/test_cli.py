@@ -84,24 +84,28 @@ def test_run_argparse_refuses_non_positive_numbers(flags, capsys):
 
 # ---- distilora run: flags → ExperimentConfig ---------------------------------------------------------------------
 
-def test_run_defaults():
+def test_run_defaults_are_the_config_defaults():
+    """The CLI restates no default: with no flags it gives exactly ExperimentConfig(), and --help shows them."""
     from distilora.config import ExperimentConfig
 
-    config, defaults = parse(), ExperimentConfig()
-    assert config.students == ("odd", "even")
-    assert config.run_lora is True
-    for route in ("teacher_training", "student_training", "lora_training"):
-        assert getattr(config, route) == getattr(defaults, route), route
-    assert config.distillation == defaults.distillation
-    assert config.lora.target_modules == ("query", "value")
-    assert (config.data.text_column, config.data.label_column) == ("text", "label")
+    assert parse() == ExperimentConfig()
+    defaults = ExperimentConfig()
+    help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    help_text = " ".join(help_text.split())
+    for shown in (f"--lora-r LORA_R adapter rank (default: {defaults.lora.r})", "(default: query,value)",
+                  f"T of the KL term (default: {defaults.distillation.temperature})",
+                  f"(default: teacher {defaults.teacher_training.epochs:g}, "
+                  f"students {defaults.student_training.epochs:g}"):
+        assert shown in help_text, shown
+    assert "(default: None)" not in help_text and "(default: False)" not in help_text
 
 
 def test_run_flags_reach_the_configuration():
     config = parse(
         "--dataset", "/data/x", "--text-column", "tweet", "--label-column", "class", "--max-train-samples", "200",
         "--max-eval-samples", "100", "--max-length", "64", "--teacher", "/models/t", "--output-dir", "/out",
-        "--layers", "6,1", "--layers", "odd", "--no-lora", "--seed", "7", "--epochs", "1.5", "--batch-size", "8",
+        "--layers", "6,1", "--layers", "odd", "--route", "x", "--no-lora", "--seed", "7", "--epochs", "1.5",
+        "--batch-size", "8",
         "--w-ce", "0.5", "--w-kd", "0.25", "--w-cos", "0.25", "--temperature", "3", "--lora-r", "4",
         "--lora-alpha", "8", "--lora-dropout", "0.0", "--lora-targets", "query, key ,value,",
     )
@@ -109,7 +113,7 @@ def test_run_flags_reach_the_configuration():
     assert (data.dataset, data.text_column, data.label_column) == ("/data/x", "tweet", "class")
     assert (data.max_train_samples, data.max_eval_samples, data.max_length) == (200, 100, 64)
     assert (config.teacher, config.output_dir, config.seed) == ("/models/t", "/out", 7)
-    assert config.students == ("6,1", "odd")
+    assert config.students == ("6,1", "odd") and config.extra_routes == ("x",)
     assert config.run_lora is False
     for training in (config.teacher_training, config.student_training, config.lora_training):
         assert (training.epochs, training.batch_size) == (1.5, 8)

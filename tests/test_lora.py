@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from distilora.config import LoraSettings
-from distilora.models.lora import build_lora_model
+from distilora.config import LoraConfig
+from distilora.routes.lora import build_lora_model, save_lora
 
 HIDDEN, INTERMEDIATE, LAYERS = 32, 64, 4  # the tiny teacher of conftest
 LABELS = ["neutral", "toxic", "mixed"]
@@ -36,7 +36,7 @@ def batch():
     ],
 )
 def test_only_adapters_and_head_are_trainable(tiny_teacher, targets, r, per_layer):
-    model = build_lora_model(str(tiny_teacher), LABELS, LoraSettings(r=r, alpha=2 * r, target_modules=targets))
+    model = build_lora_model(str(tiny_teacher), LABELS, LoraConfig(r=r, alpha=2 * r, target_modules=targets))
     params = trainable(model)
     for name in params:
         assert ".lora_" in name or ".classifier.modules_to_save." in name, f"unexpected trainable parameter {name}"
@@ -55,13 +55,11 @@ def test_only_adapters_and_head_are_trainable(tiny_teacher, targets, r, per_laye
 
 def test_unknown_target_module_names_the_available_ones(tiny_teacher):
     with pytest.raises(ValueError, match=r"LoRA target modules \['nope'\].*query"):
-        build_lora_model(str(tiny_teacher), LABELS, LoraSettings(target_modules=("nope",)))
+        build_lora_model(str(tiny_teacher), LABELS, LoraConfig(target_modules=("nope",)))
 
 
 def test_merged_saved_model_predicts_like_the_peft_model(tiny_teacher, tmp_path):
-    from distilora.experiment import _save_lora
-
-    model = build_lora_model(str(tiny_teacher), LABELS, LoraSettings(r=4, alpha=8, dropout=0.1))
+    model = build_lora_model(str(tiny_teacher), LABELS, LoraConfig(r=4, alpha=8, dropout=0.1))
     # LoRA's B starts at zero (a no-op): give adapters and head trained-looking values so merging matters.
     torch.manual_seed(1)
     with torch.no_grad():
@@ -76,7 +74,7 @@ def test_merged_saved_model_predicts_like_the_peft_model(tiny_teacher, tmp_path)
             base_logits = model(**inputs).logits.clone()
     assert not torch.allclose(peft_logits, base_logits, atol=1e-3), "the adapters must change the predictions"
 
-    _save_lora(model, tmp_path)
+    save_lora(model, tmp_path)
     assert (tmp_path / "adapter" / "adapter_config.json").exists()
     merged = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     assert type(merged).__name__ == "BertForSequenceClassification"

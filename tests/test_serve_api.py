@@ -13,8 +13,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from distilora.inference import Classifier, Prediction, read_results
-from distilora.serve import ModelRegistry, Settings, create_app, find_latest_run
+from distilora.config import ServeConfig
+from distilora.inference import Classifier, Prediction
+from distilora.run_dir import RunDirectory
+from distilora.serve import ModelRegistry, create_app
 from distilora.serve.schemas import NOT_BLANK
 
 MODELS = ["teacher", "odd", "even", "lora"]
@@ -60,7 +62,7 @@ def test_healthz_is_ok_and_lists_the_loaded_models(client):
 
 
 def test_models_endpoint_reports_layers_sizes_and_the_runs_metrics(client, tiny_run):
-    results = read_results(tiny_run)
+    results = RunDirectory(tiny_run).read_results()
     response = client.get("/api/v1/models")
     assert response.status_code == 200
     body = response.json()
@@ -85,7 +87,7 @@ def test_models_endpoint_reports_layers_sizes_and_the_runs_metrics(client, tiny_
 
 
 def test_default_model_is_the_best_student_by_validation_macro_f1(client, tiny_run):
-    models = read_results(tiny_run)["models"]
+    models = RunDirectory(tiny_run).read_results()["models"]
     students = [n for n in MODELS if models[n]["route"] == "distil"]
     best = max(students, key=lambda n: models[n]["metrics"]["validation"]["macro_f1"])
     assert client.get("/api/v1/models").json()["default_model"] == best
@@ -205,7 +207,7 @@ def test_malformed_or_non_json_bodies_are_422(client, tiny_run, content, content
 # ---- hardening: body limit before parsing, timeout, no stack traces -------------------------------------------------
 @pytest.fixture(scope="module")
 def small_limit_client(registry) -> TestClient:
-    return TestClient(create_app(registry=registry, settings=Settings(max_body_bytes=1000)))
+    return TestClient(create_app(registry=registry, settings=ServeConfig(max_body_bytes=1000)))
 
 
 def test_body_over_the_limit_is_413_before_parsing(small_limit_client):
@@ -280,7 +282,7 @@ class _FakeClassifier:
 
 def _fake_app(tiny_run: Path, classifier: _FakeClassifier, **settings) -> TestClient:
     registry = ModelRegistry(tiny_run, {"fake": classifier}, {"labels": ["neutral", "toxic"], "models": {}})
-    return TestClient(create_app(registry=registry, settings=Settings(**settings)), raise_server_exceptions=False)
+    return TestClient(create_app(registry=registry, settings=ServeConfig(**settings)), raise_server_exceptions=False)
 
 
 def test_slow_model_gets_504_after_the_request_timeout(tiny_run):
@@ -385,12 +387,12 @@ def _fake_run(root: Path, name: str, mtime: float) -> Path:
 
 
 def test_latest_run_is_the_newest_results_json(tmp_path):
-    assert find_latest_run(tmp_path / "runs") is None
+    assert RunDirectory.latest(tmp_path / "runs") is None
     _fake_run(tmp_path, "old", 1_000_000)
     newest = _fake_run(tmp_path, "new", 2_000_000)
     _fake_run(tmp_path, "middle", 1_500_000)
     (tmp_path / "runs" / "unfinished").mkdir()
-    assert find_latest_run(tmp_path / "runs") == newest
+    assert RunDirectory.latest(tmp_path / "runs").root == newest
 
 
 def test_serve_without_a_run_says_how_to_make_one(tmp_path, monkeypatch, capsys):

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from distilora.serve.process import ServerProcess
+from server_process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMATHESIS_CONFIG = REPO / "src" / "distilora" / "serve" / "schemathesis.toml"

@@ -11,8 +11,7 @@ from sklearn.metrics import f1_score
 
 from distilora.report import statistics as st
 from distilora.report.analysis import comparison_pairs, run_statistics
-from distilora.report.baseline import majority_baseline, train_label_counts
-from distilora.report.predictions import SplitPredictions
+from distilora.report.context import SplitPredictions, majority_baseline
 
 
 def paired_correctness(a_only: int, b_only: int, both: int = 0, neither: int = 0) -> tuple[list[bool], list[bool]]:
@@ -72,12 +71,33 @@ def test_macro_f1_matches_scikit_learn_including_an_absent_class():
     assert st.macro_f1(y_true, y_pred, 4) == pytest.approx(expected, abs=1e-12)
 
 
+# One model's CI and a paired difference's CI, composed from the report's primitives as analysis.py does.
+def bootstrap_ci(y_true, y_pred, num_classes: int, metric: str = "macro_f1", *, n_resamples: int = st.RESAMPLES,
+                 seed: int = st.SEED, confidence: float = st.CONFIDENCE) -> st.Interval:
+    """Percentile bootstrap CI of one model's ``metric`` (``accuracy`` or ``macro_f1``) on a test set."""
+    replicates = st.bootstrap_replicates(y_true, {"m": y_pred}, num_classes, n_resamples=n_resamples, seed=seed)
+    estimate = st.point_estimate(metric, np.asarray(y_true), np.asarray(y_pred), num_classes)
+    return st.percentile_interval(replicates["m"][metric], estimate, confidence)
+
+
+def paired_bootstrap_ci(y_true, pred_a, pred_b, num_classes: int,
+                        metric: str = "macro_f1", *, n_resamples: int = st.RESAMPLES, seed: int = st.SEED,
+                        confidence: float = st.CONFIDENCE) -> st.Interval:
+    """CI of ``metric(A) − metric(B)``, both scored on the same resampled test items."""
+    replicates = st.bootstrap_replicates(y_true, {"a": pred_a, "b": pred_b}, num_classes,
+                                      n_resamples=n_resamples, seed=seed)
+    y = np.asarray(y_true)
+    estimate = (st.point_estimate(metric, y, np.asarray(pred_a), num_classes)
+                - st.point_estimate(metric, y, np.asarray(pred_b), num_classes))
+    return st.percentile_interval(replicates["a"][metric] - replicates["b"][metric], estimate, confidence)
+
+
 def test_bootstrap_ci_contains_estimate_and_shrinks_with_n():
     widths = {}
     for n in (100, 2000):
         y_true, y_pred = noisy_predictions(n, 0.8, seed=n)
         for metric in ("accuracy", "macro_f1"):
-            ci = st.bootstrap_ci(y_true, y_pred, 2, metric, n_resamples=1000, seed=3)
+            ci = bootstrap_ci(y_true, y_pred, 2, metric, n_resamples=1000, seed=3)
             assert ci.low < ci.estimate < ci.high
             widths[n, metric] = ci.high - ci.low
     for metric in ("accuracy", "macro_f1"):
@@ -87,7 +107,7 @@ def test_bootstrap_ci_contains_estimate_and_shrinks_with_n():
 
 def test_bootstrap_accuracy_ci_matches_the_normal_approximation():
     y_true, y_pred = noisy_predictions(2000, 0.8, seed=7)
-    ci = st.bootstrap_ci(y_true, y_pred, 2, "accuracy", n_resamples=4000, seed=0)
+    ci = bootstrap_ci(y_true, y_pred, 2, "accuracy", n_resamples=4000, seed=0)
     p = ci.estimate
     expected_half_width = 1.96 * math.sqrt(p * (1 - p) / 2000)
     assert (ci.high - ci.low) / 2 == pytest.approx(expected_half_width, rel=0.12)
@@ -96,22 +116,22 @@ def test_bootstrap_accuracy_ci_matches_the_normal_approximation():
 
 def test_bootstrap_is_seeded():
     y_true, y_pred = noisy_predictions(200, 0.75)
-    first = st.bootstrap_ci(y_true, y_pred, 2, n_resamples=1000, seed=5)
-    assert st.bootstrap_ci(y_true, y_pred, 2, n_resamples=1000, seed=5) == first
-    assert st.bootstrap_ci(y_true, y_pred, 2, n_resamples=1000, seed=6) != first
+    first = bootstrap_ci(y_true, y_pred, 2, n_resamples=1000, seed=5)
+    assert bootstrap_ci(y_true, y_pred, 2, n_resamples=1000, seed=5) == first
+    assert bootstrap_ci(y_true, y_pred, 2, n_resamples=1000, seed=6) != first
 
 
 def test_paired_bootstrap_of_identical_predictions_has_zero_width():
     y_true, y_pred = noisy_predictions(300, 0.7)
-    ci = st.paired_bootstrap_ci(y_true, y_pred, y_pred.copy(), 2, n_resamples=1000)
+    ci = paired_bootstrap_ci(y_true, y_pred, y_pred.copy(), 2, n_resamples=1000)
     assert (ci.estimate, ci.low, ci.high) == (0.0, 0.0, 0.0)
 
 
 def test_paired_bootstrap_separates_a_real_difference_and_is_antisymmetric():
     y_true, good = noisy_predictions(500, 0.9, seed=11)
     _, bad = noisy_predictions(500, 0.6, seed=11)  # same labels (same seed), more errors
-    ab = st.paired_bootstrap_ci(y_true, good, bad, 2, n_resamples=1000)
-    ba = st.paired_bootstrap_ci(y_true, bad, good, 2, n_resamples=1000)
+    ab = paired_bootstrap_ci(y_true, good, bad, 2, n_resamples=1000)
+    ba = paired_bootstrap_ci(y_true, bad, good, 2, n_resamples=1000)
     assert ab.estimate == pytest.approx(st.macro_f1(y_true, good, 2) - st.macro_f1(y_true, bad, 2))
     assert ab.low > 0
     assert (ba.estimate, ba.low, ba.high) == pytest.approx((-ab.estimate, -ab.high, -ab.low))
@@ -160,12 +180,6 @@ def test_majority_baseline_uses_train_counts():
     # Its probabilities are the train class frequencies, so its loss is the prior's cross-entropy.
     assert test["loss"] == pytest.approx(-(5 * math.log(0.1) + 3 * math.log(0.7) + 2 * math.log(0.2)) / 10)
     assert (baseline.predictions["test"].y_pred == 1).all()
-
-
-def test_majority_baseline_reads_the_nested_label_counts_form():
-    report = {"train": {"rows": 9}, "label_counts": {"train": [2, 3, 4]}}
-    assert train_label_counts(report) == [2, 3, 4]
-    assert majority_baseline(LABELS, report, Y).label == "hate"
 
 
 def test_majority_baseline_falls_back_to_validation_labels_and_says_so():

@@ -1,15 +1,15 @@
 """distilora: compress a BERT toxicity classifier by layer-selected distillation and by LoRA, and compare."""
 
-__version__ = "0.1.0"
-
-from distilora.config import (  # noqa: E402
+from distilora.config import (
     DataConfig,
     DistillationConfig,
     ExperimentConfig,
-    LoraSettings,
+    LoraConfig,
+    ServeConfig,
     TrainConfig,
 )
-from distilora.inference import Classifier, Prediction  # noqa: E402
+from distilora.inference import Classifier, Prediction
+from distilora.versions import __version__
 
 
 def run_experiment(config: ExperimentConfig | None = None) -> dict:
@@ -24,8 +24,10 @@ __all__ = [
     "DataConfig",
     "DistillationConfig",
     "ExperimentConfig",
-    "LoraSettings",
+    "LoraConfig",
     "Prediction",
+    "ServeConfig",
     "TrainConfig",
+    "__version__",
     "run_experiment",
 ]

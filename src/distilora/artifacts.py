@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from distilora.versions import library_versions
+
 MANIFEST = "manifest.json"
 
 
@@ -34,17 +36,10 @@ def _files(directory: Path) -> list[Path]:
 
 def write_manifest(directory: Path, info: dict[str, Any]) -> dict[str, Any]:
     """Checksum every file under ``directory`` and write the manifest (the last file of a finished stage)."""
-    import peft
-    import torch
-    import transformers
-
-    from distilora import __version__
-
     manifest = {
         **info,
         "files": {str(p.relative_to(directory)): sha256_file(p) for p in _files(directory)},
-        "versions": {"distilora": __version__, "torch": torch.__version__,
-                     "transformers": transformers.__version__, "peft": peft.__version__},
+        "versions": library_versions(),
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest

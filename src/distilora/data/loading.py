@@ -42,17 +42,23 @@ class TaskData:
     splits: datasets.DatasetDict
     labels: list[str]
     report: dict[str, dict[str, Any]] = field(default_factory=dict)
-    source: str = ""
+    fingerprint: str = field(init=False)
+    """Content hash of the labels and every kept row: same data, same hash (computed once, here)."""
 
-    @property
-    def fingerprint(self) -> str:
-        """Content hash of the labels and every kept row: same data, same hash."""
+    def __post_init__(self) -> None:
         digest = hashlib.sha256(json.dumps(self.labels).encode())
         for split in ("train", "validation", "test"):
             digest.update(split.encode())
             for text, label in zip(self.splits[split]["text"], self.splits[split]["label"], strict=True):
                 digest.update(f"{label}\t{text}\n".encode())
-        return digest.hexdigest()
+        self.fingerprint = digest.hexdigest()
+
+    def label_counts(self, split: str) -> list[int]:
+        """How many kept rows of ``split`` each class has."""
+        counts = [0] * len(self.labels)
+        for label in self.splits[split]["label"]:
+            counts[label] += 1
+        return counts
 
 
 def load_task_data(config: DataConfig, seed: int = 42) -> TaskData:
@@ -89,7 +95,7 @@ def load_task_data(config: DataConfig, seed: int = 42) -> TaskData:
         reasons = ", ".join(f"{k}={v}" for k, v in info.get("reasons", {}).items() if v)
         logger.info("%-10s %6d rows kept, %d dropped%s", split, info["rows"], info["dropped"],
                     f" ({reasons})" if reasons else "")
-    return TaskData(datasets.DatasetDict(splits), labels, report, source)
+    return TaskData(datasets.DatasetDict(splits), labels, report)
 
 
 def _read_raw_splits(config: DataConfig) -> tuple[dict[str, tuple[list, list, str]], list[str] | None, str]:

@@ -1,4 +1,4 @@
-"""Evaluate a *saved* model directory, so the numbers are those of the files a user ships."""
+"""Evaluate *saved* models, so the numbers are those of the files a user ships, and tabulate the run."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+from safetensors import safe_open
 from scipy.special import softmax
 
 from distilora.evaluation.metrics import classification_metrics
 from distilora.inference import Classifier
 
 WEIGHT_SUFFIXES = (".safetensors",)
+SPLITS = ("validation", "test")
 
 
-def evaluate_model_dir(model_dir: Path, splits: datasets.DatasetDict, labels: list[str],
-                       split_names: tuple[str, ...] = ("validation", "test")) -> tuple[dict, dict]:
+def evaluate_classifier(classifier: Classifier, splits: datasets.DatasetDict, labels: list[str],
+                        split_names: tuple[str, ...] = SPLITS) -> tuple[dict, dict]:
     """Metrics per split, and per-item predictions (true label and class probabilities) for the report."""
-    classifier = Classifier.load(model_dir)
     metrics, predictions = {}, {}
     for split in split_names:
         texts, y_true = splits[split]["text"], splits[split]["label"]
@@ -34,8 +35,6 @@ def weights_size_mb(model_dir: Path) -> float:
 
 
 def count_saved_parameters(model_dir: Path) -> int:
-    from safetensors import safe_open
-
     total = 0
     for file in model_dir.glob("*.safetensors"):
         with safe_open(str(file), "np") as handle:
@@ -43,3 +42,33 @@ def count_saved_parameters(model_dir: Path) -> int:
                 if not key.endswith("position_ids"):
                     total += int(np.prod(handle.get_slice(key).get_shape()))
     return total
+
+
+def _fmt_params(n: int | None) -> str:
+    return "—" if n is None else f"{n / 1e6:.2f} M"
+
+
+def results_markdown(results: dict) -> str:
+    """The comparison table of a run: one row per model with depth, size, time, validation and test scores."""
+    lines = [
+        f"# distilora results — {results['dataset']}",
+        "",
+        f"Teacher: `{results['teacher']}` · labels: {', '.join(results['labels'])} · seed {results['seed']}",
+        "",
+        "| model | layers | params | trainable | size MB | train s | val acc | val macro-F1 | test acc "
+        "| test macro-F1 | test loss |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in results["models"].items():
+        layers = ",".join(map(str, m["layers"])) if m["layers"] else f"all {m['num_layers']}"
+        val, test = m["metrics"]["validation"], m["metrics"]["test"]
+        lines.append(
+            f"| {name} | {layers} | {_fmt_params(m['params'])} | {_fmt_params(m['trainable_params'])} "
+            f"| {m['size_mb']:.1f} | {m['train_seconds']:.0f} | {val['accuracy']:.4f} | {val['macro_f1']:.4f} "
+            f"| {test['accuracy']:.4f} | {test['macro_f1']:.4f} | {test['loss']:.4f} |"
+        )
+    lines += ["", "Rows dropped while reading the data (empty text, missing or unknown label):", ""]
+    for split, info in results["data_report"].items():
+        reasons = ", ".join(f"{k}: {v}" for k, v in info.get("reasons", {}).items() if v) or "none"
+        lines.append(f"- {split}: {info['rows']} rows used, {info['dropped']} dropped ({reasons})")
+    return "\n".join(lines) + "\n"

@@ -1,11 +1,10 @@
-"""Models: the pretrained teacher, layer-selected students, and LoRA."""
+"""Models: load the pretrained checkpoint, and build layer-selected students from a fine-tuned teacher."""
 
-from distilora.models.lora import build_lora_model
 from distilora.models.pretrained import load_pretrained_classifier, load_tokenizer, resolve_checkpoint
-from distilora.models.students import build_student, parse_layer_spec, student_name
+from distilora.models.students import LayerSpecError, build_student, parse_layer_spec, student_name
 
 __all__ = [
-    "build_lora_model",
+    "LayerSpecError",
     "build_student",
     "load_pretrained_classifier",
     "load_tokenizer",

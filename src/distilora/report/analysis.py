@@ -8,19 +8,19 @@ from itertools import combinations
 import numpy as np
 
 from distilora.report import statistics as st
-from distilora.report.predictions import SplitPredictions
+from distilora.report.context import SplitPredictions
+from distilora.routes.base import RouteKind
 
 ALPHA = 0.05
 
 
 def comparison_pairs(models: Mapping[str, Mapping]) -> list[tuple[str, str, str]]:
     """``(a, b, kind)``: every pair of students, each student vs the teacher, each student vs each LoRA model."""
-    by_route = {route: [n for n, m in models.items() if m.get("route") == route]
-                for route in ("distil", "fine-tune", "lora")}
-    students = by_route["distil"]
+    by_kind = {kind: [n for n, m in models.items() if m.get("route") == kind] for kind in RouteKind}
+    students = by_kind[RouteKind.DISTIL]
     pairs = [(a, b, "student vs student") for a, b in combinations(students, 2)]
-    pairs += [(s, t, "student vs teacher") for s in students for t in by_route["fine-tune"]]
-    pairs += [(s, lora, "student vs LoRA") for s in students for lora in by_route["lora"]]
+    pairs += [(s, t, "student vs teacher") for s in students for t in by_kind[RouteKind.FINE_TUNE]]
+    pairs += [(s, lora, "student vs LoRA") for s in students for lora in by_kind[RouteKind.LORA]]
     return pairs
 
 

@@ -1,78 +1,75 @@
-"""``build_report``: statistics, speed, plots and findings for a finished run, written as Markdown and HTML."""
+"""``build_report``: statistics, plots and findings for a run's results, written as Markdown and HTML.
+
+The report only reports: it reads the results it is given and the per-item predictions the run saved; it
+measures nothing and writes no results.json (the caller keeps ``statistics`` with the results).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from distilora.artifacts import write_atomic
-from distilora.inference import read_results
 from distilora.report import plots, tables
 from distilora.report.analysis import run_statistics
-from distilora.report.baseline import NAME as BASELINE
-from distilora.report.baseline import majority_baseline
-from distilora.report.context import ReportContext
-from distilora.report.document import Bullets, Document, Image, Section
+from distilora.report.context import BASELINE, ReportContext, load_predictions, majority_baseline
+from distilora.report.document import Bullets, Document, Image, Section, render_html, render_markdown
 from distilora.report.findings import findings
-from distilora.report.predictions import load_predictions
-from distilora.report.render import render_html, render_markdown
-from distilora.report.speed import benchmark_texts, measure_models
 from distilora.report.statistics import RESAMPLES, SEED
+from distilora.run_dir import RunDirectory
 
 logger = logging.getLogger(__name__)
 
-REPORT_KEYS = ("statistics", "speed")
-"""Keys the report adds to ``results.json`` (replaced on every rebuild; every other key is kept)."""
+
+@dataclass
+class Report:
+    """What :func:`build_report` computed and wrote."""
+
+    statistics: dict
+    """Intervals, paired comparisons, seed summaries and the baseline (results.json's ``statistics``)."""
+    files: dict[str, Path]
+    """Every written file, keyed by its path relative to the run directory."""
 
 
-def build_report(run_dir: Path, *, measure_speed: bool = True, n_resamples: int = RESAMPLES,
-                 seed: int = SEED) -> dict[str, Path]:
-    """Write ``report.html``, ``report.md`` and ``plots/*.png`` into ``run_dir``; add statistics to results.json.
-
-    Returns every written file, keyed by its path relative to ``run_dir``.
-    """
-    run_dir = Path(run_dir)
-    results_path = run_dir / "results.json"
-    results = read_results(run_dir)
+def build_report(run_dir: RunDirectory, results: dict, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
+    """Write ``report.html``, ``report.md`` and ``plots/*.png`` for ``results`` into ``run_dir``."""
     if not results.get("models"):
-        raise ValueError(f"{results_path}: no models to report on")
-
-    ctx = _context(run_dir, results, measure_speed, n_resamples, seed)
-    written = _plots(run_dir, ctx)
+        raise ValueError(f"{run_dir.root}: the results list no models to report on")
+    ctx = _context(run_dir, results, n_resamples, seed)
+    written = _plots(run_dir.plots_dir, ctx)
     document = _document(ctx, written)
-
-    results.update({"statistics": ctx.statistics, "speed": ctx.speed})
-    write_atomic(results_path, json.dumps(results, indent=1))
-    write_atomic(run_dir / "report.md", render_markdown(document, run_dir))
-    write_atomic(run_dir / "report.html", render_html(document))
-    files = {name: run_dir / name for name in ("report.html", "report.md", "results.json")}
-    files.update({path.relative_to(run_dir).as_posix(): path for path in written.values()})
-    logger.info("Report written to %s", run_dir / "report.html")
-    return files
+    files = run_dir.write_report({"report.md": render_markdown(document, run_dir.root),
+                                  "report.html": render_html(document)})
+    files.update({path.relative_to(run_dir.root).as_posix(): path for path in written.values()})
+    logger.info("Report written to %s", files["report.html"])
+    return Report(ctx.statistics, files)
 
 
-def _context(run_dir: Path, results: dict, measure_speed: bool, n_resamples: int, seed: int) -> ReportContext:
+def rebuild_report(run_dir: RunDirectory, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
+    """Report on a finished run from its results.json and keep the new statistics there (``distilora report``)."""
+    results = run_dir.read_results()
+    report = build_report(run_dir, results, n_resamples=n_resamples, seed=seed)
+    results["statistics"] = report.statistics
+    run_dir.write_results(results)
+    return report
+
+
+def _context(run_dir: RunDirectory, results: dict, n_resamples: int, seed: int) -> ReportContext:
     names = list(results["models"])
     predictions = load_predictions(run_dir, names)
     if not predictions:
-        raise FileNotFoundError(f"{run_dir / 'predictions'}: no per-item predictions; re-run the evaluation")
+        raise FileNotFoundError(f"{run_dir.root}: no per-item predictions saved; re-run the evaluation")
     first = next(iter(predictions.values()))
     baseline = majority_baseline(results["labels"], results.get("data_report", {}),
                                  {split: p.y_true for split, p in first.items()})
     statistics = run_statistics(results["models"], {**predictions, BASELINE: baseline.predictions},
                                 len(results["labels"]), results.get("seed_runs"), n_resamples=n_resamples, seed=seed)
     statistics["baseline"] = baseline.to_dict()
-    speed = None
-    if measure_speed:
-        texts, source = benchmark_texts(results)
-        speed = {**measure_models(run_dir, names, texts), "texts": source}
-    clean = {k: v for k, v in results.items() if k not in REPORT_KEYS}
-    return ReportContext(clean, baseline, statistics, speed)
+    clean = {k: v for k, v in results.items() if k != "statistics"}
+    return ReportContext(clean, baseline, statistics)
 
 
-def _plots(run_dir: Path, ctx: ReportContext) -> dict[str, Path]:
-    out = run_dir / "plots"
+def _plots(out: Path, ctx: ReportContext) -> dict[str, Path]:
     written: dict[str, Path] = {}
     for name, entry in ctx.models.items():
         stem = plots.file_stem(name)
@@ -123,7 +120,7 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
             f"resamples, seed {method['seed']}.",
             f"Paired test: {method['paired_test']}.",
             f"Multiple comparisons: {method['multiple_comparisons']}.",
-            "Speed: " + (f"measured while building this report on {ctx.speed['texts']}; median single-text latency "
+            "Speed: " + (f"measured during the run's evaluation on {ctx.speed['texts']}; median single-text latency "
                          "after a warm-up, and texts per second for one batch of all of them."
                          if ctx.speed else "not measured."),
         ])]),

@@ -1,22 +1,108 @@
-"""Everything the tables, plots and findings are computed from, gathered once."""
+"""Everything the tables, plots and findings are computed from, gathered once: the per-item predictions, the
+majority-class baseline, the statistics and the run's results."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from distilora.report.baseline import NAME as BASELINE
-from distilora.report.baseline import Baseline
+import numpy as np
+
+from distilora.evaluation.metrics import classification_metrics
+from distilora.run_dir import RunDirectory
+
+logger = logging.getLogger(__name__)
+
+BASELINE = "majority baseline"
+
+
+@dataclass
+class SplitPredictions:
+    """True labels and class probabilities of one model on one split, item by item."""
+
+    y_true: np.ndarray
+    probs: np.ndarray
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.probs.argmax(axis=1) if len(self.probs) else np.zeros(0, dtype=np.int64)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.y_pred == self.y_true
+
+
+def load_predictions(run_dir: RunDirectory, names: list[str]) -> dict[str, dict[str, SplitPredictions]]:
+    """``{model: {split: predictions}}`` for every model whose predictions file exists (others are logged)."""
+    out: dict[str, dict[str, SplitPredictions]] = {}
+    for name in names:
+        raw = run_dir.read_predictions(name)
+        if raw is None:
+            logger.warning("%s: no predictions saved, so it gets no confidence intervals or paired tests", name)
+            continue
+        out[name] = {
+            split: SplitPredictions(np.asarray(data["y_true"], dtype=np.int64),
+                                    np.asarray(data["probs"], dtype=np.float64).reshape(len(data["y_true"]), -1))
+            for split, data in raw.items()
+        }
+    return out
+
+
+@dataclass
+class Baseline:
+    """Which class the baseline predicts, where that choice came from, and its metrics per split."""
+
+    class_id: int
+    label: str
+    counts: list[int]
+    source: str
+    metrics: dict[str, dict] = field(default_factory=dict)
+    predictions: dict[str, SplitPredictions] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"class_id": self.class_id, "label": self.label, "counts": self.counts, "source": self.source,
+                "metrics": self.metrics}
+
+
+def majority_baseline(labels: list[str], data_report: Mapping, y_true: Mapping[str, np.ndarray]) -> Baseline:
+    """The baseline's metrics on each split of ``y_true``; the class comes from the train counts if known.
+
+    Without train counts the majority of the *validation* labels is used (and ``source`` says so). Its
+    probabilities are the class frequencies it was chosen from, so its loss is that of a prior-only model.
+    """
+    counts = data_report.get("train", {}).get("label_counts")
+    source = "train label counts"
+    if counts is None:
+        if "validation" not in y_true:
+            raise ValueError("no train label counts in results.json and no validation labels to fall back on")
+        counts = np.bincount(y_true["validation"], minlength=len(labels)).tolist()
+        source = "validation labels (results.json has no train label counts)"
+    counts = (list(counts) + [0] * len(labels))[: len(labels)]
+    prior = np.asarray(counts, dtype=np.float64) / max(1, sum(counts))
+    class_id = int(np.argmax(counts))  # ties go to the lowest class id
+    baseline = Baseline(class_id, labels[class_id], counts, source)
+    log_prior = np.log(np.clip(prior, 1e-12, None))
+    for split, truth in y_true.items():
+        logits = np.tile(log_prior, (len(truth), 1))
+        # argmax of the log-prior is exactly the majority class, so the metrics are the majority classifier's.
+        baseline.metrics[split] = classification_metrics(truth, logits, labels)
+        baseline.predictions[split] = SplitPredictions(np.asarray(truth), np.tile(prior, (len(truth), 1)))
+    return baseline
 
 
 @dataclass
 class ReportContext:
     results: dict
-    """The run's ``results.json`` (as read, before the report adds to it)."""
+    """The run's results (what results.json holds, less the statistics the report computes)."""
     baseline: Baseline
     statistics: dict
     """What :func:`distilora.report.analysis.run_statistics` returned."""
-    speed: dict | None = None
-    """``{"models": {name: timings}, "machine": str, "texts": str}``, or None when not measured."""
+
+    @property
+    def speed(self) -> dict | None:
+        """``{"models": {name: timings}, "machine": str, "texts": str}`` as measured by the run, or None."""
+        return self.results.get("speed")
 
     @property
     def models(self) -> dict[str, dict]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from distilora.report import formatting as f
 from distilora.report.analysis import ranking
 from distilora.report.context import ReportContext
+from distilora.routes.base import RouteKind
 
 COMPONENT_NAMES = {"loss_kd": "the KL term (× T²)", "loss_cos": "the cosine term (1 − cos)", "loss_ce": "CE"}
 TIE = 1e-12
@@ -107,7 +108,7 @@ def _comparison(c: Mapping) -> str:
 
 
 def _cost(ctx: ReportContext) -> list[str]:
-    teacher = next((n for n, m in ctx.models.items() if m.get("route") == "fine-tune"), None)
+    teacher = next((n for n, m in ctx.models.items() if m.get("route") == RouteKind.FINE_TUNE), None)
     if teacher is None:
         return []
     t, t_speed = ctx.models[teacher], ctx.speed_of(teacher)
@@ -129,7 +130,7 @@ def _cost(ctx: ReportContext) -> list[str]:
                          f"({speed['throughput']:.0f} vs {t_speed['throughput']:.0f} texts/s)")
         if parts:
             out.append(f"{name} compared with {teacher}: " + ", ".join(parts) + ".")
-        if m.get("route") == "lora" and m.get("trainable_params") and m.get("params"):
+        if m.get("route") == RouteKind.LORA and m.get("trainable_params") and m.get("params"):
             adapter = (f"; the adapter alone is {m['adapter_size_mb']:.2f} MiB on disk"
                        if m.get("adapter_size_mb") is not None else "")
             out.append(f"{name} trained {m['trainable_params'] / m['params']:.1%} of its parameters "

@@ -26,9 +26,6 @@ class Interval:
     low: float
     high: float
 
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
@@ -101,26 +98,6 @@ def percentile_interval(replicates: np.ndarray, estimate: float, confidence: flo
 
 def point_estimate(metric: str, y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
     return accuracy(y_true, y_pred) if metric == "accuracy" else macro_f1(y_true, y_pred, num_classes)
-
-
-def bootstrap_ci(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int, metric: str = "macro_f1", *,
-                 n_resamples: int = RESAMPLES, seed: int = SEED, confidence: float = CONFIDENCE) -> Interval:
-    """Percentile bootstrap CI of one model's ``metric`` (``accuracy`` or ``macro_f1``) on a test set."""
-    replicates = bootstrap_replicates(y_true, {"m": y_pred}, num_classes, n_resamples=n_resamples, seed=seed)
-    estimate = point_estimate(metric, np.asarray(y_true), np.asarray(y_pred), num_classes)
-    return percentile_interval(replicates["m"][metric], estimate, confidence)
-
-
-def paired_bootstrap_ci(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], num_classes: int,
-                        metric: str = "macro_f1", *, n_resamples: int = RESAMPLES, seed: int = SEED,
-                        confidence: float = CONFIDENCE) -> Interval:
-    """CI of ``metric(A) − metric(B)``, both scored on the same resampled test items."""
-    replicates = bootstrap_replicates(y_true, {"a": pred_a, "b": pred_b}, num_classes,
-                                      n_resamples=n_resamples, seed=seed)
-    y = np.asarray(y_true)
-    estimate = (point_estimate(metric, y, np.asarray(pred_a), num_classes)
-                - point_estimate(metric, y, np.asarray(pred_b), num_classes))
-    return percentile_interval(replicates["a"][metric] - replicates["b"][metric], estimate, confidence)
 
 
 def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNemarResult:

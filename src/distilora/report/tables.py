@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from distilora.report import formatting as f
-from distilora.report.baseline import NAME as BASELINE
-from distilora.report.context import ReportContext
+from distilora.report.context import BASELINE, ReportContext
 from distilora.report.document import Table
 
 
@@ -83,7 +82,7 @@ def cost_table(ctx: ReportContext) -> Table:
     rows.append([BASELINE, "0", "0", "0", "0", f.DASH, f.DASH, f.DASH])
     caption = "Cost. " + (f"Speed measured on this machine ({ctx.speed['machine']}; device "
                           f"{_devices(ctx)}) on {ctx.speed['texts']}" if ctx.speed else
-                          "Speed not measured (report built with measure_speed off)")
+                          "Speed not measured (the run had --no-speed)")
     return Table(headers, rows, caption=caption)
 
 
@@ -132,14 +131,13 @@ def seed_table(ctx: ReportContext) -> Table | None:
 def data_table(ctx: ReportContext) -> Table:
     """Rows used and dropped per split, with class counts when results.json has them."""
     report = ctx.results.get("data_report", {})
-    counts = report.get("label_counts") if isinstance(report.get("label_counts"), dict) else {}
     headers = ["split", "rows used", "dropped", "reasons", "class counts"]
     rows = []
     for split, info in report.items():
         if not isinstance(info, dict) or "rows" not in info:
             continue
         reasons = ", ".join(f"{k}: {v}" for k, v in info.get("reasons", {}).items() if v) or info.get("note", "none")
-        split_counts = info.get("label_counts") or counts.get(split)
+        split_counts = info.get("label_counts")
         counts_text = ", ".join(f"{label}: {c}" for label, c in zip(ctx.labels, split_counts, strict=False)) \
             if split_counts else "not recorded"
         rows.append([split, str(info["rows"]), str(info.get("dropped", 0)), reasons, counts_text])

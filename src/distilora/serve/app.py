@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -12,10 +11,10 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from distilora import __version__
+from distilora.config import ServeConfig
 from distilora.inference import Classifier, Prediction
 from distilora.serve import errors
-from distilora.serve.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from distilora.serve.limits import BodySizeLimit
 from distilora.serve.registry import ModelRegistry
 from distilora.serve.schemas import (
     MAX_TEXT_CHARS,
@@ -27,6 +26,7 @@ from distilora.serve.schemas import (
     Health,
     ModelsResponse,
 )
+from distilora.versions import __version__
 
 STATIC = Path(__file__).parent / "static"
 PAGE_HEADERS = {
@@ -41,17 +41,6 @@ students distilled from it (odd and even layers) and the LoRA model.
 Limits: at most {MAX_TEXTS} texts per request, each at most {MAX_TEXT_CHARS:,} characters (more: 413);
 texts longer than a model's maximum length are truncated and the result says so (`truncated`).
 Every error is JSON: `{{"status", "error", "message", "details"}}`."""
-
-
-@dataclass
-class Settings:
-    """Service limits."""
-
-    timeout_s: float = 30.0
-    """Per-request limit, seconds: on receiving the body (408 after it) and on the model's answer (504)."""
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    max_concurrent: int = 4
-    """Model calls running at once; more requests wait their turn (within their timeout)."""
 
 
 def _errors(*statuses: int) -> dict[int | str, dict]:
@@ -70,13 +59,13 @@ def _timed_predict(classifier: Classifier, texts: list[str]) -> tuple[list[Predi
 
 
 def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None = None,
-               settings: Settings | None = None) -> FastAPI:
+               settings: ServeConfig | None = None) -> FastAPI:
     """The app for ``run_dir``'s models (loaded here, once), or for an already loaded ``registry``."""
     if registry is None:
         if run_dir is None:
             raise ValueError("create_app needs a run directory or a registry")
         registry = ModelRegistry.load(run_dir)
-    settings = settings or Settings()
+    settings = settings or ServeConfig()
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     limiter: list[anyio.CapacityLimiter] = []  # made on first use, inside the event loop
 

@@ -16,9 +16,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-
-
 def error_body(status: int, error: str, message: str) -> bytes:
     """An :class:`~distilora.serve.schemas.ErrorResponse` as JSON bytes."""
     return json.dumps({"status": status, "error": error, "message": message, "details": []}).encode()
@@ -32,7 +29,7 @@ class BodySizeLimit:
     A body not complete within ``read_timeout_s`` gets 408.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES, read_timeout_s: float = 30.0):
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float):
         self.app = app
         self.max_bytes = max_bytes
         self.read_timeout_s = read_timeout_s

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distilora.config import MODEL_NAMES
-from distilora.inference import Classifier, read_results
+from distilora.inference import Classifier
+from distilora.routes.base import RouteKind
+from distilora.run_dir import RunDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +25,6 @@ class UnknownModel(LookupError):
         self.available = available
         shown = name if len(name) <= 64 else name[:61] + "..."
         super().__init__(f"unknown model {shown!r}; available: {', '.join(available)}")
-
-
-def find_latest_run(runs: Path = Path("runs")) -> Path | None:
-    """The run under ``runs/`` whose results.json is newest, or None."""
-    candidates = [p for p in runs.glob("*/results.json") if p.is_file()]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda p: p.stat().st_mtime).parent
 
 
 def _finite(value: Any) -> Any:
@@ -60,19 +53,18 @@ class ModelRegistry:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> ModelRegistry:
-        """Load every model listed in the run's results.json (teacher, odd, even, lora, …)."""
-        run_dir = Path(run_dir)
-        results = read_results(run_dir)
-        listed = list(results.get("models", {}))
-        names = [n for n in MODEL_NAMES if n in listed] + [n for n in listed if n not in MODEL_NAMES]
+        """Load every model listed in the run's results (teacher, odd, even, lora, …), in the run's order."""
+        run = RunDirectory(run_dir)
+        results = run.read_results()
+        names = list(results.get("models", {}))
         if not names:
-            raise ValueError(f"{run_dir / 'results.json'}: lists no models; re-run `distilora run`")
+            raise ValueError(f"{run.root}: its results list no models; re-run `distilora run`")
         classifiers = {}
         for name in names:
-            logger.info("loading model %s from %s", name, run_dir / name)
-            classifiers[name] = Classifier.load(run_dir, name)
+            logger.info("loading model %s from %s", name, run.model_dir(name))
+            classifiers[name] = Classifier.load(run.model_dir(name))
             classifiers[name].predict(["warm-up"])  # first-call costs are paid here, not by the first request
-        return cls(run_dir, classifiers, results)
+        return cls(run.root, classifiers, results)
 
     @property
     def names(self) -> list[str]:
@@ -95,7 +87,7 @@ class ModelRegistry:
     @property
     def default_model(self) -> str:
         """The best student (route ``distil``) by validation macro-F1; without students, the first model."""
-        students = [n for n in self.names if self.entry(n).get("route") == "distil"]
+        students = [n for n in self.names if self.entry(n).get("route") == RouteKind.DISTIL]
         if not students:
             return self.names[0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -35,11 +36,16 @@ def distillation_loss(
     return {"loss": total, "ce": ce, "kd": kd, "cos": cos}
 
 
+class Objective(Protocol):
+    """``objective(outputs, labels, teacher_targets)`` → ``{"loss": total, component: value, …}``."""
+
+    def __call__(self, outputs: Any, labels: torch.Tensor, teacher: dict[str, torch.Tensor]
+                 ) -> dict[str, torch.Tensor]: ...
+
+
 @dataclass
 class CrossEntropyObjective:
     """Plain supervised fine-tuning (teacher and LoRA routes)."""
-
-    needs_teacher = False
 
     def __call__(self, outputs, labels: torch.Tensor, teacher: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"loss": F.cross_entropy(outputs.logits, labels)}
@@ -51,7 +57,6 @@ class DistillationObjective:
     targets are in the batch, so validation loss is the same cross-entropy for every model."""
 
     config: DistillationConfig
-    needs_teacher = True
 
     def __call__(self, outputs, labels: torch.Tensor, teacher: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if TEACHER_LOGITS not in teacher:

@@ -1,16 +1,13 @@
-"""``distilora bench``: training and inference throughput, latency, FLOP efficiency and memory, in one run."""
+"""``python -m benchmarks``: training / inference speed of teacher, students and LoRA, as JSON and tables."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 
-from distilora.bench.options import FULL, QUICK
-from distilora.config import DEFAULT_DATASET, DEFAULT_TEACHER
-
-HELP = ("measure training / inference speed of teacher, students and LoRA against a naive loop and plain "
-        "transformers (JSON + table)")
+from benchmarks.config import FULL, QUICK, BenchConfig
 
 
 def _positive_int(text: str) -> int:
@@ -20,15 +17,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset directory (texts are sampled from it)")
-    parser.add_argument("--output", default="bench-results/bench.json", help="where to write the JSON")
+def build_parser() -> argparse.ArgumentParser:
+    defaults = BenchConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="measure training / inference speed of teacher, students and LoRA against a naive loop and "
+                    "plain transformers (JSON + table)")
+    parser.add_argument("--dataset", default=defaults.dataset, help="dataset directory (texts are sampled from it)")
+    parser.add_argument("--output", default=defaults.output, help="where to write the JSON")
     parser.add_argument("--quick", action="store_true",
                         help="a few steps and texts only: checks the bench works, numbers are rough")
     parser.add_argument("--run", default=None,
                         help="a finished run directory: use its trained models (default: random heads / students "
                              "built from the pretrained teacher; speed does not depend on trained values)")
-    parser.add_argument("--teacher", default=DEFAULT_TEACHER, help="pretrained checkpoint (packaged MiniLM)")
+    parser.add_argument("--teacher", default=defaults.teacher, help="pretrained checkpoint (packaged MiniLM)")
     # "%(default).0s" prints nothing: it only stops argparse from appending "(default: None)".
     sizes = parser.add_argument_group("sizes")
     for flag, what in (("--steps", "timed optimizer steps per variant"), ("--batch-size", "training batch size"),
@@ -39,27 +41,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help=f"{what} (default: {FULL[name]}, --quick: {QUICK[name]})%(default).0s")
     sizes.add_argument("--threads", type=_positive_int, default=None,
                        help="torch threads (default: torch's own choice)%(default).0s")
-    sizes.add_argument("--seed", type=int, default=42)
+    sizes.add_argument("--seed", type=int, default=defaults.seed)
+    return parser
 
 
-def main(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
     import datasets
     from transformers.utils import logging as transformers_logging
 
-    from distilora.bench import BenchOptions, format_report, run_bench
+    from benchmarks import format_report, run_bench
 
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
     # Dozens of models are built and loaded: keep load reports and progress bars out of the table.
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     datasets.disable_progress_bars()
 
-    options = BenchOptions(dataset=args.dataset, output=args.output, quick=args.quick, run=args.run,
-                           teacher=args.teacher, steps=args.steps, batch_size=args.batch_size,
-                           infer_samples=args.infer_samples, latency_samples=args.latency_samples,
-                           threads=args.threads, seed=args.seed)
+    options = BenchConfig(dataset=args.dataset, output=args.output, quick=args.quick, run=args.run,
+                          teacher=args.teacher, steps=args.steps, batch_size=args.batch_size,
+                          infer_samples=args.infer_samples, latency_samples=args.latency_samples,
+                          threads=args.threads, seed=args.seed)
     # Trainer logs and library chatter go to stderr; stdout gets only the tables.
     with contextlib.redirect_stdout(sys.stderr):
         results = run_bench(options, log=lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True))
     print(format_report(results))
     print(f"Saved to {args.output}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from distilora.bench.peak import synchronize
+from benchmarks.peak import synchronize
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Training throughput of each route — teacher fine-tune, student distillation, LoRA — in three variants.
+"""Training throughput of each route — teacher (fine-tune), odd (distillation), lora — in three variants.
 
 * ``naive``: a plain PyTorch loop, shuffled batches padded to ``max_length``, AdamW, and for distillation the
   teacher's forward pass on every student step;
@@ -8,7 +8,7 @@
   teacher targets, whose one-off pass is timed separately and amortised over the two students.
 
 Every variant trains the same freshly built model (same seed) on the same texts with the same batch size, and
-is timed by :class:`~distilora.bench.steps.StepTimer` from the end of the warm-up step to the end of the last.
+is timed by :class:`~benchmarks.steps.StepTimer` from the end of the warm-up step to the end of the last.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -25,14 +24,15 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, Trainer, TrainingArguments, set_seed
 
-from distilora.bench.flops import ModelShape, achieved, forward_flops, training_flops
-from distilora.bench.memory import PeakRSS
-from distilora.bench.options import BenchOptions
-from distilora.bench.peak import synchronize
-from distilora.bench.sample import BenchSample, naive_loader
-from distilora.bench.steps import StepTimer
-from distilora.config import DistillationConfig, TrainConfig
-from distilora.training import CrossEntropyObjective, DistillationObjective, distillation_loss, train_model
+from benchmarks.config import BenchConfig
+from benchmarks.flops import ModelShape, achieved, forward_flops, training_flops
+from benchmarks.memory import PeakRSS
+from benchmarks.peak import synchronize
+from benchmarks.sample import BenchSample, naive_loader
+from benchmarks.steps import StepTimer
+from distilora.config import DistillationConfig, ExperimentConfig, TrainConfig
+from distilora.routes import Route, RouteKind
+from distilora.training import distillation_loss, train_model
 from distilora.training.teacher_targets import cached_teacher_targets, with_teacher_targets
 
 VARIANTS = ("naive", "trainer", "distilora")
@@ -41,17 +41,29 @@ STUDENTS_SHARING_TARGETS = 2
 
 
 @dataclass
-class Route:
-    """One way of training a model: what to build, at which learning rate, and the teacher if it distils."""
+class BenchContext:
+    """The :class:`~distilora.routes.RouteContext` of the bench: default settings, the given teacher."""
 
-    name: str
-    build: Callable[[], PreTrainedModel]
-    learning_rate: float
-    teacher: PreTrainedModel | None = None
-    frozen_base: bool = False
+    checkpoint: str
+    labels: list[str]
+    teacher: PreTrainedModel
+    config: ExperimentConfig = field(default_factory=ExperimentConfig)
+    data_fingerprint: str = "bench"
 
-    def objective(self):
-        return DistillationObjective(DistillationConfig()) if self.teacher is not None else CrossEntropyObjective()
+    def teacher_model(self) -> PreTrainedModel:
+        return self.teacher
+
+    def teacher_identity(self) -> tuple[str, str]:
+        return ("bench", "bench")
+
+
+def _teacher_of(route: Route, ctx: BenchContext) -> PreTrainedModel | None:
+    """The teacher a distillation route runs (naive loop, plain Trainer) on every step; None for other routes."""
+    return ctx.teacher if route.needs_teacher_targets else None
+
+
+def _learning_rate(route: Route, ctx: BenchContext) -> float:
+    return route.training(ctx.config).learning_rate
 
 
 def teacher_every_step_loss(model: torch.nn.Module, teacher: torch.nn.Module, inputs: dict[str, torch.Tensor],
@@ -78,18 +90,20 @@ class TeacherEveryStepTrainer(Trainer):
         return (loss, None) if return_outputs else loss
 
 
-def train_naive(model: torch.nn.Module, route: Route, sample: BenchSample, options: BenchOptions) -> None:
+def train_naive(model: torch.nn.Module, route: Route, ctx: BenchContext, sample: BenchSample,
+                options: BenchConfig) -> None:
     """A plain loop: shuffled, padded-to-max-length batches; AdamW; the teacher on every distillation step."""
     device = next(model.parameters()).device
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=route.learning_rate)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=_learning_rate(route, ctx))
+    teacher = _teacher_of(route, ctx)
     loader = naive_loader(sample.tokenizer, sample.train_texts, sample.train_labels, options.batch_size,
                           options.max_length, options.seed)
     for batch in loader:
         inputs = {k: v.to(device) for k, v in batch.items()}
         labels = inputs.pop("labels")
-        if route.teacher is not None:
-            loss = teacher_every_step_loss(model, route.teacher, inputs, labels)
+        if teacher is not None:
+            loss = teacher_every_step_loss(model, teacher, inputs, labels)
         else:
             loss = F.cross_entropy(model(**inputs).logits, labels)
         optimizer.zero_grad()
@@ -97,26 +111,27 @@ def train_naive(model: torch.nn.Module, route: Route, sample: BenchSample, optio
         optimizer.step()
 
 
-def train_plain_trainer(model: torch.nn.Module, route: Route, sample: BenchSample, options: BenchOptions,
-                        work: Path) -> None:
+def train_plain_trainer(model: torch.nn.Module, route: Route, ctx: BenchContext, sample: BenchSample,
+                        options: BenchConfig, work: Path) -> None:
     """``transformers.Trainer`` with its defaults (only batch size, learning rate, step count, no checkpoints)."""
     args = TrainingArguments(output_dir=str(work), per_device_train_batch_size=options.batch_size,
-                             learning_rate=route.learning_rate, max_steps=options.warmup_steps + options.steps,
+                             learning_rate=_learning_rate(route, ctx), max_steps=options.warmup_steps + options.steps,
                              save_strategy="no", report_to="none", seed=options.seed)
-    extra = {"teacher": route.teacher} if route.teacher is not None else {}
-    trainer_class = TeacherEveryStepTrainer if route.teacher is not None else Trainer
+    teacher = _teacher_of(route, ctx)
+    extra = {"teacher": teacher} if teacher is not None else {}
+    trainer_class = TeacherEveryStepTrainer if teacher is not None else Trainer
     trainer = trainer_class(model=model, args=args, train_dataset=sample.train, processing_class=sample.tokenizer,
                             **extra)
     trainer.train()
 
 
-def train_distilora(model: PreTrainedModel, route: Route, sample: BenchSample, options: BenchOptions, work: Path,
-                    train_dataset: datasets.Dataset) -> None:
+def train_distilora(model: PreTrainedModel, route: Route, ctx: BenchContext, sample: BenchSample,
+                    options: BenchConfig, work: Path, train_dataset: datasets.Dataset) -> None:
     """distilora's ``train_model``: one epoch over the sample; its only evaluation comes after the last step."""
-    config = TrainConfig(epochs=1, learning_rate=route.learning_rate, batch_size=options.batch_size,
+    config = TrainConfig(epochs=1, learning_rate=_learning_rate(route, ctx), batch_size=options.batch_size,
                          evals_per_epoch=1)
     eval_dataset = sample.train.select(range(min(len(sample.train), options.batch_size)))
-    train_model(model, sample.tokenizer, train_dataset, eval_dataset, route.objective(), config, work,
+    train_model(model, sample.tokenizer, train_dataset, eval_dataset, route.objective(ctx.config), config, work,
                 options.seed, sample.labels)
 
 
@@ -135,24 +150,24 @@ def teacher_target_pass(teacher: PreTrainedModel, sample: BenchSample) -> tuple[
     return train, stats | achieved(flops, seconds) | {"memory": memory.as_dict()}
 
 
-def _measure(route: Route, variant: str, sample: BenchSample, options: BenchOptions, device: torch.device,
-             targets_dataset: datasets.Dataset | None) -> dict:
+def _measure(route: Route, ctx: BenchContext, variant: str, sample: BenchSample, options: BenchConfig,
+             device: torch.device, targets_dataset: datasets.Dataset | None) -> dict:
     set_seed(options.seed)
-    model = route.build().to(device)
+    model = route.build(ctx).to(device)
     shape = ModelShape.of(model)
     with (tempfile.TemporaryDirectory(prefix=f"distilora-bench-{route.name}-{variant}-") as work,
           PeakRSS() as memory, StepTimer(model, device) as timer):
         if variant == "naive":
-            train_naive(model, route, sample, options)
+            train_naive(model, route, ctx, sample, options)
         elif variant == "trainer":
-            train_plain_trainer(model, route, sample, options, Path(work))
+            train_plain_trainer(model, route, ctx, sample, options, Path(work))
         else:
-            train_distilora(model, route, sample, options, Path(work) / "train",
+            train_distilora(model, route, ctx, sample, options, Path(work) / "train",
                             targets_dataset if targets_dataset is not None else sample.train)
     stats = timer.stats(options.warmup_steps)
     del model
     gc.collect()
-    flops = training_flops(shape, stats.lengths, route.frozen_base)
+    flops = training_flops(shape, stats.lengths, frozen_base=route.kind is RouteKind.LORA)
     result = stats.to_dict() | achieved(flops, stats.seconds)
     result["effective_useful_tokens_per_s"] = result["useful_tokens_per_s"]
     result["effective_samples_per_s"] = result["samples_per_s"]
@@ -172,15 +187,16 @@ def _amortise(result: dict, targets: dict) -> None:
     result["effective_samples_per_s"] = result["amortised"]["samples_per_s"]
 
 
-def measure_route(route: Route, sample: BenchSample, options: BenchOptions, device: torch.device) -> dict:
+def measure_route(route: Route, ctx: BenchContext, sample: BenchSample, options: BenchConfig,
+                  device: torch.device) -> dict:
     """Every variant of one route, with speed-ups (useful tokens/s) against the naive loop and the plain Trainer."""
     out: dict = {}
     targets_dataset = None
-    if route.teacher is not None:
-        targets_dataset, out["teacher_targets"] = teacher_target_pass(route.teacher, sample)
+    if route.needs_teacher_targets:
+        targets_dataset, out["teacher_targets"] = teacher_target_pass(ctx.teacher, sample)
     for variant in VARIANTS:
-        out[variant] = _measure(route, variant, sample, options, device, targets_dataset)
-    if route.teacher is not None:
+        out[variant] = _measure(route, ctx, variant, sample, options, device, targets_dataset)
+    if route.needs_teacher_targets:
         _amortise(out["distilora"], out["teacher_targets"])
     for variant in VARIANTS:
         speed = out[variant]["effective_useful_tokens_per_s"]

@@ -1,6 +1,9 @@
-"""The targets of issue 5 as pass/fail ratios, and the printed tables."""
+"""The performance targets as pass/fail ratios, and the printed tables."""
 
 from __future__ import annotations
+
+from benchmarks.training import VARIANTS
+from distilora.routes import RouteKind
 
 STUDENTS = ("odd", "even")
 
@@ -14,9 +17,10 @@ def _target(name: str, description: str, value: float, required: float, at_least
 
 
 def evaluate_targets(results: dict) -> list[dict]:
-    """Every target of issue 5 that the run has the measurements for, all from this one run."""
+    """Every target the bench has the measurements for, all from this one run."""
     targets = []
-    student = results.get("training", {}).get("student")
+    training = results.get("training", {}).values()
+    student = next((entry for entry in training if entry.get("kind") == RouteKind.DISTIL), None)
     if student:
         distilora = student["distilora"]["effective_useful_tokens_per_s"]
         targets.append(_target(
@@ -75,7 +79,7 @@ def format_report(results: dict) -> str:
         lines[1:1] = [f"WARNING: the machine was busy ({'; '.join(meta['busy'])}): timings are not reliable."]
     rows = []
     for route, variants in results.get("training", {}).items():
-        for name in ("naive", "trainer", "distilora"):
+        for name in VARIANTS:
             v = variants[name]
             amortised = v.get("amortised", v)
             rows.append([route, name, _num(amortised["samples_per_s"]), _num(amortised["useful_tokens_per_s"], 0),
@@ -86,7 +90,8 @@ def format_report(results: dict) -> str:
         lines += ["Training (timed steps after warm-up; distilora student includes its amortised teacher-target share)"]
         lines += _table(["route", "variant", "samples/s", "useful tok/s", "padding", "GFLOP/s", "of peak",
                          "peak RSS MB", "vs naive", "vs Trainer"], rows)
-        targets = results["training"].get("student", {}).get("teacher_targets")
+        targets = next((entry["teacher_targets"] for entry in results["training"].values()
+                        if "teacher_targets" in entry), None)
         if targets:
             lines.append(f"teacher-target pass: {targets['samples']} texts in {targets['seconds']:.2f} s "
                          f"({_num(targets['samples_per_s'])}/s, {targets['fraction_of_peak']:.1%} of peak), "

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, pipeline
 
-from distilora.bench.flops import ModelShape, achieved, forward_flops
-from distilora.bench.memory import PeakRSS
-from distilora.bench.options import BenchOptions
-from distilora.bench.peak import synchronize
-from distilora.bench.sample import BenchSample
+from benchmarks.config import BenchConfig
+from benchmarks.flops import ModelShape, achieved, forward_flops
+from benchmarks.memory import PeakRSS
+from benchmarks.peak import synchronize
+from benchmarks.sample import BenchSample
 from distilora.inference import Classifier, forward_in_batches
 
 BATCH_PATHS = ("pipeline_pad128", "pipeline_default", "serving_predict", "serving_forward")
@@ -67,7 +67,7 @@ def _timed_batch(call: Callable[[], object], warmup: Callable[[], object], devic
     return seconds, memory.as_dict()
 
 
-def measure_model(model: PreTrainedModel, sample: BenchSample, options: BenchOptions) -> dict:
+def measure_model(model: PreTrainedModel, sample: BenchSample, options: BenchConfig) -> dict:
     """Batch throughput on every path, and single-text latency for the pipeline and the serving path."""
     model.eval()
     device = next(model.parameters()).device
@@ -115,7 +115,7 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
                                                       dtype=torch.qint8)
 
 
-def measure_quantization(model: PreTrainedModel, sample: BenchSample, options: BenchOptions) -> dict:
+def measure_quantization(model: PreTrainedModel, sample: BenchSample, options: BenchConfig) -> dict:
     """fp32 vs dynamic-int8 on the serving path (CPU): batch speed, single-text p50 and prediction agreement."""
     cpu = torch.device("cpu")
     fp32 = copy.deepcopy(model).cpu().eval()

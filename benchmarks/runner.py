@@ -14,24 +14,19 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, set_seed
 
-from distilora.bench.flops import FLOP_METHOD, add_fractions
-from distilora.bench.inference import measure_model, measure_quantization
-from distilora.bench.memory import MEMORY_METHOD, PeakRSS
-from distilora.bench.options import BenchOptions
-from distilora.bench.peak import best_peak, matmul_peak
-from distilora.bench.report import evaluate_targets
-from distilora.bench.sample import load_sample
-from distilora.bench.training import Route, measure_route
-from distilora.config import MODEL_NAMES, ExperimentConfig
+from benchmarks.config import BenchConfig
+from benchmarks.flops import FLOP_METHOD, add_fractions
+from benchmarks.inference import measure_model, measure_quantization
+from benchmarks.memory import MEMORY_METHOD, PeakRSS
+from benchmarks.peak import best_peak, matmul_peak
+from benchmarks.report import evaluate_targets
+from benchmarks.sample import load_sample
+from benchmarks.training import BenchContext, measure_route
 from distilora.inference import Classifier
-from distilora.models import (
-    build_lora_model,
-    build_student,
-    load_pretrained_classifier,
-    load_tokenizer,
-    parse_layer_spec,
-    resolve_checkpoint,
-)
+from distilora.models import load_pretrained_classifier, load_tokenizer, resolve_checkpoint
+from distilora.routes import Route, RouteKind, create_route
+from distilora.run_dir import RunDirectory
+from distilora.versions import library_versions
 
 QUANTIZED_MODEL = "odd"
 
@@ -46,12 +41,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _meta(options: BenchOptions, device: torch.device) -> dict:
-    import peft
-    import transformers
-
-    from distilora import __version__
-
+def _meta(options: BenchConfig, device: torch.device) -> dict:
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "options": options.to_dict(),
@@ -60,8 +50,7 @@ def _meta(options: BenchOptions, device: torch.device) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_start": list(os.getloadavg()),
-        "versions": {"distilora": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-                     "peft": peft.__version__, "python": platform.python_version()},
+        "versions": library_versions() | {"python": platform.python_version()},
         "models": "trained weights from --run" if options.run else
                   "randomly initialised heads / students built from the pretrained teacher (speed only)",
     }
@@ -80,41 +69,32 @@ def busy_reasons(results: dict) -> list[str]:
     return reasons
 
 
-def _merged_lora(checkpoint: str, labels: list[str]) -> PreTrainedModel:
-    return build_lora_model(checkpoint, labels, ExperimentConfig().lora).merge_and_unload()
+ROUTES = ("teacher", "odd", "lora")
+"""The routes whose training is timed: one of each kind, by their registered names."""
+INFERENCE_MODELS = ("teacher", "odd", "even", "lora")
 
 
-def inference_builders(options: BenchOptions, checkpoint: str, labels: list[str], teacher: PreTrainedModel
-                       ) -> dict[str, Callable[[], PreTrainedModel]]:
+def inference_builders(options: BenchConfig, ctx: BenchContext) -> dict[str, Callable[[], PreTrainedModel]]:
     """teacher, odd, even and the merged LoRA model: from ``--run``, or built from the pretrained teacher."""
     if options.run:
-        run = Path(options.run)
-        return {name: (lambda name=name: Classifier.load(run, name).model)
-                for name in MODEL_NAMES if (run / name / "config.json").exists()}
-    depth = teacher.config.num_hidden_layers
-    return {
-        "teacher": lambda: teacher,
-        "odd": lambda: build_student(teacher, parse_layer_spec("odd", depth)),
-        "even": lambda: build_student(teacher, parse_layer_spec("even", depth)),
-        "lora": lambda: _merged_lora(checkpoint, labels),
-    }
+        run = RunDirectory(options.run)
+        return {name: (lambda name=name: Classifier.load(run.model_dir(name)).model)
+                for name in INFERENCE_MODELS if (run.model_dir(name) / "config.json").exists()}
+    depth = ctx.teacher.config.num_hidden_layers
+    builders: dict[str, Callable[[], PreTrainedModel]] = {"teacher": lambda: ctx.teacher}
+    for name in INFERENCE_MODELS[1:]:
+        route = create_route(name, depth)
+        builders[name] = lambda route=route: _untrained(route, ctx)
+    return builders
 
 
-def training_routes(checkpoint: str, labels: list[str], teacher: PreTrainedModel) -> list[Route]:
-    """The three routes with distilora's default learning rates; the student is the odd-layer one."""
-    defaults = ExperimentConfig()
-    odd = parse_layer_spec("odd", teacher.config.num_hidden_layers)
-    return [
-        Route("teacher", lambda: load_pretrained_classifier(checkpoint, labels),
-              defaults.teacher_training.learning_rate),
-        Route("student", lambda: build_student(teacher, odd), defaults.student_training.learning_rate,
-              teacher=teacher),
-        Route("lora", lambda: build_lora_model(checkpoint, labels, defaults.lora),
-              defaults.lora_training.learning_rate, frozen_base=True),
-    ]
+def _untrained(route: Route, ctx: BenchContext) -> PreTrainedModel:
+    """The route's model as built before training (speed does not depend on trained values); LoRA merged."""
+    model = route.build(ctx)
+    return model.merge_and_unload() if route.kind is RouteKind.LORA else model
 
 
-def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda message: None) -> dict:
+def run_bench(options: BenchConfig, log: Callable[[str], None] = lambda message: None) -> dict:
     """Measure everything (see docs/performance.md) and write the JSON to ``options.output`` if set."""
     options = options.resolved()
     threads = torch.get_num_threads()
@@ -126,7 +106,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda message
         torch.set_num_threads(threads)
 
 
-def _run(options: BenchOptions, log: Callable[[str], None]) -> dict:
+def _run(options: BenchConfig, log: Callable[[str], None]) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
     results: dict = {"meta": _meta(options, device), "methods": {"flops": FLOP_METHOD, "memory": MEMORY_METHOD}}
@@ -156,20 +136,23 @@ def _run(options: BenchOptions, log: Callable[[str], None]) -> dict:
 
     set_seed(options.seed)
     if options.run:
-        teacher = Classifier.load(options.run, "teacher").model
+        teacher = Classifier.load(RunDirectory(options.run).model_dir("teacher")).model
     else:
         teacher = load_pretrained_classifier(checkpoint, sample.labels)
     teacher = teacher.to(device).eval().requires_grad_(False)
 
+    ctx = BenchContext(checkpoint, sample.labels, teacher)
     results["training"] = {}
-    for route in training_routes(checkpoint, sample.labels, teacher):
-        log(f"training: {route.name} (naive, plain Trainer, distilora; {options.steps} steps at batch "
-            f"{options.batch_size})")
-        results["training"][route.name] = measure_route(route, sample, options, device)
+    for name in ROUTES:
+        route = create_route(name, teacher.config.num_hidden_layers)
+        log(f"training: {route.name} ({route.kind.value}; naive, plain Trainer, distilora; {options.steps} steps "
+            f"at batch {options.batch_size})")
+        results["training"][route.name] = measure_route(route, ctx, sample, options, device)
+        results["training"][route.name]["kind"] = route.kind.value
         lap(f"training_{route.name}")
 
     results["inference"] = {}
-    for name, build in inference_builders(options, checkpoint, sample.labels, teacher).items():
+    for name, build in inference_builders(options, ctx).items():
         log(f"inference: {name}")
         set_seed(options.seed)
         model = build().to(device).eval()

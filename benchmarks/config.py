@@ -13,7 +13,7 @@ QUICK = {"steps": 3, "batch_size": 16, "infer_samples": 128, "latency_samples": 
 
 
 @dataclass
-class BenchOptions:
+class BenchConfig:
     """``None`` sizes take the full (or ``quick``) defaults; see :meth:`resolved`."""
 
     dataset: str = DEFAULT_DATASET
@@ -33,7 +33,7 @@ class BenchOptions:
     threads: int | None = None
     seed: int = 42
 
-    def resolved(self) -> BenchOptions:
+    def resolved(self) -> BenchConfig:
         """A copy with every size filled in."""
         defaults = QUICK if self.quick else FULL
         return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})

@@ -1,0 +1,226 @@
+"""The run directory: the one module that knows where a run keeps everything on disk.
+
+```
+<run>/
+  teacher/ odd/ even/ lora/ …   finished stages: weights + tokenizer + stage.json + manifest.json
+  seeds/<seed>/<name>/          the same for the extra seeds of ``num_seeds``
+  <name>.partial/               a stage being written; renamed into place once its manifest exists
+  predictions/<name>.json       per-item true labels and class probabilities (validation, test)
+  results.json  results.md      every metric / the comparison table
+  report.html  report.md  plots/
+  .cache/  .work/  .lock        teacher targets / Trainer checkpoints / the lock of the run holding it
+```
+
+A stage's directory appears only when the stage is complete: it trains into ``<name>.partial/``, writes
+``stage.json`` (its training record) and then ``manifest.json`` (checksums), and only then is renamed into place.
+A directory whose manifest verifies and whose fingerprint matches is reused; anything else is trained again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distilora.artifacts import ArtifactError, verify_manifest, write_atomic, write_manifest
+
+logger = logging.getLogger(__name__)
+
+RESULTS = "results.json"
+RESULTS_TABLE = "results.md"
+STAGE_FILE = "stage.json"
+REPORT_FILES = ("report.html", "report.md")
+
+
+class RunLocked(Exception):
+    """Another process is running ``distilora run`` on the same output directory."""
+
+
+def fingerprint(*parts: Any) -> str:
+    """Stable hash of JSON-able parts (configs, hashes, names)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class StageRecord:
+    """What training a model produced, kept beside its weights."""
+
+    name: str
+    route: str
+    fingerprint: str
+    layers: list[int] | None = None
+    seed: int | None = None
+    train_loss: float | None = None
+    train_loss_mean: float | None = None
+    train_seconds: float | None = None
+    trainable_params: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def best_validation_macro_f1(self) -> float | None:
+        scores = [entry["eval_macro_f1"] for entry in self.history if "eval_macro_f1" in entry]
+        return max(scores) if scores else None
+
+
+class RunDirectory:
+    """Paths and files of one run. ``main_seed`` decides which seed's models sit at the top level."""
+
+    def __init__(self, root: str | Path, main_seed: int | None = None):
+        self.root = Path(root)
+        self.main_seed = main_seed
+
+    # ---- layout ----------------------------------------------------------------------------------------------
+    def model_dir(self, name: str, seed: int | None = None) -> Path:
+        """Main-seed models live at the top of the run; other seeds under ``seeds/<seed>/``."""
+        if seed is None or seed == self.main_seed:
+            return self.root / name
+        return self.root / "seeds" / str(seed) / name
+
+    def work_dir(self, name: str, stage_fingerprint: str) -> Path:
+        """Where a stage's Trainer checkpoints live while it trains (an interrupted stage resumes from there)."""
+        return self.root / ".work" / f"{name}-{stage_fingerprint}"
+
+    def teacher_targets_file(self, key: str) -> Path:
+        return self.root / ".cache" / f"teacher-targets-{key}.safetensors"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / "plots"
+
+    def predictions_file(self, name: str) -> Path:
+        return self.root / "predictions" / f"{name}.json"
+
+    # ---- the run as a whole ----------------------------------------------------------------------------------
+    def ensure_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as error:
+            raise PermissionError(f"--output-dir {self.root}: cannot write there ({error.strerror})") from error
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the run for the ``with`` block; :class:`RunLocked` at once if another has it.
+
+        The operating system drops the lock when its process ends, however it ends (``kill -9`` included).
+        """
+        self.ensure_writable()
+        path = self.root / ".lock"
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunLocked(f"{self.root} is in use by another distilora run (PID {holder}); wait for it to end "
+                            "or choose another --output-dir") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
+        finally:
+            handle.close()  # closing the file releases the lock
+
+    def read_results(self) -> dict[str, Any]:
+        path = self.root / RESULTS
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found. Make a run first: distilora run --output-dir {self.root}")
+        return json.loads(path.read_text())
+
+    def write_results(self, results: dict[str, Any], table: str | None = None) -> None:
+        """``results.json`` (and the Markdown ``table`` as results.md), each replaced atomically."""
+        write_atomic(self.root / RESULTS, json.dumps(results, indent=1))
+        if table is not None:
+            write_atomic(self.root / RESULTS_TABLE, table)
+
+    def write_predictions(self, name: str, predictions: dict[str, Any]) -> None:
+        path = self.predictions_file(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(predictions))
+
+    def read_predictions(self, name: str) -> dict[str, Any] | None:
+        """A model's saved predictions, or None when it has none."""
+        path = self.predictions_file(name)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def write_report(self, files: dict[str, str]) -> dict[str, Path]:
+        """Write the report's text files (``report.html``, ``report.md``) atomically; their paths."""
+        written = {}
+        for name, text in files.items():
+            if name not in REPORT_FILES:
+                raise ValueError(f"{name}: not a report file")
+            written[name] = self.root / name
+            write_atomic(written[name], text)
+        return written
+
+    @staticmethod
+    def latest(runs: Path = Path("runs")) -> RunDirectory | None:
+        """The run under ``runs/`` whose results.json is newest, or None."""
+        candidates = [p for p in runs.glob(f"*/{RESULTS}") if p.is_file()]
+        if not candidates:
+            return None
+        return RunDirectory(max(candidates, key=lambda p: p.stat().st_mtime).parent)
+
+    def is_finished(self) -> bool:
+        return (self.root / RESULTS).is_file()
+
+    # ---- stages ----------------------------------------------------------------------------------------------
+    def completed(self, stage_dir: Path, expected_fingerprint: str) -> StageRecord | None:
+        """The record of a finished, intact stage with this fingerprint, or None."""
+        if not (stage_dir / STAGE_FILE).exists():
+            return None
+        try:
+            verify_manifest(stage_dir)
+            record = StageRecord(**json.loads((stage_dir / STAGE_FILE).read_text()))
+        except (ArtifactError, ValueError, TypeError) as error:
+            logger.warning("%s: %s; training this stage again", stage_dir, error)
+            return None
+        return record if record.fingerprint == expected_fingerprint else None
+
+    @staticmethod
+    def weights_hash(stage_dir: Path) -> str:
+        """Hash of a finished stage's weight files, read from its verified manifest (the weights, not settings)."""
+        files = verify_manifest(stage_dir)["files"]
+        return fingerprint({k: v for k, v in files.items() if k.endswith(".safetensors")})
+
+    def start_stage(self, stage_dir: Path) -> Path:
+        """A fresh, empty ``<name>.partial/`` to save a stage into."""
+        path = stage_dir.with_name(stage_dir.name + ".partial")
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def finish_stage(self, partial: Path, stage_dir: Path, record: StageRecord, data_fingerprint: str) -> None:
+        """Write the record and the manifest, then swap the finished directory into place."""
+        (partial / STAGE_FILE).write_text(json.dumps(asdict(record), indent=1))
+        write_manifest(partial, {
+            "stage": record.name, "route": record.route, "fingerprint": record.fingerprint, "seed": record.seed,
+            "data_fingerprint": data_fingerprint, "layers": record.layers,
+            "metrics": {"train_loss": record.train_loss, "best_validation_macro_f1": record.best_validation_macro_f1},
+        })
+        old = stage_dir.with_name(stage_dir.name + ".old")
+        if stage_dir.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            stage_dir.rename(old)
+        partial.rename(stage_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def remove_work(self, work: Path) -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        with contextlib.suppress(OSError):  # only removed when no other stage left work behind
+            work.parent.rmdir()
