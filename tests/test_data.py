@@ -52,16 +52,73 @@ def test_bad_rows_are_dropped_and_counted_per_split(tmp_path):
     assert all(text.strip() for split in data.splits.values() for text in split["text"])
 
 
-def test_unknown_string_label_in_test_is_dropped_without_labels_txt(tmp_path):
+def test_unknown_label_in_test_is_an_error_not_a_quiet_drop(tmp_path):
     rows = [(f"text {i}", "toxic" if i % 2 else "neutral") for i in range(12)]
     write_csv(tmp_path / "train.csv", rows)
     write_csv(tmp_path / "validation.csv", rows[:4])
-    write_csv(tmp_path / "test.csv", rows[:4] + [("a spammy one", "spam"), ("another", "SPAM ")])
+    write_csv(tmp_path / "test.csv", rows[:4] + [("a spammy one", "spam")])
+    with pytest.raises(DataError, match=q(tmp_path / "test.csv") + r", line 6: label 'spam' is not one of the 2 "
+                       r"classes \['neutral', 'toxic'\] found in train"):
+        load(tmp_path)
+
+
+# ---- labels are read as text and normalised once (the reliability review's reproductions) ----------------------------
+def test_float_written_labels_with_a_blank_cell_keep_every_test_row(tmp_path):
+    """Reproduced before: test.csv with 0.0 / 1.0 and one empty label cell became strings, and all 20 test rows
+    were dropped as unknown_label, leaving nothing to evaluate on."""
+    write_csv(tmp_path / "train.csv", good_rows(40))
+    write_csv(tmp_path / "validation.csv", good_rows(10, 1))
+    test_rows = [(text, f"{label}.0") for text, label in good_rows(20, 2)]
+    test_rows[7] = (test_rows[7][0], "")
+    write_csv(tmp_path / "test.csv", test_rows)
     data = load(tmp_path)
-    assert data.labels == ["neutral", "toxic"]
-    assert data.report["test"]["reasons"] == {"unknown_label": 2}
-    assert data.report["test"]["rows"] == 4 and data.report["test"]["dropped"] == 2
-    assert data.splits["test"]["label"] == [0, 1, 0, 1]
+    assert data.report["test"]["rows"] == 19 and data.report["test"]["reasons"] == {"missing_label": 1}
+    expected = [label for i, (_, label) in enumerate(good_rows(20, 2)) if i != 7]
+    assert data.splits["test"]["label"] == expected
+
+
+@pytest.mark.parametrize("spelling", ["1", "1.0", " 1 ", "+1", "1.00", "1e0"])
+def test_spellings_of_one_class_id_are_the_same_class(tmp_path, spelling):
+    write_csv(tmp_path / "train.csv", good_rows(20))
+    write_csv(tmp_path / "test.csv", [("some text", spelling), ("other text", "0")])
+    (tmp_path / "labels.txt").write_text("neutral\ntoxic\n")
+    assert load(tmp_path).splits["test"]["label"] == [1, 0]
+
+
+def test_non_integral_number_label_is_an_error_naming_file_and_row(tmp_path):
+    write_csv(tmp_path / "train.csv", good_rows(20))
+    write_csv(tmp_path / "test.csv", [("fine", "0"), ("half", "0.5")])
+    with pytest.raises(DataError, match=q(tmp_path / "test.csv") + r", line 3: label '0.5' is not a whole number"):
+        load(tmp_path)
+
+
+def test_a_blank_label_far_down_the_file_is_a_counted_drop(tmp_path):
+    """Reproduced before: a blank label in row 15,000 (a later CSV chunk) failed with an Arrow cast error."""
+    rows = good_rows(15_000)
+    rows[14_998] = (rows[14_998][0], "")
+    write_csv(tmp_path / "train.csv", rows)
+    write_csv(tmp_path / "test.csv", good_rows(10, 2))
+    data = load(tmp_path)
+    assert data.report["train"]["reasons"] == {"missing_label": 1}
+    assert data.report["train"]["rows"] + len(data.splits["validation"]) == 14_999
+
+
+def test_labels_txt_with_a_byte_order_mark(tmp_path):
+    make_dataset(tmp_path)
+    (tmp_path / "labels.txt").write_bytes("\ufeffneutral\ntoxic\n".encode())
+    assert load(tmp_path).labels == ["neutral", "toxic"]
+
+
+def test_an_eval_split_missing_a_class_is_a_stated_warning(tmp_path, caplog):
+    write_csv(tmp_path / "train.csv", good_rows(20))
+    write_csv(tmp_path / "validation.csv", good_rows(10, 1))
+    write_csv(tmp_path / "test.csv", [(text, 0) for text, _ in good_rows(6, 2)])
+    (tmp_path / "labels.txt").write_text("neutral\ntoxic\n")
+    data = load(tmp_path)
+    assert data.report["test"]["warnings"] == ["the test split has no items of class 'toxic': that class's F1 is 0 "
+                                               "there and caps macro-F1 at 0.50"]
+    assert "warnings" not in data.report["validation"]
+    assert "caps macro-F1 at 0.50" in caplog.text
 
 
 @pytest.mark.skipif(not TWEET_EVAL.exists(), reason="the shared datasets are not present")
@@ -122,7 +179,7 @@ def test_integer_labels_without_labels_txt(tmp_path):
 def test_label_outside_labels_txt_is_an_error_naming_the_file(tmp_path):
     make_dataset(tmp_path)
     write_csv(tmp_path / "test.csv", good_rows(5) + [("odd one", 2)])
-    with pytest.raises(DataError, match=rf"{q(tmp_path / 'test.csv')}: row 7 has label 2.*labels\.txt"):
+    with pytest.raises(DataError, match=rf"{q(tmp_path / 'test.csv')}, line 7: label 2 is not one of.*labels\.txt"):
         load(tmp_path)
     write_csv(tmp_path / "test.csv", good_rows(5) + [("odd one", "spam")])
     with pytest.raises(DataError, match=rf"{q(tmp_path / 'test.csv')}.*'spam'"):

@@ -252,6 +252,15 @@ def test_rebuilding_is_idempotent_and_keeps_unknown_keys(fake_report):
     assert "speed" not in second, "the report measures nothing"
 
 
+def test_data_warnings_reach_the_report(tmp_path):
+    results = make_fake_run(tmp_path / "run", seeds=False)
+    results["data_report"]["test"]["warnings"] = ["the test split has no items of class 'hate speech'"]
+    (tmp_path / "run" / "results.json").write_text(json.dumps(results))
+    rebuild_report(RunDirectory(tmp_path / "run"), n_resamples=1000)
+    data_section = (tmp_path / "run" / "report.md").read_text().split("## Data")[1]
+    assert "Warning: the test split has no items of class 'hate speech'." in data_section
+
+
 def test_baseline_falls_back_to_validation_and_the_report_says_so(tmp_path):
     make_fake_run(tmp_path / "run", seeds=False, label_counts=False)
     rebuild_report(RunDirectory(tmp_path / "run"), n_resamples=1000)

@@ -10,6 +10,7 @@ from typing import Any
 import datasets
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel, set_seed
 
+from distilora.artifacts import verified_snapshot
 from distilora.config import ExperimentConfig
 from distilora.data import TaskData, encode_splits, load_task_data
 from distilora.evaluation import evaluate_classifier, results_markdown
@@ -58,7 +59,8 @@ class Experiment:
     # ---- what routes may ask of the run (RouteContext) -----------------------------------------------------------
     def teacher_model(self) -> PreTrainedModel:
         if self._teacher is None:
-            teacher = AutoModelForSequenceClassification.from_pretrained(self.run_dir.model_dir(TEACHER))
+            with verified_snapshot(self.run_dir.model_dir(TEACHER)) as source:
+                teacher = AutoModelForSequenceClassification.from_pretrained(source)
             self._teacher = teacher.eval().requires_grad_(False)
         return self._teacher
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from distilora.artifacts import verify_manifest
+from distilora.artifacts import verified_snapshot
 from distilora.run_dir import RunDirectory
 
 
@@ -96,12 +97,12 @@ class Classifier:
             available = sorted(p.name for p in path.iterdir() if (p / "config.json").exists()) if path.is_dir() else []
             hint = f"; models in {path}: {', '.join(available)}" if available else ""
             raise FileNotFoundError(f"{model_dir}: no saved model here (no config.json){hint}")
-        if verify:
-            verify_manifest(model_dir)
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model.to(device)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        with contextlib.ExitStack() as stack:
+            # Load from a private copy of exactly the bytes whose checksums were verified.
+            source = stack.enter_context(verified_snapshot(model_dir)) if verify else model_dir
+            model = AutoModelForSequenceClassification.from_pretrained(source).to(device)
+            tokenizer = AutoTokenizer.from_pretrained(source)
         return cls(model, tokenizer, name=name or model_dir.name)
 
     @property

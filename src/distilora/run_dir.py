@@ -30,7 +30,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distilora.artifacts import ArtifactError, verify_manifest, write_atomic, write_manifest
+from distilora.artifacts import (
+    ArtifactError,
+    fsync_directory,
+    fsync_tree,
+    verify_manifest,
+    write_atomic,
+    write_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -179,16 +186,56 @@ class RunDirectory:
 
     # ---- stages ----------------------------------------------------------------------------------------------
     def completed(self, stage_dir: Path, expected_fingerprint: str) -> StageRecord | None:
-        """The record of a finished, intact stage with this fingerprint, or None."""
-        if not (stage_dir / STAGE_FILE).exists():
-            return None
-        try:
-            verify_manifest(stage_dir)
-            record = StageRecord(**json.loads((stage_dir / STAGE_FILE).read_text()))
-        except (ArtifactError, ValueError, TypeError) as error:
-            logger.warning("%s: %s; training this stage again", stage_dir, error)
-            return None
-        return record if record.fingerprint == expected_fingerprint else None
+        """The record of a finished, intact stage with this fingerprint, or None (train it).
+
+        Finishes what a crash interrupted first: a ``.partial`` whose manifest verifies is adopted, and an ``.old``
+        left by a half-done swap is put back, rather than trained again.
+        """
+        partial, old = _sibling(stage_dir, ".partial"), _sibling(stage_dir, ".old")
+        if not stage_dir.exists() and old.exists() and _finished(partial) is None:
+            logger.warning("%s: restoring the finished stage a crash left as %s", stage_dir, old.name)
+            old.rename(stage_dir)
+            fsync_directory(stage_dir.parent)
+        record = _finished(stage_dir)
+        if record is not None and record.fingerprint == expected_fingerprint:
+            shutil.rmtree(old, ignore_errors=True)
+            return record
+        adopted = _finished(partial)
+        if adopted is not None and adopted.fingerprint == expected_fingerprint:
+            logger.warning("%s: adopting %s, finished before a crash", stage_dir, partial.name)
+            self._swap(partial, stage_dir)
+            return adopted
+        return None
+
+    def start_stage(self, stage_dir: Path) -> Path:
+        """A fresh, empty ``<name>.partial/`` to save a stage into."""
+        path = _sibling(stage_dir, ".partial")
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def finish_stage(self, partial: Path, stage_dir: Path, record: StageRecord, data_fingerprint: str) -> None:
+        """Write the record, make every file durable, write the manifest, then swap the directory into place."""
+        (partial / STAGE_FILE).write_text(json.dumps(asdict(record), indent=1))
+        fsync_tree(partial)
+        write_manifest(partial, {
+            "stage": record.name, "route": record.route, "fingerprint": record.fingerprint, "seed": record.seed,
+            "data_fingerprint": data_fingerprint, "layers": record.layers,
+            "metrics": {"train_loss": record.train_loss, "best_validation_macro_f1": record.best_validation_macro_f1},
+        })
+        self._swap(partial, stage_dir)
+
+    @staticmethod
+    def _swap(partial: Path, stage_dir: Path) -> None:
+        old = _sibling(stage_dir, ".old")
+        if stage_dir.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            stage_dir.rename(old)
+        partial.rename(stage_dir)
+        fsync_directory(stage_dir.parent)
+        shutil.rmtree(old, ignore_errors=True)
 
     @staticmethod
     def weights_hash(stage_dir: Path) -> str:
@@ -196,31 +243,23 @@ class RunDirectory:
         files = verify_manifest(stage_dir)["files"]
         return fingerprint({k: v for k, v in files.items() if k.endswith(".safetensors")})
 
-    def start_stage(self, stage_dir: Path) -> Path:
-        """A fresh, empty ``<name>.partial/`` to save a stage into."""
-        path = stage_dir.with_name(stage_dir.name + ".partial")
-        if path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
-        return path
-
-    def finish_stage(self, partial: Path, stage_dir: Path, record: StageRecord, data_fingerprint: str) -> None:
-        """Write the record and the manifest, then swap the finished directory into place."""
-        (partial / STAGE_FILE).write_text(json.dumps(asdict(record), indent=1))
-        write_manifest(partial, {
-            "stage": record.name, "route": record.route, "fingerprint": record.fingerprint, "seed": record.seed,
-            "data_fingerprint": data_fingerprint, "layers": record.layers,
-            "metrics": {"train_loss": record.train_loss, "best_validation_macro_f1": record.best_validation_macro_f1},
-        })
-        old = stage_dir.with_name(stage_dir.name + ".old")
-        if stage_dir.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            stage_dir.rename(old)
-        partial.rename(stage_dir)
-        shutil.rmtree(old, ignore_errors=True)
-
     def remove_work(self, work: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
         with contextlib.suppress(OSError):  # only removed when no other stage left work behind
             work.parent.rmdir()
+
+
+def _sibling(stage_dir: Path, suffix: str) -> Path:
+    return stage_dir.with_name(stage_dir.name + suffix)
+
+
+def _finished(directory: Path) -> StageRecord | None:
+    """The record of a stage directory whose manifest verifies, or None (a malformed one is logged, not raised)."""
+    if not (directory / STAGE_FILE).exists():
+        return None
+    try:
+        verify_manifest(directory)
+        return StageRecord(**json.loads((directory / STAGE_FILE).read_text()))
+    except (ArtifactError, ValueError, TypeError) as error:
+        logger.warning("%s: %s; training this stage again", directory, error)
+        return None

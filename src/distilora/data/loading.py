@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,11 +72,12 @@ def load_task_data(config: DataConfig, seed: int = 42) -> TaskData:
             f"{source}: no test split found. distilora evaluates every model on held-out test data: "
             "add test.csv (or .jsonl / .parquet) beside train."
         )
+    raw = {split: (texts, _normalised_labels(values, origin), origin) for split, (texts, values, origin) in raw.items()}
     labels, to_id = _label_mapping(raw["train"], names, config)
     splits: dict[str, datasets.Dataset] = {}
     report: dict[str, dict[str, Any]] = {}
     for split, (texts, values, origin) in raw.items():
-        splits[split], report[split] = _clean_split(texts, values, to_id, labels, origin, strict=names is not None)
+        splits[split], report[split] = _clean_split(texts, values, to_id, labels, origin, names is not None)
     if len(set(splits["train"]["label"])) < 2:
         raise DataError(f"{source}: the train split has fewer than 2 classes after cleaning; nothing to learn")
 
@@ -95,6 +97,11 @@ def load_task_data(config: DataConfig, seed: int = 42) -> TaskData:
         reasons = ", ".join(f"{k}={v}" for k, v in info.get("reasons", {}).items() if v)
         logger.info("%-10s %6d rows kept, %d dropped%s", split, info["rows"], info["dropped"],
                     f" ({reasons})" if reasons else "")
+        missing = [label for i, label in enumerate(labels) if i not in set(splits[split]["label"])]
+        if missing and split != "train":
+            info["warnings"] = [f"the {split} split has no items of class {', '.join(map(repr, missing))}: that "
+                                f"class's F1 is 0 there and caps macro-F1 at {1 - len(missing) / len(labels):.2f}"]
+            logger.warning("%s", info["warnings"][0])
     return TaskData(datasets.DatasetDict(splits), labels, report)
 
 
@@ -121,7 +128,8 @@ def _read_directory(path: Path, config: DataConfig) -> tuple[dict, list[str] | N
     names = None
     labels_file = path / "labels.txt"
     if labels_file.exists():
-        names = [line.strip() for line in labels_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        text = labels_file.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first name
+        names = [line.strip() for line in text.splitlines() if line.strip()]
         if len(names) < 2:
             raise DataError(f"{labels_file}: needs at least 2 class names (one per line), found {len(names)}")
         if len(set(names)) != len(names):
@@ -131,8 +139,10 @@ def _read_directory(path: Path, config: DataConfig) -> tuple[dict, list[str] | N
 
 def _read_file(file: Path, config: DataConfig) -> tuple[list, list, str]:
     builder = FORMATS[file.suffix]
-    # Keep the text exactly as written: pandas would otherwise turn the tweet "NA" or "null" into a missing value.
-    kwargs = {"keep_default_na": False, "encoding_errors": "strict"} if builder == "csv" else {}
+    # Keep the text exactly as written (pandas would turn the tweet "NA" into a missing value), and read text and
+    # label as strings: otherwise a column's type depends on its cells (a blank label among integers) and the chunk.
+    kwargs = {"keep_default_na": False, "encoding_errors": "strict",
+              "converters": {config.text_column: str, config.label_column: str}} if builder == "csv" else {}
     # A local file reads in a moment: no "Generating train split" progress bars (a CLI error stays one line).
     bars_were_disabled = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
@@ -176,22 +186,35 @@ def _columns(table: datasets.Dataset, config: DataConfig, origin: str) -> tuple[
     return table[config.text_column], table[config.label_column], origin
 
 
-def _as_label_value(value: Any) -> int | str | None:
-    """Normalise a raw label cell: None for missing, int for integer-like, else the stripped string."""
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _where(origin: str, row: int) -> str:
+    """How a user finds row ``row`` (0-based) of ``origin``: a CSV's line (after the header) or a row number."""
+    return f"{origin}, line {row + 2}" if origin.endswith(".csv") else f"{origin}, row {row + 1}"
+
+
+def _as_label_value(value: Any, origin: str, row: int) -> int | str | None:
+    """One raw label cell, normalised: None for missing, int for a whole number (``1``, ``1.0``, `` 1 ``), else
+    the stripped string. A number that is not whole is a :class:`DataError` naming the file and row."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, bool | int | np.integer):
         return int(value)
     text = str(value).strip()
     if not text:
         return None
-    if text.lstrip("-").isdigit():
-        return int(text)
+    if isinstance(value, float | np.floating) or NUMBER.fullmatch(text):
+        number = float(text)
+        if not number.is_integer():
+            raise DataError(f"{_where(origin, row)}: label {text!r} is not a whole number; labels are class ids "
+                            "(0, 1, …) or class names")
+        return int(number)
     return text
+
+
+def _normalised_labels(values: list, origin: str) -> list[int | str | None]:
+    return [_as_label_value(value, origin, row) for row, value in enumerate(values)]
 
 
 def _label_mapping(train: tuple[list, list, str], names: list[str] | None, config: DataConfig):
@@ -199,7 +222,7 @@ def _label_mapping(train: tuple[list, list, str], names: list[str] | None, confi
     # Integer labels are class ids when the class names are declared (labels.txt or a hub ClassLabel).
     declared = names is not None
     if names is None:
-        values = {v for v in map(_as_label_value, train[1]) if v is not None}
+        values = {v for v in train[1] if v is not None}
         if any(isinstance(v, str) for v in values):
             names = sorted(str(v) for v in values)
         else:
@@ -217,11 +240,12 @@ def _label_mapping(train: tuple[list, list, str], names: list[str] | None, confi
     return names, to_id
 
 
-def _clean_split(texts, values, to_id, labels, origin: str, strict: bool):
+def _clean_split(texts, values, to_id, labels, origin: str, declared: bool):
+    """Keep the usable rows; count the dropped ones by reason. A label outside the classes is an error: dropping
+    it would quietly evaluate on fewer (or no) items."""
     kept_text, kept_label = [], []
     reasons: Counter[str] = Counter()
-    for row, (text, value) in enumerate(zip(texts, values, strict=True)):
-        label = _as_label_value(value)
+    for row, (text, label) in enumerate(zip(texts, values, strict=True)):
         if text is None or not str(text).strip():
             reasons["empty_text"] += 1
             continue
@@ -230,13 +254,9 @@ def _clean_split(texts, values, to_id, labels, origin: str, strict: bool):
             continue
         label_id = to_id(label)
         if label_id is None:
-            if strict:
-                raise DataError(
-                    f"{origin}: row {row + 2} has label {label!r}, which is not one of the "
-                    f"{len(labels)} classes {labels} declared in labels.txt"
-                )
-            reasons["unknown_label"] += 1
-            continue
+            source = "declared in labels.txt" if declared else "found in train"
+            raise DataError(f"{_where(origin, row)}: label {label!r} is not one of the {len(labels)} classes "
+                            f"{labels} {source}")
         kept_text.append(str(text))
         kept_label.append(label_id)
     table = datasets.Dataset.from_dict(

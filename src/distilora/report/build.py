@@ -113,6 +113,8 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
         Section("Confusion matrices (test)", [Image(figures[f"confusion:{n}"], f"Confusion matrix of {n}")
                                               for n in ctx.models]),
         Section("Data", [tables.data_table(ctx),
+                         *[f"Warning: {w}." for info in ctx.results.get("data_report", {}).values()
+                           for w in info.get("warnings", [])],
                          f"Majority-class baseline: always '{ctx.baseline.label}', the most frequent class in the "
                          f"{ctx.baseline.source}."]),
         Section("Method", [Bullets([
