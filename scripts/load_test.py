@@ -3,10 +3,14 @@
 
     distilora serve &                       # in another terminal, or: make serve
     .venv/bin/python scripts/load_test.py --port 8000 --clients 32 --duration 60
+    .venv/bin/python scripts/load_test.py --clients 64 --payload huge --duration 30 --slow-clients 4
 
-Reports requests/s, latency p50 / p90 / p99, transport errors, HTTP statuses (5xx counted apart) and the server's
-resident memory (RSS) before and after — found by the port it listens on, or given with --pid. Exit status 1 when
-any request failed or got a 5xx.
+Payloads: ``single`` (1 text), ``batch`` (--texts-per-request texts), ``huge`` (256 texts of 10,000 characters) or
+``mix`` (the three in turn). Reports requests/s, latency p50 / p90 / p99 over *every* request (failed and timed-out
+ones count, at the time they failed), HTTP statuses (5xx counted apart), transport errors, /healthz latency probed
+every 50 ms during the load, the server's CPU in the seconds after the load stops, and its resident memory (RSS)
+before and after — the server found by the port it listens on, or given with --pid. Slow clients trickle their
+bodies a few bytes at a time. Exit status 1 when any request failed or got a 5xx (503 "busy" is not a failure).
 """
 
 from __future__ import annotations
@@ -86,27 +90,51 @@ def rss_mib(pid: int | None) -> float | None:
         return None
 
 
-def request_body(i: int, texts_per_request: int, model: str | None) -> bytes:
-    texts = [SENTENCES[(i + k) % len(SENTENCES)] for k in range(texts_per_request)]
+PAYLOADS = ("single", "batch", "huge", "mix")
+HUGE_TEXT = ("These people are a plague and should be driven out of the country. " * 150)[:10_000]
+
+
+def request_body(i: int, payload: str, texts_per_request: int, model: str | None) -> bytes:
+    kind = ("single", "batch", "huge")[i % 3] if payload == "mix" else payload
+    if kind == "huge":
+        texts = [HUGE_TEXT] * 256
+    else:
+        count = 1 if kind == "single" else texts_per_request
+        texts = [SENTENCES[(i + k) % len(SENTENCES)] for k in range(count)]
     body: dict = {"texts": texts}
     if model:
         body["model"] = model
     return json.dumps(body).encode()
 
 
-def client(host: str, port: int, deadline: float, limit: int, texts_per_request: int, model: str | None,
-           timeout_s: float, tally: Tally, seed: int) -> None:
+def _send(conn: http.client.HTTPConnection, body: bytes, slow: bool) -> None:
+    """POST ``body``; a slow client sends it 64 bytes at a time, 10 ms apart."""
+    if not slow:
+        conn.request("POST", "/api/v1/classify", body=body, headers={"Content-Type": "application/json"})
+        return
+    conn.putrequest("POST", "/api/v1/classify")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    for start in range(0, min(len(body), 64 * 200), 64):  # at most 2 s of trickling, then the rest at once
+        conn.send(body[start : start + 64])
+        time.sleep(0.01)
+    conn.send(body[64 * 200 :])
+
+
+def client(host: str, port: int, deadline: float, limit: int, payload: str, texts_per_request: int,
+           model: str | None, timeout_s: float, tally: Tally, seed: int, slow: bool = False) -> None:
     """One client: a keep-alive connection sending requests one after another until time or budget runs out."""
     conn: http.client.HTTPConnection | None = None
     i = seed
     while time.monotonic() < deadline and tally.claim(limit):
-        body = request_body(i, texts_per_request, model)
+        body = request_body(i, payload, texts_per_request, model)
         i += 1
         started = time.perf_counter()
         try:
             if conn is None:
                 conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
-            conn.request("POST", "/api/v1/classify", body=body, headers={"Content-Type": "application/json"})
+            _send(conn, body, slow)
             response = conn.getresponse()
             response.read()
             elapsed = (time.perf_counter() - started) * 1000
@@ -117,7 +145,9 @@ def client(host: str, port: int, deadline: float, limit: int, texts_per_request:
                 conn.close()
                 conn = None
         except (OSError, http.client.HTTPException) as error:
-            with tally.lock:
+            elapsed = (time.perf_counter() - started) * 1000
+            with tally.lock:  # a failure counts in the latencies too, at the time it failed
+                tally.latencies_ms.append(elapsed)
                 tally.errors[type(error).__name__] += 1
             if conn is not None:
                 conn.close()
@@ -133,6 +163,33 @@ def percentile(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
     return ordered[rank - 1]
+
+
+def probe_health(host: str, port: int, stop: threading.Event, latencies: list[float]) -> None:
+    """GET /healthz every 50 ms on its own connection until ``stop``; a failure counts as 10 s."""
+    while not stop.wait(0.05):
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=10)
+            conn.request("GET", "/healthz")
+            ok = conn.getresponse().status == 200
+            conn.close()
+        except OSError:
+            ok = False
+        latencies.append((time.perf_counter() - started) * 1000 if ok else 10_000.0)
+
+
+def cpu_after(pid: int | None, seconds: int = 3) -> list[float] | None:
+    """The server's CPU use (% of one core) in each of the ``seconds`` after the load stopped."""
+    if pid is None:
+        return None
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        return [round(process.cpu_percent(interval=1.0), 1) for _ in range(seconds)]
+    except psutil.Error:
+        return None
 
 
 def check_health(host: str, port: int) -> None:
@@ -152,33 +209,51 @@ def run(args: argparse.Namespace) -> dict:
     check_health(host, args.port)
     pid = args.pid or find_server_pid(args.port)
     rss_before = rss_mib(pid)
-    tally = Tally()
+    tally, slow_tally = Tally(), Tally()
+    health: list[float] = []
+    stop_probe = threading.Event()
+    prober = threading.Thread(target=probe_health, args=(host, args.port, stop_probe, health), daemon=True)
     started = time.monotonic()
     deadline = started + args.duration
     threads = [
         threading.Thread(target=client, daemon=True,
-                         args=(host, args.port, deadline, args.max_requests, args.texts_per_request, args.model,
-                               args.request_timeout, tally, n))
+                         args=(host, args.port, deadline, args.max_requests, args.payload, args.texts_per_request,
+                               args.model, args.request_timeout, tally, n))
         for n in range(args.clients)
+    ] + [
+        threading.Thread(target=client, daemon=True,
+                         args=(host, args.port, deadline, args.max_requests, args.payload, args.texts_per_request,
+                               args.model, args.request_timeout, slow_tally, n, True))
+        for n in range(args.slow_clients)
     ]
+    prober.start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(args.duration + args.request_timeout + 5)
     wall = time.monotonic() - started
+    stop_probe.set()
+    prober.join(15)
+    cpu = cpu_after(pid)
     rss_after = rss_mib(pid)
     with tally.lock:
         latencies = list(tally.latencies_ms)
         statuses = dict(tally.statuses)
         errors = dict(tally.errors)
-    answered = len(latencies)
+    answered = len(latencies) - sum(errors.values())
+    with slow_tally.lock:
+        slow_answered = len(slow_tally.latencies_ms) - sum(slow_tally.errors.values())
+        slow = {"clients": args.slow_clients, "answered": slow_answered,
+                "statuses": {str(k): v for k, v in sorted(slow_tally.statuses.items())},
+                "errors": dict(slow_tally.errors)}
     return {
         "url": f"http://{host}:{args.port}/api/v1/classify",
         "clients": args.clients,
+        "payload": args.payload,
         "texts_per_request": args.texts_per_request,
         "model": args.model or "default",
         "seconds": round(wall, 3),
-        "requests": answered + sum(errors.values()),
+        "requests": len(latencies),
         "answered": answered,
         "requests_per_s": round(answered / wall, 2) if wall else None,
         "latency_ms": {name: None if v is None else round(v, 2) for name, v in (
@@ -189,6 +264,10 @@ def run(args: argparse.Namespace) -> dict:
         "error_count": sum(errors.values()),
         "non_2xx": sum(v for k, v in statuses.items() if not 200 <= k < 300),
         "server_5xx": sum(v for k, v in statuses.items() if k >= 500),
+        "slow_clients": slow,
+        "healthz_ms": {"probes": len(health), "p50": percentile(health, 50), "p99": percentile(health, 99),
+                       "max": max(health) if health else None},
+        "server_cpu_percent_after": cpu,
         "server_pid": pid,
         "rss_mib_before": None if rss_before is None else round(rss_before, 1),
         "rss_mib_after": None if rss_after is None else round(rss_after, 1),
@@ -202,12 +281,16 @@ def summary(report: dict) -> str:
            f"server RSS (pid {report['server_pid']}): {report['rss_mib_before']} MiB before, "
            f"{report['rss_mib_after']} MiB after ({report['rss_mib_change']:+} MiB)")
     return "\n".join([
-        f"{report['url']}: {report['clients']} clients, {report['texts_per_request']} text(s)/request, "
-        f"model {report['model']}, {report['seconds']} s",
+        f"{report['url']}: {report['clients']} clients, payload {report['payload']} "
+        f"({report['texts_per_request']} text(s) for batch), model {report['model']}, {report['seconds']} s",
         f"requests: {report['requests']} ({report['requests_per_s']} answered/s)",
         f"latency ms: p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  max {lat['max']}",
         f"statuses: {report['statuses']}  non-2xx: {report['non_2xx']}  5xx: {report['server_5xx']}",
         f"transport errors: {report['error_count']} {report['errors'] or ''}".rstrip(),
+        f"/healthz during the load: {report['healthz_ms']['probes']} probes, p50 {report['healthz_ms']['p50']} ms, "
+        f"p99 {report['healthz_ms']['p99']} ms",
+        f"slow clients: {report['slow_clients']}",
+        f"server CPU % in the 3 s after the load: {report['server_cpu_percent_after']}",
         rss,
     ])
 
@@ -220,7 +303,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds to run at most")
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="requests to send at most")
+    parser.add_argument("--payload", choices=PAYLOADS, default="batch",
+                        help="single: 1 text; batch: --texts-per-request texts; huge: 256 × 10,000 chars; mix")
     parser.add_argument("--texts-per-request", type=int, default=1)
+    parser.add_argument("--slow-clients", type=int, default=0, help="extra clients that trickle their bodies")
     parser.add_argument("--model", default=None, help="model to ask (default: the server's default)")
     parser.add_argument("--request-timeout", type=float, default=60.0, help="client timeout per request, seconds")
     parser.add_argument("--pid", type=int, default=None, help="the server's process id (default: found by port)")
@@ -240,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report = run(args)
     print(json.dumps(report, indent=1) if args.json else summary(report))
-    return 0 if report["error_count"] == 0 and report["server_5xx"] == 0 else 1
+    return 0 if report["error_count"] == 0 and report["server_5xx"] - report["statuses"].get("503", 0) == 0 else 1
 
 
 if __name__ == "__main__":

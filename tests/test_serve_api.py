@@ -17,9 +17,10 @@ from distilora.config import ServeConfig
 from distilora.inference import Classifier, Prediction
 from distilora.run_dir import RunDirectory
 from distilora.serve import ModelRegistry, create_app
-from distilora.serve.schemas import NOT_BLANK
+from distilora.serve.parsing import VISIBLE
 
 MODELS = ["teacher", "odd", "even", "lora"]
+LOCAL = "http://127.0.0.1"  # the Host check serves only localhost names by default
 ERROR_KEYS = {"status", "error", "message", "details"}
 
 
@@ -30,7 +31,7 @@ def registry(tiny_run: Path) -> ModelRegistry:
 
 @pytest.fixture(scope="module")
 def client(registry: ModelRegistry) -> TestClient:
-    return TestClient(create_app(registry=registry), raise_server_exceptions=False)
+    return TestClient(create_app(registry=registry), raise_server_exceptions=False, base_url=LOCAL)
 
 
 def classify(client: TestClient, texts: list[str], model: str | None = None) -> httpx.Response:
@@ -188,8 +189,6 @@ def test_overlong_model_name_is_not_echoed_in_full(client):
 @pytest.mark.parametrize(("content", "content_type", "phrase"), [
     (b'{"texts": ["hello"', "application/json", "malformed JSON"),
     (b"\xff\xfe\x00 not utf-8", "application/json", "malformed JSON"),
-    (b'{"texts": ["hello"]}', "text/plain", "Content-Type: application/json"),
-    (b"texts=hello", "application/x-www-form-urlencoded", "Content-Type: application/json"),
     (b'["hello"]', "application/json", "JSON object"),
     (b'"hello"', "application/json", "JSON object"),
     (b"", "application/json", "no body"),
@@ -204,10 +203,18 @@ def test_malformed_or_non_json_bodies_are_422(client, tiny_run, content, content
     assert_error(response, 422, phrase, run_dir=tiny_run)
 
 
+@pytest.mark.parametrize(("content", "content_type"), [(b'{"texts": ["hello"]}', "text/plain"),
+                                                       (b"texts=hello", "application/x-www-form-urlencoded"),
+                                                       (b'{"texts": ["hello"]}', "")])
+def test_a_body_not_declared_as_json_is_415(client, tiny_run, content, content_type):
+    response = client.post("/api/v1/classify", content=content, headers={"Content-Type": content_type})
+    assert_error(response, 415, "Content-Type: application/json", run_dir=tiny_run)
+
+
 # ---- hardening: body limit before parsing, timeout, no stack traces -------------------------------------------------
 @pytest.fixture(scope="module")
 def small_limit_client(registry) -> TestClient:
-    return TestClient(create_app(registry=registry, settings=ServeConfig(max_body_bytes=1000)))
+    return TestClient(create_app(registry=registry, settings=ServeConfig(max_body_bytes=1000)), base_url=LOCAL)
 
 
 def test_body_over_the_limit_is_413_before_parsing(small_limit_client):
@@ -282,7 +289,8 @@ class _FakeClassifier:
 
 def _fake_app(tiny_run: Path, classifier: _FakeClassifier, **settings) -> TestClient:
     registry = ModelRegistry(tiny_run, {"fake": classifier}, {"labels": ["neutral", "toxic"], "models": {}})
-    return TestClient(create_app(registry=registry, settings=ServeConfig(**settings)), raise_server_exceptions=False)
+    return TestClient(create_app(registry=registry, settings=ServeConfig(**settings)), raise_server_exceptions=False,
+                      base_url=LOCAL)
 
 
 def test_slow_model_gets_504_after_the_request_timeout(tiny_run):
@@ -315,7 +323,7 @@ def test_concurrent_requests_get_the_same_answers_as_serial_ones(registry):
 
     async def fire() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             return await asyncio.gather(*(http.post("/api/v1/classify", json={"texts": t, "model": n})
                                           for n, t in jobs))
 
@@ -346,22 +354,27 @@ def test_openapi_documents_the_api_and_its_errors(client):
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {"/healthz", "/api/v1/models", "/api/v1/classify"}
     responses = spec["paths"]["/api/v1/classify"]["post"]["responses"]
-    assert set(responses) == {"200", "404", "408", "413", "422", "504"}
-    for status in ("404", "408", "413", "422", "504"):
+    assert set(responses) == {"200", "404", "408", "413", "415", "422", "503", "504"}
+    for status in ("404", "408", "413", "415", "422", "503", "504"):
         assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
     texts = spec["components"]["schemas"]["ClassifyRequest"]["properties"]["texts"]
     assert (texts["minItems"], texts["maxItems"], texts["items"]["maxLength"]) == (1, 256, 10_000)
-    assert texts["items"]["pattern"] == NOT_BLANK
-    docs = client.get("/docs")
-    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert texts["items"]["pattern"] == VISIBLE
+    assert spec["paths"]["/api/v1/classify"]["post"]["requestBody"]["content"]["application/json"]["schema"] == \
+        {"$ref": "#/components/schemas/ClassifyRequest"}
 
 
-def test_blank_pattern_in_the_schema_agrees_with_the_server():
+def test_the_schema_pattern_is_the_servers_test_of_a_visible_character():
     import re
     import sys
+    import unicodedata
 
-    disagree = [c for c in range(sys.maxunicode + 1) if (re.search(NOT_BLANK, chr(c)) is None) != chr(c).isspace()]
+    def invisible(c: str) -> bool:
+        return c.isspace() or unicodedata.category(c) in ("Cc", "Cf")
+
+    disagree = [c for c in range(0x10000) if (re.search(VISIBLE, chr(c)) is None) != invisible(chr(c))]
     assert disagree == []
+    assert sys.maxunicode > 0x10000  # astral format characters (e.g. U+E0001) count as visible: documented
 
 
 def test_page_has_the_form_and_is_served_with_its_assets(client):

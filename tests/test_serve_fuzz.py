@@ -55,6 +55,21 @@ def test_load_script_reports_rate_latency_errors_and_memory(server):
     assert report["rss_mib_change"] < 50, f"server memory grew {report['rss_mib_change']} MiB"
 
 
+def test_load_script_mixed_payloads_and_slow_clients(server):
+    done = subprocess.run(
+        [sys.executable, str(LOAD_TEST), "--port", str(server.port), "--clients", "4", "--duration", "3",
+         "--payload", "mix", "--texts-per-request", "32", "--slow-clients", "1", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["payload"] == "mix" and report["answered"] >= 3
+    assert set(report["statuses"]) <= {"200", "503"} and report["error_count"] == 0
+    assert report["slow_clients"]["answered"] >= 1 and report["slow_clients"]["errors"] == {}
+    assert report["healthz_ms"]["probes"] > 0 and report["healthz_ms"]["p99"] < 10_000
+    assert len(report["server_cpu_percent_after"]) == 3
+
+
 def test_load_script_stops_at_its_request_budget(server):
     done = subprocess.run(
         [sys.executable, str(LOAD_TEST), "--port", str(server.port), "--clients", "4", "--duration", "30",

@@ -178,6 +178,12 @@ class ExperimentConfig:
         return asdict(self)
 
 
+MAX_TEXTS = 256
+"""Most texts in one classify request (more: 413)."""
+MAX_TEXT_CHARS = 10_000
+"""Longest text in characters (longer: 413)."""
+
+
 @dataclass
 class ServeConfig:
     """Where ``distilora serve`` listens and the limits it keeps."""
@@ -187,14 +193,31 @@ class ServeConfig:
     port: int = 8000
     timeout_s: float = 30.0
     """Per-request limit, seconds: on receiving the body (408 after it) and on the model's answer (504)."""
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_concurrent: int = 4
-    """Model calls running at once; more requests wait their turn (within their timeout)."""
+    max_body_bytes: int = MAX_TEXTS * MAX_TEXT_CHARS * 6 + 64 * 1024
+    """The documented limits at their largest JSON spelling (every character a 6-byte ``\\uXXXX`` escape)."""
+    max_batch_texts: int = 64
+    """Most texts one model call gathers from concurrent requests."""
+    max_wait_ms: float = 5.0
+    """How long the batcher waits for more requests to join a batch."""
+    max_queued_texts: int = 1024
+    """Texts waiting or running; a request that does not fit gets 503 with Retry-After."""
+    max_bodies: int = 8
+    """Request bodies read and parsed at once; more wait (within the timeout) before being read."""
+    max_connections: int = 256
+    """uvicorn's limit on open connections and tasks; beyond it, 503."""
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    """Host header values served (a defence against DNS rebinding); ``*`` allows any."""
+    torch_threads: int | None = None
+    """Threads of the one model worker; default: every core."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ValueError(f"port {self.port}: must be between 1 and 65535")
         if self.timeout_s <= 0:
             raise ValueError(f"timeout {self.timeout_s}: must be > 0")
-        if self.max_body_bytes <= 0 or self.max_concurrent <= 0:
-            raise ValueError("max_body_bytes and max_concurrent must be > 0")
+        for name in ("max_body_bytes", "max_batch_texts", "max_queued_texts", "max_bodies", "max_connections"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        self.allowed_hosts = tuple(self.allowed_hosts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from distilora.config import ServeConfig
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=defaults.port, help="port to listen on")
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s,
                         help="seconds a request may take the model")
+    parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="HOST",
+                        help="also answer to this Host header (repeatable; * for any; default: "
+                             f"{', '.join(defaults.allowed_hosts)})")
 
 
 def resolve_run(run: str | None) -> Path:
@@ -41,13 +45,20 @@ def resolve_run(run: str | None) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    config = ServeConfig(host=args.host, port=args.port, timeout_s=args.timeout)
+    defaults = ServeConfig()
+    hosts = (*defaults.allowed_hosts, *(args.allowed_hosts or ()))
+    if args.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
+        hosts = (*hosts, args.host)
+    config = ServeConfig(host=args.host, port=args.port, timeout_s=args.timeout, allowed_hosts=hosts)
     run_dir = resolve_run(args.run)
 
+    import torch
     import uvicorn
 
     from distilora.serve import create_app
 
+    # One worker thread runs every model call, so it gets every core (set once, for the whole process).
+    torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
     logger.info("loading the models of %s", run_dir)
     app = create_app(run_dir, settings=config)
     if config.host not in ("127.0.0.1", "localhost", "::1"):
@@ -55,5 +66,6 @@ def main(args: argparse.Namespace) -> int:
     print(f"distilora serve: {', '.join(app.state.registry.names)} from {run_dir} on "
           f"http://{config.host}:{config.port}/ (API docs: /docs)", flush=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning" if args.quiet else "info",
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, limit_concurrency=config.max_connections, backlog=config.max_connections,
+                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024)
     return 0

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
+import contextlib
 from pathlib import Path
 
-import anyio
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
-from distilora.config import ServeConfig
-from distilora.inference import Classifier, Prediction
+from distilora.config import MAX_TEXT_CHARS, MAX_TEXTS, ServeConfig
 from distilora.serve import errors
+from distilora.serve.batching import BatchScheduler, Job
 from distilora.serve.limits import BodySizeLimit
+from distilora.serve.parsing import parse_classify
 from distilora.serve.registry import ModelRegistry
 from distilora.serve.schemas import (
-    MAX_TEXT_CHARS,
-    MAX_TEXTS,
     ClassifyRequest,
     ClassifyResponse,
     ClassifyResult,
@@ -26,36 +26,49 @@ from distilora.serve.schemas import (
     Health,
     ModelsResponse,
 )
+from distilora.serve.security import Hardening
 from distilora.versions import __version__
 
 STATIC = Path(__file__).parent / "static"
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
-                               "base-uri 'none'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 DESCRIPTION = f"""Classify text with the models of one distilora run: the fine-tuned teacher, the half-depth
 students distilled from it (odd and even layers) and the LoRA model.
 
 Limits: at most {MAX_TEXTS} texts per request, each at most {MAX_TEXT_CHARS:,} characters (more: 413);
-texts longer than a model's maximum length are truncated and the result says so (`truncated`).
-Every error is JSON: `{{"status", "error", "message", "details"}}`."""
+texts longer than a model's maximum length are truncated and the result says so (`truncated`). Concurrent
+requests are classified together in small batches; when the queue is full the answer is 503 with Retry-After.
+Every error is JSON: `{{"status", "error", "message", "details"}}`, and never repeats the input."""
 
 
 def _errors(*statuses: int) -> dict[int | str, dict]:
     described = {404: "Unknown model (the message lists the loaded ones)",
                  408: "The request body did not arrive within the per-request timeout",
                  413: f"Too many texts (> {MAX_TEXTS}), a text over {MAX_TEXT_CHARS:,} characters, or a body too large",
-                 422: "Invalid input: empty list, blank text, malformed JSON or not JSON",
+                 415: "The body is not declared as JSON (Content-Type: application/json)",
+                 422: "Invalid input: empty list, blank or invisible text, malformed JSON, an unknown field",
+                 503: "The service is busy (queue full); retry after the Retry-After seconds",
                  504: "The model did not answer within the per-request timeout"}
     return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
 
 
-def _timed_predict(classifier: Classifier, texts: list[str]) -> tuple[list[Prediction], float]:
-    started = time.perf_counter()
-    predictions = classifier.predict(texts)
-    return predictions, (time.perf_counter() - started) * 1000
+async def _answer(job: Job, request: Request, scheduler: BatchScheduler, timeout_s: float):
+    """The job's result; 504 past the timeout; nothing more is computed for a client that went away."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        done, _ = await asyncio.wait({job.future, watcher}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if job.future in done:
+        return job.future.result()
+    scheduler.cancel(job)
+    job.future.cancel()
+    if watcher in done:
+        raise errors.ClientGone()
+    raise errors.InferenceTimeout(timeout_s)
 
 
 def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None = None,
@@ -67,43 +80,62 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
         registry = ModelRegistry.load(run_dir)
     settings = settings or ServeConfig()
     page = (STATIC / "index.html").read_text(encoding="utf-8")
-    limiter: list[anyio.CapacityLimiter] = []  # made on first use, inside the event loop
+    scheduler = BatchScheduler(settings.max_batch_texts, settings.max_wait_ms, settings.max_queued_texts)
 
-    app = FastAPI(title="distilora", version=__version__, description=DESCRIPTION)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        scheduler.stop()
+
+    # API docs (/docs, /redoc) from the assets fastapi-offline ships: they work without internet.
+    app = FastAPIOffline(title="distilora", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.registry = registry
     app.state.settings = settings
+    app.state.scheduler = scheduler
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
-                       read_timeout_s=settings.timeout_s)
+                       read_timeout_s=settings.timeout_s, max_bodies=settings.max_bodies,
+                       busy=lambda: None if scheduler.has_room() else scheduler.retry_after_s())
+    app.add_middleware(Hardening, allowed_hosts=settings.allowed_hosts)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
-    def index() -> HTMLResponse:
-        return HTMLResponse(page, headers=PAGE_HEADERS)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
 
     @app.get("/healthz", response_model=Health, tags=["service"], summary="200 once the models are loaded")
-    def healthz() -> Health:
+    async def healthz() -> Health:
         return Health(status="ok", models=registry.names)
 
     @app.get("/api/v1/models", response_model=ModelsResponse, tags=["models"],
              summary="The loaded models with their layers, sizes and scores")
-    def models() -> ModelsResponse:
+    async def models() -> ModelsResponse:
         return ModelsResponse.model_validate(registry.describe_all())
 
     @app.post("/api/v1/classify", response_model=ClassifyResponse, tags=["models"],
-              responses=_errors(404, 408, 413, 422, 504), summary="Classify up to 256 texts with one model")
-    async def classify(body: ClassifyRequest) -> ClassifyResponse:
-        name = body.model or registry.default_model
-        classifier = registry.get(name)
-        if not limiter:
-            limiter.append(anyio.CapacityLimiter(settings.max_concurrent))
-        try:
-            with anyio.fail_after(settings.timeout_s):
-                predictions, elapsed_ms = await anyio.to_thread.run_sync(
-                    _timed_predict, classifier, body.texts, abandon_on_cancel=True, limiter=limiter[0])
-        except TimeoutError:
-            raise errors.InferenceTimeout(settings.timeout_s) from None
-        results = [ClassifyResult(label=p.label, scores=p.scores, truncated=p.truncated) for p in predictions]
-        return ClassifyResponse(model=name, results=results, elapsed_ms=round(elapsed_ms, 3))
+              responses=_errors(404, 408, 413, 415, 422, 503, 504), summary="Classify up to 256 texts with one model",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": {"$ref": "#/components/schemas/ClassifyRequest"}}}}})
+    async def classify(request: Request) -> ClassifyResponse:
+        body = await request.body()
+        # Parsing and checking a body of up to megabytes happens off the event loop (health checks stay fast).
+        parsed = await anyio.to_thread.run_sync(parse_classify, body, request.headers.get("content-type", ""))
+        name = parsed.model or registry.default_model
+        job = scheduler.submit(name, registry.get(name), parsed.texts)
+        result = await _answer(job, request, scheduler, settings.timeout_s)
+        results = [ClassifyResult(label=p.label, scores=p.scores, truncated=p.truncated) for p in result.predictions]
+        return ClassifyResponse(model=name, results=results, elapsed_ms=round(result.model_ms, 3))
 
+    # The request schema is declared above by reference; make sure it is in the document.
+    original_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = original_openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {})["ClassifyRequest"] = \
+                ClassifyRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

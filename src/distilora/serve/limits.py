@@ -1,6 +1,8 @@
-"""Request-size limit, enforced before anything parses the body: Content-Length first, then counting the stream.
+"""Request-size and admission limits, enforced before anything reads or parses a body.
 
-The body must also arrive within a time limit, so a client trickling bytes cannot hold a connection for ever."""
+A request is refused with 503 at once when the service is already full; at most ``max_bodies`` bodies are read at
+a time; a body over the size limit gets 413 (Content-Length first, then counting the stream); and it must arrive
+within a time limit, so a client trickling bytes cannot hold a connection for ever."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+
 def error_body(status: int, error: str, message: str) -> bytes:
     """An :class:`~distilora.serve.schemas.ErrorResponse` as JSON bytes."""
     return json.dumps({"status": status, "error": error, "message": message, "details": []}).encode()
@@ -26,18 +29,48 @@ class BodySizeLimit:
 
     A declared Content-Length over the limit is refused at once; otherwise (chunked uploads, or a
     Content-Length that lies) the body is read and counted up to the limit, then replayed to the app.
-    A body not complete within ``read_timeout_s`` gets 408.
+    A body not complete within ``read_timeout_s`` gets 408. ``busy()`` returning a number of seconds refuses the
+    request with 503 and that Retry-After before its body is read; so does waiting longer than ``read_timeout_s``
+    for one of the ``max_bodies`` reading slots.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float):
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float, max_bodies: int = 8,
+                 busy: Callable[[], int | None] = lambda: None):
         self.app = app
         self.max_bytes = max_bytes
         self.read_timeout_s = read_timeout_s
+        self.max_bodies = max_bodies
+        self.busy = busy
+        self.reading = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        retry_after = self.busy()
+        if retry_after is None:
+            retry_after = await self._wait_for_a_slot()
+        if retry_after is not None:
+            await self._reject(send, 503, "busy", f"the service is busy; retry in {retry_after} s",
+                               ((b"retry-after", str(retry_after).encode()),))
+            return
+        try:
+            await self._read_and_call(scope, receive, send)
+        finally:
+            self.reading -= 1
+
+    async def _wait_for_a_slot(self) -> int | None:
+        """Take a reading slot (None), or give up after ``read_timeout_s`` (seconds to retry after)."""
+        waited = 0.0
+        while self.reading >= self.max_bodies:  # a counter, not a semaphore: valid in any event loop
+            if waited >= self.read_timeout_s:
+                return 1
+            await anyio.sleep(0.005)
+            waited += 0.005
+        self.reading += 1
+        return None
+
+    async def _read_and_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             try:
@@ -84,9 +117,10 @@ class BodySizeLimit:
                            f"the request body is larger than the limit of {self.max_bytes:,} bytes")
 
     @staticmethod
-    async def _reject(send: Send, status: int, error: str, message: str) -> None:
+    async def _reject(send: Send, status: int, error: str, message: str,
+                      headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         body = error_body(status, error, message)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+                                (b"connection", b"close"), *headers]})
         await send({"type": "http.response.body", "body": body})

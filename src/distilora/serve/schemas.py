@@ -4,31 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-MAX_TEXTS = 256
-"""Most texts in one request (more: 413)."""
-MAX_TEXT_CHARS = 10_000
-"""Longest text in characters (longer: 413)."""
+from distilora.config import MAX_TEXT_CHARS, MAX_TEXTS
+from distilora.serve.parsing import VISIBLE
 
-
-NOT_BLANK = r"[^\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-"""JSON-Schema pattern of a text that is not blank: it holds a character that ``str.isspace`` says is not space.
-
-Spelled out because ``\\S`` means different things to Python and to JSON-Schema (ECMA-262) regular expressions."""
-
-
-def _not_blank(text: str) -> str:
-    if not text.strip():
-        raise ValueError("text is empty or whitespace-only")
-    return text
+# The pattern is the server's own test of a visible character, so schema-valid texts are the accepted ones.
+NOT_BLANK = VISIBLE
 
 
 Text = Annotated[
     str,
     Field(max_length=MAX_TEXT_CHARS, json_schema_extra={"pattern": NOT_BLANK},
-          description=f"A text to classify: not blank, at most {MAX_TEXT_CHARS:,} characters."),
-    AfterValidator(_not_blank),
+          description=f"A text to classify: at most {MAX_TEXT_CHARS:,} characters, with at least one visible "
+                      "character (not only white space, control or zero-width characters)."),
 ]
 
 
