@@ -10,7 +10,8 @@ Payloads: ``single`` (1 text), ``batch`` (--texts-per-request texts), ``huge`` (
 ones count, at the time they failed), HTTP statuses (5xx counted apart), transport errors, /healthz latency probed
 every 50 ms during the load, the server's CPU in the seconds after the load stops, and its resident memory (RSS)
 before and after — the server found by the port it listens on, or given with --pid. Slow clients trickle their
-bodies a few bytes at a time. Exit status 1 when any request failed or got a 5xx (503 "busy" is not a failure).
+bodies a few bytes at a time. After a 503, clients wait its Retry-After (``--ignore-retry-after``: resend at once).
+Exit status 1 when any request failed or got a 5xx (503 "busy" is not a failure).
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def _send(conn: http.client.HTTPConnection, body: bytes, slow: bool) -> None:
 
 
 def client(host: str, port: int, deadline: float, limit: int, payload: str, texts_per_request: int,
-           model: str | None, timeout_s: float, tally: Tally, seed: int, slow: bool = False) -> None:
+           model: str | None, timeout_s: float, tally: Tally, seed: int, slow: bool = False,
+           honour_retry_after: bool = True) -> None:
     """One client: a keep-alive connection sending requests one after another until time or budget runs out."""
     conn: http.client.HTTPConnection | None = None
     i = seed
@@ -144,6 +146,9 @@ def client(host: str, port: int, deadline: float, limit: int, payload: str, text
             if response.getheader("connection", "").lower() == "close":
                 conn.close()
                 conn = None
+            retry_after = response.getheader("retry-after")
+            if response.status == 503 and retry_after and honour_retry_after:  # as a well-behaved client does
+                time.sleep(max(0.0, min(float(retry_after), deadline - time.monotonic())))
         except (OSError, http.client.HTTPException) as error:
             elapsed = (time.perf_counter() - started) * 1000
             with tally.lock:  # a failure counts in the latencies too, at the time it failed
@@ -218,12 +223,12 @@ def run(args: argparse.Namespace) -> dict:
     threads = [
         threading.Thread(target=client, daemon=True,
                          args=(host, args.port, deadline, args.max_requests, args.payload, args.texts_per_request,
-                               args.model, args.request_timeout, tally, n))
+                               args.model, args.request_timeout, tally, n, False, not args.ignore_retry_after))
         for n in range(args.clients)
     ] + [
         threading.Thread(target=client, daemon=True,
                          args=(host, args.port, deadline, args.max_requests, args.payload, args.texts_per_request,
-                               args.model, args.request_timeout, slow_tally, n, True))
+                               args.model, args.request_timeout, slow_tally, n, True, not args.ignore_retry_after))
         for n in range(args.slow_clients)
     ]
     prober.start()
@@ -307,6 +312,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="single: 1 text; batch: --texts-per-request texts; huge: 256 × 10,000 chars; mix")
     parser.add_argument("--texts-per-request", type=int, default=1)
     parser.add_argument("--slow-clients", type=int, default=0, help="extra clients that trickle their bodies")
+    parser.add_argument("--ignore-retry-after", action="store_true",
+                        help="resend at once after a 503 (default: wait its Retry-After, as a client should)")
     parser.add_argument("--model", default=None, help="model to ask (default: the server's default)")
     parser.add_argument("--request-timeout", type=float, default=60.0, help="client timeout per request, seconds")
     parser.add_argument("--pid", type=int, default=None, help="the server's process id (default: found by port)")

@@ -51,6 +51,7 @@ class BodySizeLimit:
         if retry_after is None:
             retry_after = await self._wait_for_a_slot()
         if retry_after is not None:
+            await self._drain(receive)  # so that a client still sending its body reads the answer
             await self._reject(send, 503, "busy", f"the service is busy; retry in {retry_after} s",
                                ((b"retry-after", str(retry_after).encode()),))
             return
@@ -58,6 +59,16 @@ class BodySizeLimit:
             await self._read_and_call(scope, receive, send)
         finally:
             self.reading -= 1
+
+    async def _drain(self, receive: Receive) -> None:
+        """Read and drop the body (up to the size limit and the read timeout), keeping none of it."""
+        size = 0
+        with anyio.move_on_after(self.read_timeout_s):
+            while size <= self.max_bytes:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                size += len(message.get("body", b""))
 
     async def _wait_for_a_slot(self) -> int | None:
         """Take a reading slot (None), or give up after ``read_timeout_s`` (seconds to retry after)."""
