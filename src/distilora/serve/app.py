@@ -13,12 +13,14 @@ from fastapi.staticfiles import StaticFiles
 
 from distilora.config import ServeConfig
 from distilora.inference import Classifier, Prediction
+from distilora.run_dir import RunDirectory
 from distilora.serve import errors
 from distilora.serve.limits import BodySizeLimit
 from distilora.serve.registry import ModelRegistry
 from distilora.serve.schemas import (
     MAX_TEXT_CHARS,
     MAX_TEXTS,
+    ChecksResponse,
     ClassifyRequest,
     ClassifyResponse,
     ClassifyResult,
@@ -58,6 +60,14 @@ def _timed_predict(classifier: Classifier, texts: list[str]) -> tuple[list[Predi
     return predictions, (time.perf_counter() - started) * 1000
 
 
+def _public_check(check: dict) -> dict:
+    """A check as clients see it: file names only, no local paths."""
+    public = {k: v for k, v in check.items() if k != "run"}
+    if isinstance(public.get("suite"), dict) and "file" in public["suite"]:
+        public["suite"] = {**public["suite"], "file": Path(str(public["suite"]["file"])).name}
+    return public
+
+
 def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None = None,
                settings: ServeConfig | None = None) -> FastAPI:
     """The app for ``run_dir``'s models (loaded here, once), or for an already loaded ``registry``."""
@@ -67,6 +77,7 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
         registry = ModelRegistry.load(run_dir)
     settings = settings or ServeConfig()
     page = (STATIC / "index.html").read_text(encoding="utf-8")
+    checks = ChecksResponse(checks=[_public_check(c) for c in RunDirectory(registry.run_dir).read_checks().values()])
     limiter: list[anyio.CapacityLimiter] = []  # made on first use, inside the event loop
 
     app = FastAPI(title="distilora", version=__version__, description=DESCRIPTION)
@@ -89,6 +100,11 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
              summary="The loaded models with their layers, sizes and scores")
     def models() -> ModelsResponse:
         return ModelsResponse.model_validate(registry.describe_all())
+
+    @app.get("/api/v1/checks", response_model=ChecksResponse, tags=["checks"],
+             summary="The run's behavioural checks (read once at start-up); empty when there are none")
+    def get_checks() -> ChecksResponse:
+        return checks
 
     @app.post("/api/v1/classify", response_model=ClassifyResponse, tags=["models"],
               responses=_errors(404, 408, 413, 422, 504), summary="Classify up to 256 texts with one model")
