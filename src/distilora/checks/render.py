@@ -28,8 +28,8 @@ def summary_line(check: Mapping) -> str:
     mapping = ", ".join(f"{gold} → {run}" for gold, run in check["label_mapping"].items())
     return (f"Check '{check['name']}': {suite['used']} cases from {Path(suite['file']).name} ({suite['format']} "
             f"format; {suite['dropped_blank_text']} dropped for a blank text); gold labels {mapping} "
-            f"({check['label_mapping_source']}); decisions at argmax (threshold: {check['threshold']}); "
-            f"intervals: {check['interval']}.")
+            f"({check['label_mapping_source']}); threshold: {check['threshold']} (no calibrated operating point "
+            f"yet); intervals: {check['interval']}.")
 
 
 def overall_table(check: Mapping) -> Table:
@@ -69,8 +69,8 @@ BROKE_HEADERS = ["model", "group", "n", "teacher acc", "model acc", "change", "t
 def broke_table(check: Mapping, grouping: Mapping) -> Table:
     return Table(BROKE_HEADERS, broke_rows(check, grouping),
                  caption=f"Check '{check['name']}': what compression broke, by {grouping['column']} — groups whose "
-                         f"accuracy fell against the teacher ({check['teacher']}); McNemar's exact test per group, "
-                         "Holm-adjusted across the groups",
+                         f"accuracy fell against the fine-tuned teacher '{check['teacher']}'; McNemar's exact test per "
+                         "group, Holm-adjusted across the groups",
                  numeric=[False, False] + [True] * 8)
 
 
@@ -128,8 +128,8 @@ def terminal_summary(check: Mapping, worst: int) -> str:
         parts.append(text_table(accuracy_table(check, grouping)))
         if grouping["broke"]:
             parts.append(text_table(Table(BROKE_HEADERS, broke_rows(check, grouping, worst),
-                                          caption=f"What compression broke (the {worst} largest falls per model "
-                                                  f"against {check['teacher']})",
+                                          caption=f"What compression broke: the {worst} largest falls per model "
+                                                  f"against the teacher '{check['teacher']}'",
                                           numeric=[False, False] + [True] * 8)))
     parts += [f"Note: {note}" for note in check.get("notes", [])]
     return "\n\n".join(parts)

@@ -1,7 +1,8 @@
 """``build_report``: statistics, plots and findings for a run's results, written as Markdown and HTML.
 
-The report only reports: it reads the results it is given and the per-item predictions the run saved; it
-measures nothing and writes no results.json (the caller keeps ``statistics`` with the results).
+The report only reports: it reads the results it is given, the per-item predictions the run saved and the
+behavioural checks' ``checks/*.json`` (it runs no model); it measures nothing and writes no results.json (the
+caller keeps ``statistics`` with the results).
 """
 
 from __future__ import annotations
