@@ -352,7 +352,7 @@ def test_memory_stays_flat_over_many_requests(client):
 # ---- OpenAPI, page, static files -----------------------------------------------------------------------------------
 def test_openapi_documents_the_api_and_its_errors(client):
     spec = client.get("/openapi.json").json()
-    assert set(spec["paths"]) == {"/healthz", "/api/v1/models", "/api/v1/classify"}
+    assert set(spec["paths"]) == {"/healthz", "/api/v1/models", "/api/v1/classify", "/api/v1/checks"}
     responses = spec["paths"]["/api/v1/classify"]["post"]["responses"]
     assert set(responses) == {"200", "404", "408", "413", "415", "422", "503", "504"}
     for status in ("404", "408", "413", "415", "422", "503", "504"):

@@ -32,7 +32,7 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(server, tmp_pa
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"schemathesis found problems:\n{output[-6000:]}\nserver log:\n{server.log_tail()}"
     assert "No issues found" in output
-    assert "3 selected / 3 total" in output  # /healthz, /api/v1/models, /api/v1/classify
+    assert "4 selected / 4 total" in output  # /healthz, /api/v1/models, /api/v1/classify, /api/v1/checks
     assert "Traceback" not in server.log_tail(100_000)
 
 

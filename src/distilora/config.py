@@ -221,3 +221,30 @@ class ServeConfig:
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         self.allowed_hosts = tuple(self.allowed_hosts)
+
+
+@dataclass
+class CheckConfig:
+    """How ``distilora check`` reads a behavioural test suite and what it reports."""
+
+    text_column: str = "text"
+    """The suite's text column (a HateCheck file's ``test_case`` is used when the file has no such column)."""
+    label_column: str = "label"
+    """The gold label column (a HateCheck file's ``label_gold`` is used when the file has no such column)."""
+    group_columns: tuple[str, ...] = ()
+    """Columns to group the cases by; none: HateCheck's ``functionality`` (+ ``target_ident``), else one group."""
+    confidence: float = 0.95
+    """Confidence level of the Wilson intervals of group accuracies."""
+    worst_groups: int = 3
+    """Groups whose accuracy fell most, per model, shown with example cases."""
+    examples_per_group: int = 3
+    """Example cases (teacher right, model wrong) per worst group."""
+    alpha: float = 0.05
+    """Significance level of the Holm-adjusted McNemar tests."""
+
+    def __post_init__(self) -> None:
+        self.group_columns = tuple(self.group_columns)
+        if not 0 < self.confidence < 1 or not 0 < self.alpha < 1:
+            raise ValueError("confidence and alpha must be in (0, 1)")
+        if self.worst_groups < 1 or self.examples_per_group < 0:
+            raise ValueError("worst_groups must be >= 1 and examples_per_group >= 0")

@@ -8,6 +8,7 @@
   predictions/<name>.json       per-item true labels and class probabilities (validation, test)
   results.json  results.md      every metric / the comparison table
   report.html  report.md  plots/
+  checks/<name>.json            behavioural test suite results (``distilora check``)
   .cache/  .work/  .lock        teacher targets / Trainer checkpoints / the lock of the run holding it
 ```
 
@@ -24,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -45,6 +47,8 @@ RESULTS = "results.json"
 RESULTS_TABLE = "results.md"
 STAGE_FILE = "stage.json"
 REPORT_FILES = ("report.html", "report.md")
+CHECKS_DIR = "checks"
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class RunLocked(Exception):
@@ -104,6 +108,37 @@ class RunDirectory:
 
     def predictions_file(self, name: str) -> Path:
         return self.root / "predictions" / f"{name}.json"
+
+    # ---- behavioural checks ----------------------------------------------------------------------------------
+    @property
+    def checks_dir(self) -> Path:
+        return self.root / CHECKS_DIR
+
+    def check_file(self, name: str) -> Path:
+        """``checks/<name>.json``; ``name`` must be a plain file name (letters, digits, ``_ . -``)."""
+        if not SAFE_NAME.fullmatch(name):
+            raise ValueError(f"check name {name!r}: use letters, digits, '_', '.' and '-' only")
+        return self.checks_dir / f"{name}.json"
+
+    def check_plot(self, name: str, column: str) -> Path:
+        """The heat-map of one check's grouping column under ``plots/``."""
+        return self.plots_dir / f"checks_{name}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', column)}.png"
+
+    def write_check(self, name: str, check: dict[str, Any]) -> Path:
+        path = self.check_file(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(check, indent=1))
+        return path
+
+    def read_checks(self) -> dict[str, dict[str, Any]]:
+        """Every ``checks/*.json`` of the run by name (sorted); a file that is not valid JSON is logged, left out."""
+        checks = {}
+        for path in sorted(self.checks_dir.glob("*.json")):
+            try:
+                checks[path.stem] = json.loads(path.read_text())
+            except (OSError, ValueError) as error:
+                logger.warning("%s: cannot be read (%s); left out", path, error)
+        return checks
 
     # ---- the run as a whole ----------------------------------------------------------------------------------
     def ensure_writable(self) -> None:

@@ -1,7 +1,8 @@
 """``build_report``: statistics, plots and findings for a run's results, written as Markdown and HTML.
 
-The report only reports: it reads the results it is given and the per-item predictions the run saved; it
-measures nothing and writes no results.json (the caller keeps ``statistics`` with the results).
+The report only reports: it reads the results it is given, the per-item predictions the run saved and the
+behavioural checks' ``checks/*.json`` (it runs no model); it measures nothing and writes no results.json (the
+caller keeps ``statistics`` with the results).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from distilora.checks.render import check_section
 from distilora.report import plots, tables
 from distilora.report.analysis import run_statistics
 from distilora.report.context import BASELINE, ReportContext, load_predictions, majority_baseline
@@ -38,6 +40,11 @@ def build_report(run_dir: RunDirectory, results: dict, *, n_resamples: int = RES
     ctx = _context(run_dir, results, n_resamples, seed)
     written = _plots(run_dir.plots_dir, ctx)
     document = _document(ctx, written)
+    checks = run_dir.read_checks()
+    if checks:  # built from checks/*.json alone: the report runs no model
+        section, check_plots = check_section(run_dir, checks)
+        document.sections.insert(-2, section)  # before "Data" and "Method"
+        written.update({f"checks:{path.name}": path for path in check_plots})
     files = run_dir.write_report({"report.md": render_markdown(document, run_dir.root),
                                   "report.html": render_html(document)})
     files.update({path.relative_to(run_dir.root).as_posix(): path for path in written.values()})

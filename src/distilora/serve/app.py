@@ -13,12 +13,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from distilora.config import MAX_TEXT_CHARS, MAX_TEXTS, ServeConfig
+from distilora.run_dir import RunDirectory
 from distilora.serve import errors
 from distilora.serve.batching import BatchScheduler, Job
 from distilora.serve.limits import BodySizeLimit
 from distilora.serve.parsing import parse_classify
 from distilora.serve.registry import ModelRegistry
 from distilora.serve.schemas import (
+    ChecksResponse,
     ClassifyRequest,
     ClassifyResponse,
     ClassifyResult,
@@ -71,6 +73,14 @@ async def _answer(job: Job, request: Request, scheduler: BatchScheduler, timeout
     raise errors.InferenceTimeout(timeout_s)
 
 
+def _public_check(check: dict) -> dict:
+    """A check as clients see it: file names only, no local paths."""
+    public = {k: v for k, v in check.items() if k != "run"}
+    if isinstance(public.get("suite"), dict) and "file" in public["suite"]:
+        public["suite"] = {**public["suite"], "file": Path(str(public["suite"]["file"])).name}
+    return public
+
+
 def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None = None,
                settings: ServeConfig | None = None) -> FastAPI:
     """The app for ``run_dir``'s models (loaded here, once), or for an already loaded ``registry``."""
@@ -81,6 +91,7 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     settings = settings or ServeConfig()
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     scheduler = BatchScheduler(settings.max_batch_texts, settings.max_wait_ms, settings.max_queued_texts)
+    checks = ChecksResponse(checks=[_public_check(c) for c in RunDirectory(registry.run_dir).read_checks().values()])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -111,6 +122,11 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
              summary="The loaded models with their layers, sizes and scores")
     async def models() -> ModelsResponse:
         return ModelsResponse.model_validate(registry.describe_all())
+
+    @app.get("/api/v1/checks", response_model=ChecksResponse, tags=["checks"],
+             summary="The run's behavioural checks (read once at start-up); empty when there are none")
+    async def get_checks() -> ChecksResponse:
+        return checks
 
     @app.post("/api/v1/classify", response_model=ClassifyResponse, tags=["models"],
               responses=_errors(404, 408, 413, 415, 422, 503, 504), summary="Classify up to 256 texts with one model",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -88,6 +88,16 @@ class ModelsResponse(BaseModel):
     labels: list[str]
     dataset: str | None = None
     models: list[ModelInfo]
+
+
+class ChecksResponse(BaseModel):
+    """The run's behavioural checks (``distilora check``), as their checks/NAME.json hold them, by name."""
+
+    checks: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="One entry per check: suite, label mapping, overall scores, and per grouping column the "
+                    "accuracy of every model per group (Wilson intervals) and what compression broke against the "
+                    "teacher. Empty when the run has no checks yet.")
 
 
 class Health(BaseModel):

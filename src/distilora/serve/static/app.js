@@ -337,6 +337,91 @@ async function classifyBatch() {
   }
 }
 
+// ---- behavioural checks ------------------------------------------------------------------------------------------
+const acc2 = (x) => (typeof x === "number" ? x.toFixed(2) : "–");
+
+function checkAccuracyTable(check, grouping) {
+  const teacher = check.teacher;
+  const head = el("tr", {}, el("th", { scope: "col", text: grouping.column }), el("th", { scope: "col", class: "num", text: "n" }),
+    ...check.models.map((m) => el("th", { scope: "col", class: "num", text: m })));
+  const body = el("tbody");
+  grouping.groups.forEach((group, i) => {
+    const row = el("tr", {}, el("th", { scope: "row", text: group.group }),
+      el("td", { class: "num", text: group.dropped ? `${group.n} (+${group.dropped} dropped)` : String(group.n) }));
+    const reference = teacher ? grouping.accuracy[teacher][i].accuracy : null;
+    for (const model of check.models) {
+      const a = grouping.accuracy[model][i];
+      const fell = model !== teacher && typeof reference === "number" && typeof a.accuracy === "number" && a.accuracy < reference;
+      const cell = el("td", { class: fell ? "num fell" : "num", "data-model": model,
+        title: a.accuracy === null ? "no cases" : `${a.correct} of ${a.n} right; ${check.interval} ${acc2(a.low)}–${acc2(a.high)}` },
+        `${fell ? "▼ " : ""}${acc2(a.accuracy)}`);
+      if (a.accuracy !== null) cell.append(el("span", { class: "ci", text: ` [${acc2(a.low)}, ${acc2(a.high)}]` }));
+      row.append(cell);
+    }
+    body.append(row);
+  });
+  return el("div", { class: "table-wrap" }, el("table", { class: "check-table", "data-column": grouping.column },
+    el("caption", { text: `Accuracy by ${grouping.column} (▼: below the teacher)` }), el("thead", {}, head), body));
+}
+
+function checkBrokeTable(check, grouping) {
+  const headers = ["model", grouping.column, "n", "teacher", "model acc.", "change", "teacher ✓ model ✗",
+    "model ✓ teacher ✗", "Holm p"];
+  const head = el("tr", {}, ...headers.map((h, i) => el("th", { scope: "col", class: i >= 2 ? "num" : "", text: h })));
+  const body = el("tbody");
+  for (const [model, rows] of Object.entries(grouping.broke)) {
+    const fell = rows.filter((r) => r.change < 0 && r.examples !== undefined);
+    if (!fell.length) {
+      body.append(el("tr", {}, el("th", { scope: "row", text: model }),
+        el("td", { colspan: String(headers.length - 1), text: "no group fell below the teacher" })));
+    }
+    for (const r of fell) {
+      body.append(el("tr", { class: "broke-row", "data-model": model, "data-group": r.group },
+        el("th", { scope: "row", text: model }), el("td", { text: r.group }), el("td", { class: "num", text: String(r.n) }),
+        el("td", { class: "num", text: acc2(r.teacher_accuracy) }), el("td", { class: "num", text: acc2(r.model_accuracy) }),
+        el("td", { class: "num", text: r.change.toFixed(2) }), el("td", { class: "num", text: String(r.teacher_only_correct) }),
+        el("td", { class: "num", text: String(r.model_only_correct) }),
+        el("td", { class: "num", text: r.p_holm < 0.001 ? "< 0.001" : r.p_holm.toFixed(3) })));
+      if (r.examples.length) {
+        const list = el("ul", { class: "cases" },
+          ...r.examples.map((c) => el("li", {}, el("q", { text: c.text }), ` gold ${c.gold}, teacher ${c.teacher}, ${model} ${c.model}`)));
+        body.append(el("tr", { class: "examples-row" }, el("td", {}), el("td", { colspan: String(headers.length - 1) }, list)));
+      }
+    }
+  }
+  return el("div", { class: "table-wrap" }, el("table", { class: "broke-table" },
+    el("caption", { text: `What compression broke, by ${grouping.column}: the groups whose accuracy fell most against ` +
+      `the teacher (McNemar's exact test per group, Holm-adjusted), with cases the teacher got right and the model wrong` }),
+    el("thead", {}, head), body));
+}
+
+function renderCheck(check) {
+  const mapping = Object.entries(check.label_mapping).map(([gold, run]) => `${gold} → ${run}`).join(", ");
+  const box = el("article", { class: "check", "data-check": check.name });
+  box.append(el("h3", { text: `${check.name}` }));
+  box.append(el("p", { class: "hint", text: parts(`${check.suite.used} cases from ${check.suite.file}`,
+    `${check.suite.dropped_blank_text} dropped (blank text)`, `labels: ${mapping}`, `threshold: ${check.threshold}`) }));
+  const overall = check.models.map((m) => `${m} ${acc2(check.overall[m].accuracy)}`).join(" · ");
+  box.append(el("p", { text: `Accuracy on the whole suite: ${overall}.` }));
+  for (const grouping of check.groupings) {
+    box.append(checkAccuracyTable(check, grouping));
+    if (Object.keys(grouping.broke).length) box.append(checkBrokeTable(check, grouping));
+  }
+  for (const note of check.notes || []) box.append(el("p", { class: "note", text: `Note: ${note}` }));
+  return box;
+}
+
+async function loadChecks() {
+  const body = document.getElementById("checks-body");
+  try {
+    const data = await api("/api/v1/checks");
+    body.replaceChildren(...data.checks.map(renderCheck));
+    document.getElementById("checks-empty").hidden = data.checks.length > 0;
+  } catch (error) {
+    body.replaceChildren(el("p", { class: "error", text: `Error: could not load the checks: ${error.message}` }));
+  }
+}
+
 // ---- wiring ------------------------------------------------------------------------------------------------------
 document.addEventListener("DOMContentLoaded", () => {
   const text = document.getElementById("text");
@@ -350,4 +435,5 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("batch-run").addEventListener("click", classifyBatch);
   document.getElementById("batch-file").addEventListener("change", () => showError(document.getElementById("batch-error"), ""));
   loadModels();
+  loadChecks();
 });

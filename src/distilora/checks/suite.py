@@ -1,0 +1,200 @@
+"""Read a behavioural test suite (CSV / JSON Lines / Parquet) and map its gold labels onto a run's labels.
+
+Two layouts are understood: a plain table (``--text-column``, ``--label-column``, ``--group-columns``) and
+HateCheck's published columns (``functionality``, ``test_case``, ``label_gold``, ``target_ident``, …), detected by
+its column names. Every problem is a ``ValueError`` / ``FileNotFoundError`` raised before any model runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+from distilora.config import CheckConfig
+from distilora.data.loading import FORMATS, DataError
+
+logger = logging.getLogger(__name__)
+
+HATECHECK_COLUMNS = ("functionality", "test_case", "label_gold")
+"""Columns that mark a file as HateCheck's format."""
+HATECHECK_TEXT, HATECHECK_LABEL = "test_case", "label_gold"
+HATECHECK_GROUPS = ("functionality", "target_ident")
+HATECHECK_POSITIVE, HATECHECK_NEGATIVE = "hateful", "non-hateful"
+NO_GROUP = "(none)"
+"""The group of a case whose grouping cell is empty."""
+ALL = "all"
+"""The one group when a suite has no grouping columns."""
+
+
+@dataclass
+class Suite:
+    """The usable cases of a suite, with gold labels as run class ids, and what was dropped and how labels map."""
+
+    file: Path
+    format: str
+    """``hatecheck`` or ``table``."""
+    texts: list[str]
+    gold: list[int]
+    groups: dict[str, list[str]]
+    """Grouping column → each kept case's group."""
+    text_column: str
+    label_column: str
+    label_mapping: dict[str, str]
+    """Gold label → run label."""
+    mapping_source: str
+    """How the mapping was chosen, in words."""
+    rows: int
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Grouping column → group → cases dropped for a blank text."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def group_columns(self) -> list[str]:
+        return list(self.groups)
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(next(iter(self.dropped.values()), {}).values())
+
+
+def parse_label_map(text: str | None) -> dict[str, str] | None:
+    """``hateful=hate,non-hateful=not-hate`` → ``{"hateful": "hate", "non-hateful": "not-hate"}``."""
+    if text is None:
+        return None
+    mapping: dict[str, str] = {}
+    for item in text.split(","):
+        gold, sep, run_label = item.partition("=")
+        if not sep or not gold.strip() or not run_label.strip():
+            raise ValueError(f"--label-map {text!r}: expected gold=run pairs separated by commas, got {item!r}")
+        mapping[gold.strip()] = run_label.strip()
+    return mapping
+
+
+def read_table(file: Path) -> datasets.Dataset:
+    """The suite file as a ``datasets.Dataset`` (texts kept exactly as written: no NA guessing)."""
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: suite file not found")
+    builder = FORMATS.get(file.suffix.lower())
+    if builder is None:
+        raise ValueError(f"{file}: unknown suite format; use .csv, .jsonl or .parquet")
+    if file.stat().st_size == 0:
+        raise ValueError(f"{file}: the suite file is empty")
+    kwargs = {"keep_default_na": False, "encoding_errors": "strict"} if builder == "csv" else {}
+    bars_were_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        return datasets.load_dataset(builder, data_files=str(file), split="train", **kwargs)
+    except Exception as error:  # datasets wraps decoding errors in several exception types
+        if _no_rows(file, builder):
+            raise ValueError(f"{file}: the suite has no cases") from error
+        cause = error.__cause__ or error
+        raise DataError(f"{file}: could not be read as {builder.upper()}: {type(cause).__name__}: {cause}") from error
+    finally:
+        if not bars_were_disabled:
+            datasets.enable_progress_bars()
+
+
+def _no_rows(file: Path, builder: str) -> bool:
+    """A text suite with nothing below its header (CSV) or no record at all (JSON Lines), which datasets rejects."""
+    if builder not in ("csv", "json"):
+        return False
+    try:
+        lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return len(lines) <= (1 if builder == "csv" else 0)
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def map_labels(gold_values: Sequence[str], run_labels: Sequence[str], label_map: Mapping[str, str] | None,
+               hatecheck: bool, file: Path) -> tuple[dict[str, str], str]:
+    """Gold label → run label for every gold label of the suite, and how it was chosen; ValueError if one is left."""
+    present = sorted(set(gold_values))
+    if label_map is not None:
+        unknown = sorted({v for v in label_map.values() if v not in run_labels})
+        if unknown:
+            raise ValueError(f"--label-map names labels the run lacks: {', '.join(unknown)} "
+                             f"(the run's labels: {', '.join(run_labels)})")
+        mapping, source = dict(label_map), "--label-map"
+    elif hatecheck and set(present) <= {HATECHECK_POSITIVE, HATECHECK_NEGATIVE}:
+        if len(run_labels) != 2:
+            raise ValueError(f"{file}: HateCheck's hateful / non-hateful map onto a binary run only; this run has "
+                             f"{len(run_labels)} labels ({', '.join(run_labels)}): give --label-map")
+        mapping = {HATECHECK_POSITIVE: run_labels[1], HATECHECK_NEGATIVE: run_labels[0]}
+        source = (f"HateCheck default: {HATECHECK_POSITIVE} → class 1 ({run_labels[1]}), "
+                  f"{HATECHECK_NEGATIVE} → class 0 ({run_labels[0]})")
+    else:
+        mapping = {}
+        for value in present:
+            if value in run_labels:
+                mapping[value] = value
+            elif value.isdigit() and int(value) < len(run_labels):
+                mapping[value] = run_labels[int(value)]
+        source = "gold labels are the run's label names or class ids"
+    unmapped = [v if v else "(empty)" for v in present if v not in mapping]
+    if unmapped:
+        raise ValueError(f"{file}: gold labels not mapped onto the run's labels ({', '.join(run_labels)}): "
+                         f"{', '.join(unmapped)}; give --label-map gold=run,…")
+    return {v: mapping[v] for v in present}, source
+
+
+def load_suite(file: str | Path, run_labels: Sequence[str], config: CheckConfig | None = None,
+               label_map: Mapping[str, str] | None = None) -> Suite:
+    """Read ``file``, detect its layout, map gold labels, drop (and count) blank texts; errors before any model."""
+    config = config or CheckConfig()
+    file = Path(file)
+    table = read_table(file)
+    columns = list(table.column_names)
+    hatecheck = set(HATECHECK_COLUMNS) <= set(columns)
+    text_column, label_column = config.text_column, config.label_column
+    if hatecheck:
+        text_column = text_column if text_column in columns else HATECHECK_TEXT
+        label_column = label_column if label_column in columns else HATECHECK_LABEL
+    group_columns = list(config.group_columns) or ([c for c in HATECHECK_GROUPS if c in columns] if hatecheck else [])
+    missing = [c for c in (text_column, label_column, *group_columns) if c not in columns]
+    if missing:
+        raise ValueError(f"{file}: no column {', '.join(map(repr, missing))} (its columns: {', '.join(columns)})")
+    if len(table) == 0:
+        raise ValueError(f"{file}: the suite has no cases")
+    raw_texts = ["" if t is None else str(t) for t in table[text_column]]
+    gold_raw = [_cell(v) for v in table[label_column]]
+    notes: list[str] = []
+    if group_columns:
+        groups = {c: [_cell(v) or NO_GROUP for v in table[c]] for c in group_columns}
+    else:
+        groups = {ALL: [ALL] * len(table)}
+        notes.append("no grouping columns: every case is in one group, 'all'")
+    keep = [bool(t.strip()) for t in raw_texts]
+    if not any(keep):
+        raise ValueError(f"{file}: every text in column {text_column!r} is blank")
+    mapping, source = map_labels([g for g, k in zip(gold_raw, keep, strict=True) if k], run_labels, label_map,
+                                 hatecheck, file)
+    dropped = {c: dict(Counter(g for g, k in zip(values, keep, strict=True) if not k)) for c, values in groups.items()}
+    if sum(not k for k in keep):
+        notes.append(f"{sum(not k for k in keep)} case(s) dropped for a blank text (counted per group)")
+    kept_groups = {c: [g for g, k in zip(values, keep, strict=True) if k] for c, values in groups.items()}
+    for column, values in kept_groups.items():
+        if column != ALL and len(set(values)) == 1:
+            notes.append(f"grouping column {column!r} has one value only ({values[0]!r}): its one group is the "
+                         "whole suite")
+    label_id = {label: i for i, label in enumerate(run_labels)}
+    suite = Suite(
+        file=file, format="hatecheck" if hatecheck else "table",
+        texts=[t for t, k in zip(raw_texts, keep, strict=True) if k],
+        gold=[label_id[mapping[g]] for g, k in zip(gold_raw, keep, strict=True) if k],
+        groups=kept_groups, text_column=text_column, label_column=label_column, label_mapping=mapping,
+        mapping_source=source, rows=len(table), dropped=dropped, notes=notes,
+    )
+    logger.info("%s: %s format, %d cases (%d dropped); labels: %s", file, suite.format, len(suite.texts),
+                suite.dropped_total, source)
+    for note in notes:
+        logger.warning("%s: %s", file.name, note)
+    return suite
