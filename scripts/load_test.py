@@ -26,6 +26,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SENTENCES = [
     "What a lovely sunny afternoon with friends and coffee.",
@@ -95,13 +96,14 @@ PAYLOADS = ("single", "batch", "huge", "mix")
 HUGE_TEXT = ("These people are a plague and should be driven out of the country. " * 150)[:10_000]
 
 
-def request_body(i: int, payload: str, texts_per_request: int, model: str | None) -> bytes:
+def request_body(i: int, payload: str, texts_per_request: int, model: str | None,
+                 sentences: list[str] = SENTENCES) -> bytes:
     kind = ("single", "batch", "huge")[i % 3] if payload == "mix" else payload
     if kind == "huge":
         texts = [HUGE_TEXT] * 256
     else:
         count = 1 if kind == "single" else texts_per_request
-        texts = [SENTENCES[(i + k) % len(SENTENCES)] for k in range(count)]
+        texts = [sentences[(i + k) % len(sentences)] for k in range(count)]
     body: dict = {"texts": texts}
     if model:
         body["model"] = model
@@ -125,12 +127,12 @@ def _send(conn: http.client.HTTPConnection, body: bytes, slow: bool) -> None:
 
 def client(host: str, port: int, deadline: float, limit: int, payload: str, texts_per_request: int,
            model: str | None, timeout_s: float, tally: Tally, seed: int, slow: bool = False,
-           honour_retry_after: bool = True) -> None:
+           honour_retry_after: bool = True, sentences: list[str] = SENTENCES) -> None:
     """One client: a keep-alive connection sending requests one after another until time or budget runs out."""
     conn: http.client.HTTPConnection | None = None
     i = seed
     while time.monotonic() < deadline and tally.claim(limit):
-        body = request_body(i, payload, texts_per_request, model)
+        body = request_body(i, payload, texts_per_request, model, sentences)
         i += 1
         started = time.perf_counter()
         try:
@@ -214,6 +216,12 @@ def run(args: argparse.Namespace) -> dict:
     check_health(host, args.port)
     pid = args.pid or find_server_pid(args.port)
     rss_before = rss_mib(pid)
+    sentences = SENTENCES
+    if args.texts_file:
+        lines = Path(args.texts_file).read_text(encoding="utf-8").splitlines()
+        sentences = [line.strip() for line in lines if line.strip()][:100_000]
+        if not sentences:
+            raise SystemExit(f"load_test: {args.texts_file} holds no text")
     tally, slow_tally = Tally(), Tally()
     health: list[float] = []
     stop_probe = threading.Event()
@@ -223,12 +231,14 @@ def run(args: argparse.Namespace) -> dict:
     threads = [
         threading.Thread(target=client, daemon=True,
                          args=(host, args.port, deadline, args.max_requests, args.payload, args.texts_per_request,
-                               args.model, args.request_timeout, tally, n, False, not args.ignore_retry_after))
+                               args.model, args.request_timeout, tally, n * 97, False, not args.ignore_retry_after,
+                               sentences))
         for n in range(args.clients)
     ] + [
         threading.Thread(target=client, daemon=True,
                          args=(host, args.port, deadline, args.max_requests, args.payload, args.texts_per_request,
-                               args.model, args.request_timeout, slow_tally, n, True, not args.ignore_retry_after))
+                               args.model, args.request_timeout, slow_tally, n, True, not args.ignore_retry_after,
+                               sentences))
         for n in range(args.slow_clients)
     ]
     prober.start()
@@ -311,6 +321,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--payload", choices=PAYLOADS, default="batch",
                         help="single: 1 text; batch: --texts-per-request texts; huge: 256 × 10,000 chars; mix")
     parser.add_argument("--texts-per-request", type=int, default=1)
+    parser.add_argument("--texts-file", default=None,
+                        help="send these texts (one per line) instead of the built-in ones")
     parser.add_argument("--slow-clients", type=int, default=0, help="extra clients that trickle their bodies")
     parser.add_argument("--ignore-retry-after", action="store_true",
                         help="resend at once after a 503 (default: wait its Retry-After, as a client should)")

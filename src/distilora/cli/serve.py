@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=defaults.port, help="port to listen on")
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s,
                         help="seconds a request may take the model")
+    parser.add_argument("--threads", type=int, default=defaults.torch_threads,
+                        help="torch threads of the model worker (default: every core)")
     parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="HOST",
                         help="also answer to this Host header (repeatable; * for any; default: "
                              f"{', '.join(defaults.allowed_hosts)})")
@@ -49,7 +51,8 @@ def main(args: argparse.Namespace) -> int:
     hosts = (*defaults.allowed_hosts, *(args.allowed_hosts or ()))
     if args.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         hosts = (*hosts, args.host)
-    config = ServeConfig(host=args.host, port=args.port, timeout_s=args.timeout, allowed_hosts=hosts)
+    config = ServeConfig(host=args.host, port=args.port, timeout_s=args.timeout, allowed_hosts=hosts,
+                         torch_threads=args.threads)
     run_dir = resolve_run(args.run)
 
     import torch

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
@@ -32,6 +33,7 @@ from distilora.serve.security import Hardening
 from distilora.versions import __version__
 
 STATIC = Path(__file__).parent / "static"
+INLINE_PARSE_BYTES = 16 * 1024
 DESCRIPTION = f"""Classify text with the models of one distilora run: the fine-tuned teacher, the half-depth
 students distilled from it (odd and even layers) and the LoRA model.
 
@@ -89,8 +91,12 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
             raise ValueError("create_app needs a run directory or a registry")
         registry = ModelRegistry.load(run_dir)
     settings = settings or ServeConfig()
+    for classifier in registry.classifiers.values():
+        if hasattr(classifier, "batch_size"):
+            classifier.batch_size = settings.forward_texts
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     scheduler = BatchScheduler(settings.max_batch_texts, settings.max_wait_ms, settings.max_queued_texts)
+    parsers: list[anyio.CapacityLimiter] = []  # made on first use, inside the event loop
     checks = ChecksResponse(checks=[_public_check(c) for c in RunDirectory(registry.run_dir).read_checks().values()])
 
     @contextlib.asynccontextmanager
@@ -134,8 +140,14 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
                   "application/json": {"schema": {"$ref": "#/components/schemas/ClassifyRequest"}}}}})
     async def classify(request: Request) -> ClassifyResponse:
         body = await request.body()
-        # Parsing and checking a body of up to megabytes happens off the event loop (health checks stay fast).
-        parsed = await anyio.to_thread.run_sync(parse_classify, body, request.headers.get("content-type", ""))
+        # A body of up to megabytes is parsed and checked off the event loop (health checks stay fast).
+        content_type = request.headers.get("content-type", "")
+        if len(body) <= INLINE_PARSE_BYTES:  # microseconds: a thread hop would cost more than the parse
+            parsed = parse_classify(body, content_type)
+        else:
+            if not parsers:
+                parsers.append(anyio.CapacityLimiter(settings.max_bodies))
+            parsed = await anyio.to_thread.run_sync(parse_classify, body, content_type, limiter=parsers[0])
         name = parsed.model or registry.default_model
         job = scheduler.submit(name, registry.get(name), parsed.texts)
         result = await _answer(job, request, scheduler, settings.timeout_s)

@@ -56,9 +56,21 @@ class BodySizeLimit:
                                ((b"retry-after", str(retry_after).encode()),))
             return
         try:
-            await self._read_and_call(scope, receive, send)
+            body = await self._read(scope, receive, send)
         finally:
-            self.reading -= 1
+            self.reading -= 1  # the slot bounds bodies being read, not requests being answered
+        if body is None:
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _drain(self, receive: Receive) -> None:
         """Read and drop the body (up to the size limit and the read timeout), keeping none of it."""
@@ -81,47 +93,38 @@ class BodySizeLimit:
         self.reading += 1
         return None
 
-    async def _read_and_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _read(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, or None when it was refused (413, 400, 408) or the client went away."""
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             try:
                 too_big = int(declared) > self.max_bytes
             except ValueError:
                 await self._reject(send, 400, "bad_request", "the Content-Length header is not a number")
-                return
+                return None
             if too_big:
                 await self._reject_too_large(send)
-                return
+                return None
         chunks: list[bytes] = []
         size = 0
         with anyio.move_on_after(self.read_timeout_s) as reading:
             while True:
                 message = await receive()
                 if message["type"] != "http.request":  # the client went away
-                    return
+                    return None
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > self.max_bytes:
                     await self._reject_too_large(send)
-                    return
+                    return None
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     break
         if reading.cancelled_caught:
             await self._reject(send, 408, "request_timeout",
                                f"the request body did not arrive within {self.read_timeout_s:g} s")
-            return
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+            return None
+        return b"".join(chunks)
 
     async def _reject_too_large(self, send: Send) -> None:
         await self._reject(send, 413, "request_too_large",
