@@ -87,7 +87,9 @@ def rss_mib(pid: int | None) -> float | None:
     import psutil
 
     try:
-        return psutil.Process(pid).memory_info().rss / 2**20
+        server = psutil.Process(pid)
+        processes = [server, *server.children(recursive=True)]  # the model process too
+        return sum(p.memory_info().rss for p in processes) / 2**20
     except psutil.Error:
         return None
 
@@ -187,14 +189,21 @@ def probe_health(host: str, port: int, stop: threading.Event, latencies: list[fl
 
 
 def cpu_after(pid: int | None, seconds: int = 3) -> list[float] | None:
-    """The server's CPU use (% of one core) in each of the ``seconds`` after the load stopped."""
+    """The server's CPU use (% of one core, its child processes included) in each of the ``seconds`` after the
+    load stopped."""
     if pid is None:
         return None
     import psutil
 
     try:
-        process = psutil.Process(pid)
-        return [round(process.cpu_percent(interval=1.0), 1) for _ in range(seconds)]
+        processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]  # the model process too
+        for process in processes:
+            process.cpu_percent()
+        samples = []
+        for _ in range(seconds):
+            time.sleep(1.0)
+            samples.append(round(sum(p.cpu_percent() for p in processes if p.is_running()), 1))
+        return samples
     except psutil.Error:
         return None
 

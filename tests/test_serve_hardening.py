@@ -202,3 +202,27 @@ def test_the_api_docs_use_local_assets_only(client):
         assert asset in page
         response = client.get(asset)
         assert response.status_code == 200 and len(response.content) > 10_000
+
+
+# ---- the models in their own process ---------------------------------------------------------------------------------
+def test_models_served_from_a_child_process_answer_like_the_classifier(tiny_run):
+    """``create_app(run_dir)`` runs the models in a child process (no GIL shared with the event loop)."""
+    import os
+
+    from distilora.inference import Classifier
+
+    app = create_app(tiny_run, settings=ServeConfig(model_process=True))
+    process = app.state.registry.process
+    try:
+        assert process is not None and process._process.pid != os.getpid() and process._process.is_alive()
+        texts = ["love coffee and music", "worthless scum and vermin", "you are " * 40]
+        with TestClient(app, base_url=LOCAL) as client:
+            body = client.post("/api/v1/classify", json={"texts": texts, "model": "even"}).json()
+            expected = Classifier.load(tiny_run, "even").predict(texts)
+            for got, want in zip(body["results"], expected, strict=True):
+                assert (got["label"], got["truncated"]) == (want.label, want.truncated)
+                assert got["scores"] == pytest.approx(want.scores, abs=1e-5)
+            assert client.get("/api/v1/models").json()["models"][2]["layers"] == [2, 4]
+        assert not process._process.is_alive(), "shutting the app down stops the model process"
+    finally:
+        process.close()

@@ -195,7 +195,7 @@ class ServeConfig:
     """Per-request limit, seconds: on receiving the body (408 after it) and on the model's answer (504)."""
     max_body_bytes: int = MAX_TEXTS * MAX_TEXT_CHARS * 6 + 64 * 1024
     """The documented limits at their largest JSON spelling (every character a 6-byte ``\\uXXXX`` escape)."""
-    max_batch_texts: int = 16
+    max_batch_texts: int = 32
     """Most texts one model call gathers from concurrent requests."""
     max_wait_ms: float = 5.0
     """How long the batcher waits for more requests to join a batch."""
@@ -212,6 +212,9 @@ class ServeConfig:
     """Host header values served (a defence against DNS rebinding); ``*`` allows any."""
     torch_threads: int | None = None
     """Threads of the one model worker; default: every core."""
+    model_process: bool = True
+    """Run the models in a child process, so that they and the web server do not take turns on one GIL
+    (``create_app(run_dir)`` only; a registry passed in is used as it is)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

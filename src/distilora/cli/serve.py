@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
 
     from distilora.serve import create_app
 
-    # One worker thread runs every model call, so it gets every core (set once, for the whole process).
+    # One worker runs every model call, so it gets every core (set once; in the model process when there is one).
     torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
     logger.info("loading the models of %s", run_dir)
     app = create_app(run_dir, settings=config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from pathlib import Path
 
 import anyio
@@ -89,7 +90,9 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     if registry is None:
         if run_dir is None:
             raise ValueError("create_app needs a run directory or a registry")
-        registry = ModelRegistry.load(run_dir)
+        settings = settings or ServeConfig()
+        threads = settings.torch_threads or os.cpu_count() or 1
+        registry = ModelRegistry.load(run_dir, (settings.forward_texts, threads) if settings.model_process else None)
     settings = settings or ServeConfig()
     for classifier in registry.classifiers.values():
         if hasattr(classifier, "batch_size"):
@@ -103,6 +106,7 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     async def lifespan(app: FastAPI):
         yield
         scheduler.stop()
+        registry.close()
 
     # API docs (/docs, /redoc) from the assets fastapi-offline ships: they work without internet.
     app = FastAPIOffline(title="distilora", version=__version__, description=DESCRIPTION, lifespan=lifespan)

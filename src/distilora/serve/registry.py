@@ -50,15 +50,30 @@ class ModelRegistry:
     run_dir: Path
     classifiers: dict[str, Classifier]
     results: dict[str, Any] = field(default_factory=dict)
+    process: Any = None
+    """The :class:`~distilora.serve.model_process.ModelProcess` holding the models, if they run in one."""
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.close()
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> ModelRegistry:
-        """Load every model listed in the run's results (teacher, odd, even, lora, …), in the run's order."""
+    def load(cls, run_dir: str | Path, process: tuple[int, int] | None = None) -> ModelRegistry:
+        """Load every model listed in the run's results (teacher, odd, even, lora, …), in the run's order.
+
+        ``process=(forward_texts, torch_threads)`` loads them in a child process (:mod:`.model_process`) instead.
+        """
         run = RunDirectory(run_dir)
         results = run.read_results()
         names = list(results.get("models", {}))
         if not names:
             raise ValueError(f"{run.root}: its results list no models; re-run `distilora run`")
+        if process is not None:
+            from distilora.serve.model_process import ModelProcess
+
+            logger.info("loading %s from %s in a model process", ", ".join(names), run.root)
+            models = ModelProcess(run.root, names, *process)
+            return cls(run.root, {name: models.predictor(name) for name in names}, results, models)
         classifiers = {}
         for name in names:
             logger.info("loading model %s from %s", name, run.model_dir(name))

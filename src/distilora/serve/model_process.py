@@ -1,0 +1,108 @@
+"""The run's models in a child process, so that model calls and the web server's event loop do not share a GIL.
+
+The server's batching thread sends ``(model, texts)`` down a pipe and waits (releasing the GIL) for the answers;
+the child loads every model once (checksums verified), sets its torch threads once and runs one call at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from distilora.inference import Classifier, Prediction
+
+logger = logging.getLogger(__name__)
+
+MODEL_NICENESS = 5
+
+
+class ModelProcess:
+    """A child process holding ``names`` of ``run_dir``; :meth:`predictor` gives one model's stand-in."""
+
+    def __init__(self, run_dir: Path, names: list[str], forward_texts: int, torch_threads: int):
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, str(run_dir), names, forward_texts, torch_threads),
+                                        name="distilora-models", daemon=True)
+        self._process.start()
+        child.close()
+        self._lock = threading.Lock()
+        try:
+            kind, payload = self._conn.recv()
+        except EOFError:
+            raise RuntimeError("the model process exited while loading the models") from None
+        if kind != "ready":
+            self.close()
+            raise RuntimeError(f"the model process could not load the models: {payload}")
+        self.info: dict[str, tuple[list[str], list[int] | None, int]] = payload
+
+    def predict(self, name: str, texts: list[str]) -> list[Prediction]:
+        with self._lock:
+            self._conn.send((name, texts))
+            kind, payload = self._conn.recv()
+        if kind != "ok":
+            raise RuntimeError(f"model {name} failed in the model process ({payload})")
+        return [Prediction(label, scores, truncated) for label, scores, truncated in payload]
+
+    def predictor(self, name: str) -> RemoteClassifier:
+        labels, layers, max_length = self.info[name]
+        return RemoteClassifier(self, name, labels, layers, max_length)
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            try:
+                with self._lock:
+                    self._conn.send(None)
+            except OSError:
+                pass
+            self._process.join(5)
+            if self._process.is_alive():
+                self._process.kill()
+
+
+class RemoteClassifier:
+    """What the registry and the batcher need of a :class:`Classifier`, answered by the model process."""
+
+    def __init__(self, process: ModelProcess, name: str, labels: list[str], layers: list[int] | None,
+                 max_length: int):
+        self.process, self.name = process, name
+        self.labels, self.layers, self.max_length = labels, layers, max_length
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        return self.process.predict(self.name, texts)
+
+
+def _serve(conn: Connection, run_dir: str, names: list[str], forward_texts: int, torch_threads: int) -> None:
+    import torch
+
+    # The web server answers first (health checks, 503s); the models take the CPU it leaves.
+    os.nice(MODEL_NICENESS)
+    torch.set_num_threads(torch_threads)
+    try:
+        classifiers = {name: Classifier.load(run_dir, name) for name in names}
+        for classifier in classifiers.values():
+            classifier.batch_size = forward_texts
+            classifier.predict(["warm-up"])  # first-call costs are paid here, not by the first request
+    except Exception as error:  # reported to the parent, which refuses to start
+        conn.send(("error", f"{type(error).__name__}: {error}"))
+        return
+    conn.send(("ready", {n: (c.labels, c.layers, c.max_length) for n, c in classifiers.items()}))
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        name, texts = message
+        try:
+            answers = [(p.label, p.scores, p.truncated) for p in classifiers[name].predict(texts)]
+        except Exception as error:  # the server answers 500 without details; the type goes to its log
+            logger.exception("model %s failed", name)
+            conn.send(("error", type(error).__name__))
+        else:
+            conn.send(("ok", answers))
