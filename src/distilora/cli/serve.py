@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from distilora.config import ServeConfig
@@ -55,13 +54,10 @@ def main(args: argparse.Namespace) -> int:
                          torch_threads=args.threads)
     run_dir = resolve_run(args.run)
 
-    import torch
     import uvicorn
 
     from distilora.serve import create_app
 
-    # One worker runs every model call, so it gets every core (set once; in the model process when there is one).
-    torch.set_num_threads(config.torch_threads or os.cpu_count() or 1)
     logger.info("loading the models of %s", run_dir)
     app = create_app(run_dir, settings=config)
     if config.host not in ("127.0.0.1", "localhost", "::1"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -91,7 +92,10 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
         if run_dir is None:
             raise ValueError("create_app needs a run directory or a registry")
         settings = settings or ServeConfig()
+        # One worker runs every model call, so it gets every core: set once, in the model process if there is one.
         threads = settings.torch_threads or os.cpu_count() or 1
+        if not settings.model_process:
+            torch.set_num_threads(threads)
         registry = ModelRegistry.load(run_dir, (settings.forward_texts, threads) if settings.model_process else None)
     settings = settings or ServeConfig()
     for classifier in registry.classifiers.values():
