@@ -81,15 +81,21 @@ def find_server_pid(port: int) -> int | None:
     return None
 
 
+def _server_processes(pid: int) -> list:
+    """The server and its child processes (the model process)."""
+    import psutil
+
+    server = psutil.Process(pid)
+    return [server, *server.children(recursive=True)]
+
+
 def rss_mib(pid: int | None) -> float | None:
     if pid is None:
         return None
     import psutil
 
     try:
-        server = psutil.Process(pid)
-        processes = [server, *server.children(recursive=True)]  # the model process too
-        return sum(p.memory_info().rss for p in processes) / 2**20
+        return sum(p.memory_info().rss for p in _server_processes(pid)) / 2**20
     except psutil.Error:
         return None
 
@@ -196,7 +202,7 @@ def cpu_after(pid: int | None, seconds: int = 3) -> list[float] | None:
     import psutil
 
     try:
-        processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]  # the model process too
+        processes = _server_processes(pid)
         for process in processes:
             process.cpu_percent()
         samples = []

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from distilora.report.plots import DPI
+from distilora.report.plots import save_figure
 
 
 def accuracy_heatmap(check: Mapping, grouping: Mapping, path: Path) -> Path:
@@ -35,6 +35,4 @@ def accuracy_heatmap(check: Mapping, grouping: Mapping, path: Path) -> Path:
     ax.set_yticks(range(len(groups)), [f"{g['group']} (n={g['n']})" for g in grouping["groups"]])
     ax.xaxis.tick_top()
     ax.set_title(f"Behavioural check '{check['name']}': accuracy by {grouping['column']} (argmax)", fontsize=11)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
-    return path
+    return save_figure(fig, path)

@@ -12,7 +12,7 @@ from distilora.checks.plots import accuracy_heatmap
 from distilora.checks.suite import load_suite
 from distilora.config import CheckConfig
 from distilora.inference import Classifier
-from distilora.routes import RouteKind
+from distilora.routes import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
 
 logger = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 def teacher_of(models: Mapping[str, Mapping]) -> str | None:
     """The run's fine-tuned teacher (results.json ``route`` = ``fine-tune``), or None."""
-    return next((name for name, entry in models.items() if entry.get("route") == RouteKind.FINE_TUNE), None)
+    return next(iter(names_of_kind(models, RouteKind.FINE_TUNE)), None)
 
 
 def choose_models(models: Mapping[str, Mapping], wanted: Sequence[str] | None) -> list[str]:

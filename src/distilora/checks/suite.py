@@ -17,6 +17,7 @@ import datasets
 
 from distilora.config import CheckConfig
 from distilora.data.loading import FORMATS, DataError
+from distilora.data.loading import read_table as read_table_file
 
 logger = logging.getLogger(__name__)
 
@@ -84,19 +85,12 @@ def read_table(file: Path) -> datasets.Dataset:
         raise ValueError(f"{file}: unknown suite format; use .csv, .jsonl or .parquet")
     if file.stat().st_size == 0:
         raise ValueError(f"{file}: the suite file is empty")
-    kwargs = {"keep_default_na": False, "encoding_errors": "strict"} if builder == "csv" else {}
-    bars_were_disabled = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
     try:
-        return datasets.load_dataset(builder, data_files=str(file), split="train", **kwargs)
-    except Exception as error:  # datasets wraps decoding errors in several exception types
-        if _no_rows(file, builder):
-            raise ValueError(f"{file}: the suite has no cases") from error
-        cause = error.__cause__ or error
-        raise DataError(f"{file}: could not be read as {builder.upper()}: {type(cause).__name__}: {cause}") from error
-    finally:
-        if not bars_were_disabled:
-            datasets.enable_progress_bars()
+        return read_table_file(file)
+    except DataError:
+        if _no_rows(file, builder):  # datasets refuses a file with no rows; say so plainly
+            raise ValueError(f"{file}: the suite has no cases") from None
+        raise
 
 
 def _no_rows(file: Path, builder: str) -> bool:

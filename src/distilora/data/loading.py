@@ -138,23 +138,32 @@ def _read_directory(path: Path, config: DataConfig) -> tuple[dict, list[str] | N
 
 
 def _read_file(file: Path, config: DataConfig) -> tuple[list, list, str]:
-    builder = FORMATS[file.suffix]
-    # Keep the text exactly as written (pandas would turn the tweet "NA" into a missing value), and read text and
-    # label as strings: otherwise a column's type depends on its cells (a blank label among integers) and the chunk.
+    # Text and label as strings: otherwise a column's type depends on its cells (a blank label among integers) and
+    # on the chunk it is read in.
+    table = read_table(file, string_columns=(config.text_column, config.label_column))
+    return _columns(table, config, str(file))
+
+
+def read_table(file: Path, string_columns: tuple[str, ...] = ()) -> datasets.Dataset:
+    """A local CSV / JSON Lines / Parquet file as a table; :class:`DataError` naming the file if it cannot be read.
+
+    CSV cells are kept exactly as written (pandas would turn the tweet "NA" into a missing value), and the
+    ``string_columns`` of a CSV are read as text whatever they hold.
+    """
+    builder = FORMATS[file.suffix.lower()]
     kwargs = {"keep_default_na": False, "encoding_errors": "strict",
-              "converters": {config.text_column: str, config.label_column: str}} if builder == "csv" else {}
+              "converters": {column: str for column in string_columns}} if builder == "csv" else {}
     # A local file reads in a moment: no "Generating train split" progress bars (a CLI error stays one line).
     bars_were_disabled = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()
     try:
-        table = datasets.load_dataset(builder, data_files=str(file), split="train", **kwargs)
+        return datasets.load_dataset(builder, data_files=str(file), split="train", **kwargs)
     except Exception as error:  # datasets wraps decoding errors in several exception types
         cause = error.__cause__ or error
         raise DataError(f"{file}: could not be read as {builder.upper()}: {type(cause).__name__}: {cause}") from error
     finally:
         if not bars_were_disabled:
             datasets.enable_progress_bars()
-    return _columns(table, config, str(file))
 
 
 def _read_hub(config: DataConfig) -> tuple[dict, list[str] | None, str]:

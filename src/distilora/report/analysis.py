@@ -9,14 +9,14 @@ import numpy as np
 
 from distilora.report import statistics as st
 from distilora.report.context import SplitPredictions
-from distilora.routes.base import RouteKind
+from distilora.routes.base import RouteKind, names_of_kind
 
 ALPHA = 0.05
 
 
 def comparison_pairs(models: Mapping[str, Mapping]) -> list[tuple[str, str, str]]:
     """``(a, b, kind)``: every pair of students, each student vs the teacher, each student vs each LoRA model."""
-    by_kind = {kind: [n for n, m in models.items() if m.get("route") == kind] for kind in RouteKind}
+    by_kind = {kind: names_of_kind(models, kind) for kind in RouteKind}
     students = by_kind[RouteKind.DISTIL]
     pairs = [(a, b, "student vs student") for a, b in combinations(students, 2)]
     pairs += [(s, t, "student vs teacher") for s in students for t in by_kind[RouteKind.FINE_TUNE]]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from distilora.report import formatting as f
 from distilora.report.analysis import ranking
 from distilora.report.context import ReportContext
-from distilora.routes.base import RouteKind
+from distilora.routes.base import RouteKind, names_of_kind
 
 COMPONENT_NAMES = {"loss_kd": "the KL term (× T²)", "loss_cos": "the cosine term (1 − cos)", "loss_ce": "CE"}
 TIE = 1e-12
@@ -108,7 +108,7 @@ def _comparison(c: Mapping) -> str:
 
 
 def _cost(ctx: ReportContext) -> list[str]:
-    teacher = next((n for n, m in ctx.models.items() if m.get("route") == RouteKind.FINE_TUNE), None)
+    teacher = next(iter(names_of_kind(ctx.models, RouteKind.FINE_TUNE)), None)
     if teacher is None:
         return []
     t, t_speed = ctx.models[teacher], ctx.speed_of(teacher)

@@ -25,7 +25,8 @@ def file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG at the report's resolution (its folder made if needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, facecolor="white")
     return path
@@ -97,7 +98,7 @@ def training_curves(name: str, entry: Mapping, path: Path) -> Path:
     layers = entry.get("layers")
     detail = f"layers {','.join(map(str, layers))}" if layers else f"{entry.get('num_layers', '?')} layers"
     fig.suptitle(f"Training curves — {name} ({entry.get('route', '?')}, {detail})", fontsize=13)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrix_plot(name: str, matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path) -> Path:
@@ -122,7 +123,7 @@ def confusion_matrix_plot(name: str, matrix: Sequence[Sequence[int]], labels: Se
     ax.set_ylabel("true class")
     ax.set_title(f"Confusion matrix — {name} (test, n = {int(counts.sum())})\nrow-normalised; counts in brackets",
                  fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def macro_f1_intervals(names: Sequence[str], intervals: Mapping[str, Mapping], seeds: Mapping[str, Mapping],
@@ -154,7 +155,7 @@ def macro_f1_intervals(names: Sequence[str], intervals: Mapping[str, Mapping], s
     ax.set_title("Test macro-F1 per model with 95 % confidence intervals", fontsize=12)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def tradeoff(names: Sequence[str], x_values: Mapping[str, float], intervals: Mapping[str, Mapping], x_label: str,
@@ -182,4 +183,4 @@ def tradeoff(names: Sequence[str], x_values: Mapping[str, float], intervals: Map
     ax.margins(x=0.12)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), title="model: cost, macro-F1",
               title_fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

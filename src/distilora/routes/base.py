@@ -10,7 +10,7 @@ report, the service and the benchmark all use these objects and their names; add
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -31,6 +31,11 @@ class RouteKind(StrEnum):
     """A shallower student trained to match the fine-tuned teacher."""
     LORA = "lora"
     """Low-rank adapters on the frozen full-depth pretrained model."""
+
+
+def names_of_kind(models: Mapping[str, Mapping[str, Any]], kind: RouteKind) -> list[str]:
+    """The models of a run's results (``{name: entry}``, entries with a ``route`` field) made by ``kind``, in order."""
+    return [name for name, entry in models.items() if entry.get("route") == kind]
 
 
 class RouteContext(Protocol):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from distilora.inference import Classifier
-from distilora.routes.base import RouteKind
+from distilora.routes.base import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class ModelRegistry:
     @property
     def default_model(self) -> str:
         """The best student (route ``distil``) by validation macro-F1; without students, the first model."""
-        students = [n for n in self.names if self.entry(n).get("route") == RouteKind.DISTIL]
+        students = [n for n in names_of_kind(self.results.get("models", {}), RouteKind.DISTIL) if n in self.classifiers]
         if not students:
             return self.names[0]
 
