@@ -8,6 +8,8 @@ import re
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
+from distilora.models.architectures import depth_attribute, encoder_depth, layer_list_candidates
+
 
 class LayerSpecError(ValueError):
     """A ``--layers`` value the teacher cannot provide."""
@@ -49,19 +51,33 @@ def student_name(spec: str) -> str:
 
 
 def encoder_layers_prefix(model: PreTrainedModel) -> str:
-    """State-dict prefix of the encoder's layer list (``bert.encoder.layer`` for BERT)."""
-    depth = model.config.num_hidden_layers
-    for name, module in model.named_modules():
+    """State-dict prefix of the encoder's layer list (``bert.encoder.layer`` for BERT, see ``ARCHITECTURES``)."""
+    depth = encoder_depth(model.config)
+    model_type = getattr(model.config, "model_type", "") or "unknown"
+    where = "distilora.models.architectures.ARCHITECTURES"
+    if depth is None:
+        raise LayerSpecError(
+            f"{type(model).__name__} (model type {model_type!r}): its config has no {depth_attribute(model.config)}; "
+            f"add its layer-list path and depth attribute to {where}"
+        )
+    modules = dict(model.named_modules())
+    for name in layer_list_candidates(model):
+        if isinstance(modules.get(name), torch.nn.ModuleList) and len(modules[name]) == depth:
+            return name
+    for name, module in modules.items():
         if isinstance(module, torch.nn.ModuleList) and len(module) == depth and name.endswith("layer"):
             return name
-    raise LayerSpecError(f"{type(model).__name__}: could not find its list of {depth} encoder layers")
+    raise LayerSpecError(
+        f"{type(model).__name__} (model type {model_type!r}): could not find its list of {depth} encoder layers; "
+        f"add its layer-list path and depth attribute to {where}"
+    )
 
 
 def build_student(teacher: PreTrainedModel, layers: list[int]) -> PreTrainedModel:
     """A model with ``len(layers)`` layers: embeddings, the chosen layers in order, pooler and head from ``teacher``."""
     prefix = encoder_layers_prefix(teacher)
     config = copy.deepcopy(teacher.config)
-    config.num_hidden_layers = len(layers)
+    setattr(config, depth_attribute(config), len(layers))
     student = AutoModelForSequenceClassification.from_config(config)
     source_index = {teacher_layer - 1: student_layer for student_layer, teacher_layer in enumerate(layers)}
     pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.(.*)$")
