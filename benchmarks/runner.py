@@ -24,7 +24,7 @@ from benchmarks.sample import load_sample
 from benchmarks.training import BenchContext, measure_route
 from distilora.inference import Classifier
 from distilora.models import load_pretrained_classifier, load_tokenizer, resolve_checkpoint
-from distilora.routes import Route, RouteKind, create_route
+from distilora.routes import Route, RouteKind, RouteSetup, create_route
 from distilora.run_dir import RunDirectory
 from distilora.versions import library_versions
 
@@ -83,7 +83,7 @@ def inference_builders(options: BenchConfig, ctx: BenchContext) -> dict[str, Cal
     depth = ctx.teacher.config.num_hidden_layers
     builders: dict[str, Callable[[], PreTrainedModel]] = {"teacher": lambda: ctx.teacher}
     for name in INFERENCE_MODELS[1:]:
-        route = create_route(name, depth)
+        route = create_route(name, RouteSetup(depth, depth // 2))
         builders[name] = lambda route=route: _untrained(route, ctx)
     return builders
 
@@ -144,7 +144,8 @@ def _run(options: BenchConfig, log: Callable[[str], None]) -> dict:
     ctx = BenchContext(checkpoint, sample.labels, teacher)
     results["training"] = {}
     for name in ROUTES:
-        route = create_route(name, teacher.config.num_hidden_layers)
+        depth = teacher.config.num_hidden_layers
+        route = create_route(name, RouteSetup(depth, depth // 2))
         log(f"training: {route.name} ({route.kind.value}; naive, plain Trainer, distilora; {options.steps} steps "
             f"at batch {options.batch_size})")
         results["training"][route.name] = measure_route(route, ctx, sample, options, device)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import datasets
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, Trainer, TrainingArguments, set_seed
@@ -33,7 +33,7 @@ from benchmarks.steps import StepTimer
 from distilora.config import DistillationConfig, ExperimentConfig, TrainConfig
 from distilora.routes import Route, RouteKind
 from distilora.training import distillation_loss, train_model
-from distilora.training.teacher_targets import cached_teacher_targets, with_teacher_targets
+from distilora.training.teacher_targets import cached_teacher_targets, with_example_index
 
 VARIANTS = ("naive", "trainer", "distilora")
 STUDENTS_SHARING_TARGETS = 2
@@ -55,6 +55,13 @@ class BenchContext:
 
     def teacher_identity(self) -> tuple[str, str]:
         return ("bench", "bench")
+
+    @property
+    def teacher_depth(self) -> int:
+        return self.teacher.config.num_hidden_layers
+
+    def class_weights(self) -> None:
+        return None
 
 
 def _teacher_of(route: Route, ctx: BenchContext) -> PreTrainedModel | None:
@@ -126,32 +133,32 @@ def train_plain_trainer(model: torch.nn.Module, route: Route, ctx: BenchContext,
 
 
 def train_distilora(model: PreTrainedModel, route: Route, ctx: BenchContext, sample: BenchSample,
-                    options: BenchConfig, work: Path, train_dataset: datasets.Dataset) -> None:
+                    options: BenchConfig, work: Path, targets: dict[str, np.ndarray] | None) -> None:
     """distilora's ``train_model``: one epoch over the sample; its only evaluation comes after the last step."""
     config = TrainConfig(epochs=1, learning_rate=_learning_rate(route, ctx), batch_size=options.batch_size,
                          evals_per_epoch=1)
     eval_dataset = sample.train.select(range(min(len(sample.train), options.batch_size)))
-    train_model(model, sample.tokenizer, train_dataset, eval_dataset, route.objective(ctx.config), config, work,
-                options.seed, sample.labels)
+    train = with_example_index(sample.train) if targets is not None else sample.train
+    train_model(model, sample.tokenizer, train, eval_dataset, route.objective(ctx), config, work, options.seed,
+                sample.labels, teacher_targets=targets)
 
 
-def teacher_target_pass(teacher: PreTrainedModel, sample: BenchSample) -> tuple[datasets.Dataset, dict]:
-    """Time distilora's one-off teacher pass (compute, save to the cache file, attach to the train set)."""
+def teacher_target_pass(teacher: PreTrainedModel, sample: BenchSample) -> tuple[dict[str, np.ndarray], dict]:
+    """Time distilora's one-off teacher pass (compute and save to the cache file)."""
     device = next(teacher.parameters()).device
     with tempfile.TemporaryDirectory(prefix="distilora-bench-targets-") as work, PeakRSS() as memory:
         started = time.perf_counter()
         targets = cached_teacher_targets(teacher, sample.tokenizer, sample.train, Path(work) / "targets.safetensors")
-        train = with_teacher_targets(sample.train, targets)
         synchronize(device)
         seconds = time.perf_counter() - started
     flops = forward_flops(ModelShape.of(teacher), sample.train["length"])
     stats = {"samples": len(sample.train), "seconds": seconds, "samples_per_s": len(sample.train) / seconds,
              "amortised_over_students": STUDENTS_SHARING_TARGETS}
-    return train, stats | achieved(flops, seconds) | {"memory": memory.as_dict()}
+    return targets, stats | achieved(flops, seconds) | {"memory": memory.as_dict()}
 
 
 def _measure(route: Route, ctx: BenchContext, variant: str, sample: BenchSample, options: BenchConfig,
-             device: torch.device, targets_dataset: datasets.Dataset | None) -> dict:
+             device: torch.device, targets: dict[str, np.ndarray] | None) -> dict:
     set_seed(options.seed)
     model = route.build(ctx).to(device)
     shape = ModelShape.of(model)
@@ -162,8 +169,7 @@ def _measure(route: Route, ctx: BenchContext, variant: str, sample: BenchSample,
         elif variant == "trainer":
             train_plain_trainer(model, route, ctx, sample, options, Path(work))
         else:
-            train_distilora(model, route, ctx, sample, options, Path(work) / "train",
-                            targets_dataset if targets_dataset is not None else sample.train)
+            train_distilora(model, route, ctx, sample, options, Path(work) / "train", targets)
     stats = timer.stats(options.warmup_steps)
     del model
     gc.collect()
@@ -191,11 +197,11 @@ def measure_route(route: Route, ctx: BenchContext, sample: BenchSample, options:
                   device: torch.device) -> dict:
     """Every variant of one route, with speed-ups (useful tokens/s) against the naive loop and the plain Trainer."""
     out: dict = {}
-    targets_dataset = None
+    targets = None
     if route.needs_teacher_targets:
-        targets_dataset, out["teacher_targets"] = teacher_target_pass(ctx.teacher, sample)
+        targets, out["teacher_targets"] = teacher_target_pass(ctx.teacher, sample)
     for variant in VARIANTS:
-        out[variant] = _measure(route, ctx, variant, sample, options, device, targets_dataset)
+        out[variant] = _measure(route, ctx, variant, sample, options, device, targets)
     if route.needs_teacher_targets:
         _amortise(out["distilora"], out["teacher_targets"])
     for variant in VARIANTS:

@@ -104,21 +104,21 @@ def test_run_flags_reach_the_configuration():
     config = parse(
         "--dataset", "/data/x", "--text-column", "tweet", "--label-column", "class", "--max-train-samples", "200",
         "--max-eval-samples", "100", "--max-length", "64", "--teacher", "/models/t", "--output-dir", "/out",
-        "--layers", "6,1", "--layers", "odd", "--route", "x", "--no-lora", "--seed", "7", "--epochs", "1.5",
-        "--batch-size", "8",
-        "--w-ce", "0.5", "--w-kd", "0.25", "--w-cos", "0.25", "--temperature", "3", "--lora-r", "4",
+        "--layers", "6,1", "--layers", "first", "--routes", "odd, tfidf,all", "--lora-variant", "dora",
+        "--student-depth", "2", "--class-weight", "balanced", "--seed", "7", "--epochs", "1.5", "--batch-size", "8",
+        "--w-ce", "0.5", "--w-kd", "0.25", "--w-cos", "0.25", "--temperature", "3", "--w-hidden", "2", "--lora-r", "4",
         "--lora-alpha", "8", "--lora-dropout", "0.0", "--lora-targets", "query, key ,value,",
     )
     data = config.data
     assert (data.dataset, data.text_column, data.label_column) == ("/data/x", "tweet", "class")
     assert (data.max_train_samples, data.max_eval_samples, data.max_length) == (200, 100, 64)
     assert (config.teacher, config.output_dir, config.seed) == ("/models/t", "/out", 7)
-    assert config.students == ("6,1", "odd") and config.extra_routes == ("x",)
-    assert config.run_lora is False
+    assert config.students == ("6,1", "first") and config.routes == ("odd", "tfidf", "all", "lora-dora")
+    assert (config.student_depth, config.class_weight) == (2, "balanced")
     for training in (config.teacher_training, config.student_training, config.lora_training):
         assert (training.epochs, training.batch_size) == (1.5, 8)
     d = config.distillation
-    assert (d.w_ce, d.w_kd, d.w_cos, d.temperature) == (0.5, 0.25, 0.25, 3.0)
+    assert (d.w_ce, d.w_kd, d.w_cos, d.temperature, d.w_hidden) == (0.5, 0.25, 0.25, 3.0, 2.0)
     assert (config.lora.r, config.lora.alpha, config.lora.dropout) == (4, 8, 0.0)
     assert config.lora.target_modules == ("query", "key", "value")
 

@@ -226,7 +226,7 @@ def test_finished_stages_are_reused_and_changed_settings_retrain(tiny_run, tiny_
         assert again["models"][name]["train_loss"] == first["models"][name]["train_loss"]
 
     # A distillation setting changes the students' fingerprint only: the teacher is reused, the student retrained.
-    config = tiny_experiment_config(tiny_dataset, tiny_teacher, run, students=("odd",), run_lora=False,
+    config = tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=("odd",),
                                     distillation=DistillationConfig(temperature=4.0))
     changed_student = Experiment(config).run()
     assert changed_student["reused_stages"] == ["teacher"]
@@ -234,7 +234,7 @@ def test_finished_stages_are_reused_and_changed_settings_retrain(tiny_run, tiny_
     assert mtime(weights["odd"]) != before["odd"]
 
     # A teacher hyper-parameter changes the teacher's fingerprint: it is trained again.
-    config = tiny_experiment_config(tiny_dataset, tiny_teacher, run, students=(), run_lora=False)
+    config = tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=())
     config.teacher_training.learning_rate = 5e-4
     changed_teacher = Experiment(config).run()
     assert changed_teacher["reused_stages"] == []

@@ -86,7 +86,7 @@ def test_a_malformed_manifest_retrains_the_stage_instead_of_a_traceback(tiny_run
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     (run / "teacher" / MANIFEST).write_text('{"files": [')
-    results = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run, students=(), run_lora=False,
+    results = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=(),
                                                 report=False)).run()
     assert results["reused_stages"] == [] and "unreadable manifest" in caplog.text
     verify_manifest(run / "teacher")
@@ -119,7 +119,7 @@ def test_atomic_writes_fsync_the_file_and_its_folder(tmp_path, monkeypatch):
 def _rerun_teacher_only(run: Path, dataset: Path, teacher: Path) -> dict:
     from distilora.experiment import Experiment
 
-    return Experiment(tiny_experiment_config(dataset, teacher, run, students=(), run_lora=False, report=False)).run()
+    return Experiment(tiny_experiment_config(dataset, teacher, run, routes=(), report=False)).run()
 
 
 def test_a_crash_between_the_two_renames_adopts_the_finished_partial(tiny_run, tiny_dataset, tiny_teacher, tmp_path):

@@ -24,6 +24,7 @@ from distilora.routes import (
     create_route,
     register_route,
     registered_routes,
+    route_groups,
     unregister_route,
 )
 from distilora.run_dir import RunDirectory
@@ -35,23 +36,68 @@ def test_the_default_routes_come_from_the_registry_in_run_order():
     routes = configured_routes(ExperimentConfig(), teacher_depth=6)
     assert [(r.name, r.kind, r.layers) for r in routes] == [
         ("teacher", RouteKind.FINE_TUNE, None), ("odd", RouteKind.DISTIL, [1, 3, 5]),
-        ("even", RouteKind.DISTIL, [2, 4, 6]), ("lora", RouteKind.LORA, None)]
-    assert [r.main_seed_only for r in routes] == [True, False, False, False]
-    assert [r.needs_teacher_targets for r in routes] == [False, True, True, False]
-    assert {"teacher", "odd", "even", "lora"} <= set(registered_routes())
+        ("even", RouteKind.DISTIL, [2, 4, 6]), ("lora", RouteKind.LORA, None),
+        ("odd-no-kd", RouteKind.BASELINE, [1, 3, 5]), ("tfidf", RouteKind.BASELINE, None),
+        ("majority", RouteKind.BASELINE, None)]
+    assert [r.main_seed_only for r in routes] == [True, False, False, False, False, True, True]
+    assert [r.needs_teacher_targets for r in routes] == [False, True, True, False, False, False, False]
+    assert set(route_groups()["all"]) <= set(registered_routes())
+
+
+def test_the_all_group_and_layer_strategies_follow_the_teacher_and_student_depth():
+    routes = {r.name: r for r in configured_routes(ExperimentConfig(routes=("all",)), teacher_depth=12)}
+    assert len(routes) == 16
+    assert routes["first"].layers == [1, 2, 3, 4, 5, 6] and routes["last"].layers == [7, 8, 9, 10, 11, 12]
+    assert routes["odd"].layers == routes["odd-no-kd"].layers == routes["odd-lora"].layers == [1, 3, 5, 7, 9, 11]
+    assert routes["importance"].layers is None  # chosen from the trained teacher
+    assert {routes[n].kind for n in ("lora-kd", "odd-lora")} == {RouteKind.HYBRID}
+    assert [routes[f"lora-{v}"].variant for v in ("dora", "rslora", "pissa", "adalora")] == [
+        "dora", "rslora", "pissa", "adalora"]
+    deep = {r.name: r.layers for r in configured_routes(
+        ExperimentConfig(routes=("first", "last"), student_depth=2), teacher_depth=6)}
+    assert deep == {"teacher": None, "first": [1, 2], "last": [5, 6]}
 
 
 def test_layer_lists_become_students_and_bad_selections_are_refused():
-    routes = configured_routes(ExperimentConfig(students=("6,1",), run_lora=False), teacher_depth=6)
+    routes = configured_routes(ExperimentConfig(routes=(), students=("6,1",)), teacher_depth=6)
     assert [(r.name, r.layers) for r in routes] == [("teacher", None), ("layers-6-1", [6, 1])]
-    with pytest.raises(RouteError, match="same student layers"):
+    with pytest.raises(RouteError, match="'odd' and 'layers-1-3-5' select the same student layers"):
         configured_routes(ExperimentConfig(students=("odd", "1,3,5")), teacher_depth=6)
-    with pytest.raises(RouteError, match="unknown route 'nope'; registered: even, lora, odd, teacher"):
-        configured_routes(ExperimentConfig(extra_routes=("nope",)), teacher_depth=6)
-    with pytest.raises(RouteError, match="selected twice"):
-        configured_routes(ExperimentConfig(extra_routes=("lora",)), teacher_depth=6)
+    with pytest.raises(RouteError, match="unknown route 'nope'; registered: .*groups: all, default"):
+        configured_routes(ExperimentConfig(routes=("nope",)), teacher_depth=6)
     with pytest.raises(RouteError, match="already registered"):
-        register_route("odd", lambda depth: create_route("odd", depth))
+        register_route("odd", lambda setup: create_route("odd", setup))
+    for depth in (0, 6, 7):
+        with pytest.raises((RouteError, ValueError), match="student-depth"):
+            configured_routes(ExperimentConfig(student_depth=depth), teacher_depth=6)
+    # A group and its members, or a strategy named twice, select each route once.
+    assert [r.name for r in configured_routes(ExperimentConfig(routes=("default", "odd"), students=("odd",)),
+                                              teacher_depth=6)] == list(route_groups()["default"])
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--routes", "teacher,nope"], "unknown route 'nope'"),
+    (["--layers", "middle"], "unknown route 'middle'"),
+    (["--lora-variant", "qlora"], "invalid choice: 'qlora'"),
+    (["--student-depth", "0"], "--student-depth must be > 0"),
+    (["--student-depth", "4"], "--student-depth 4: a student of a 4-layer teacher needs 1 to 3 layers"),
+    (["--w-hidden", "-1"], "--w-hidden must be >= 0"),
+    (["--class-weight", "inverse"], "invalid choice: 'inverse'"),
+])
+def test_bad_route_choices_are_one_clear_line_before_any_training(flags, message, tiny_teacher, tiny_dataset,
+                                                                  tmp_path, capsys):
+    from distilora.cli import main
+
+    output = tmp_path / "run"
+    try:
+        code = main(["run", "--dataset", str(tiny_dataset), "--teacher", str(tiny_teacher), "--output-dir",
+                     str(output), *flags])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not output.exists()
 
 
 def test_unknown_extra_route_is_refused_before_anything_is_written(tiny_teacher, tiny_dataset, tmp_path, capsys):
@@ -59,7 +105,7 @@ def test_unknown_extra_route_is_refused_before_anything_is_written(tiny_teacher,
 
     output = tmp_path / "run"
     code = main(["run", "--dataset", str(tiny_dataset), "--teacher", str(tiny_teacher), "--output-dir", str(output),
-                 "--route", "no-such-route"])
+                 "--routes", "no-such-route"])
     assert code == 2
     assert "unknown route 'no-such-route'" in capsys.readouterr().err
     assert not output.exists()
@@ -69,8 +115,8 @@ def test_unknown_extra_route_is_refused_before_anything_is_written(tiny_teacher,
 class LastLayerKD(DistilledStudent):
     """A toy route: a one-layer student from the teacher's last layer, distilled on the KL term alone."""
 
-    def objective(self, config: ExperimentConfig) -> DistillationObjective:
-        temperature = config.distillation.temperature
+    def objective(self, ctx) -> DistillationObjective:
+        temperature = ctx.config.distillation.temperature
         return DistillationObjective(DistillationConfig(w_ce=0, w_kd=1, w_cos=0, temperature=temperature))
 
     def fingerprint_parts(self, ctx) -> tuple:
@@ -79,7 +125,7 @@ class LastLayerKD(DistilledStudent):
 
 @pytest.fixture
 def toy_route():
-    register_route("last-kd", lambda depth: LastLayerKD("last-kd", [depth]))
+    register_route("last-kd", lambda setup: LastLayerKD("last-kd", [setup.teacher_depth]))
     yield "last-kd"
     unregister_route("last-kd")
 
@@ -91,8 +137,7 @@ def test_a_registered_route_is_trained_evaluated_reported_served_and_reused(toy_
     from distilora.experiment import Experiment
     from distilora.serve import ModelRegistry
 
-    config = tiny_experiment_config(tiny_dataset, tiny_teacher, tmp_path / "run", students=("odd",),
-                                    run_lora=False, extra_routes=(toy_route,))
+    config = tiny_experiment_config(tiny_dataset, tiny_teacher, tmp_path / "run", routes=("odd", toy_route))
     results = Experiment(config).run()
     assert list(results["models"]) == ["teacher", "odd", "last-kd"]
     entry = results["models"]["last-kd"]
@@ -136,12 +181,11 @@ def test_teacher_targets_are_rebuilt_when_the_weights_change_but_the_settings_do
     old_cache = sorted((run / ".cache").glob("teacher-targets-*.safetensors"))
     assert len(old_cache) == 1
 
-    experiment = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run, students=("odd",),
-                                                   run_lora=False, report=False))
+    experiment = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=("odd",), report=False))
     results = experiment.run()
     assert results["reused_stages"] == ["teacher"], "same settings: the teacher stage itself is reused"
     expected = compute_teacher_targets(teacher.eval(), experiment.tokenizer, experiment.encoded["train"])
-    used = np.asarray(experiment.distillation_train()["teacher_logits"])
+    used = experiment.teacher_targets()["teacher_logits"]
     np.testing.assert_allclose(used, expected["teacher_logits"], atol=1e-5)
     stale = RunDirectory(run)
     assert not np.allclose(used, _cached_logits(old_cache[0])), "the perturbation must change the targets"

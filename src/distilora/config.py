@@ -74,16 +74,20 @@ class TrainConfig:
 
 @dataclass
 class DistillationConfig:
-    """Weights of ``L = w_ce·CE + w_kd·T²·KL + w_cos·(1 − cos)`` and the temperature T."""
+    """Weights of ``L = w_ce·CE + w_kd·T²·KL + w_cos·(1 − cos) + w_hidden·mean_j MSE(h_s[j], h_t[m(j)])`` and T."""
 
     w_ce: float = 1 / 3
     w_kd: float = 1 / 3
     w_cos: float = 1 / 3
     temperature: float = 2.0
+    w_hidden: float = 0.0
+    """Patient KD: match the L2-normalised [CLS] state of each student layer to the teacher layer it was copied from."""
 
     def __post_init__(self) -> None:
         if min(self.w_ce, self.w_kd, self.w_cos) < 0 or self.w_ce + self.w_kd + self.w_cos <= 0:
             raise ValueError("distillation weights must be >= 0 and not all zero")
+        if self.w_hidden < 0:
+            raise ValueError(f"--w-hidden must be >= 0, got {self.w_hidden}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
@@ -93,18 +97,43 @@ class LoraConfig:
     """PEFT LoRA settings for the full-depth pretrained model."""
 
     r: int = 16
+    """Rank; AdaLoRA starts every adapter at this rank and prunes towards ``adalora_target_r`` on average."""
     alpha: int = 32
     dropout: float = 0.1
     target_modules: tuple[str, ...] = ("query", "value")
+    """The attention projections to adapt, by their BERT names (mapped to each architecture's own names)."""
+    modules_to_save: tuple[str, ...] = ("pooler",)
+    """Modules trained in full beside the adapters; the classification head always is."""
+    adalora_target_r: int = 8
 
     def __post_init__(self) -> None:
-        if self.r <= 0 or self.alpha <= 0:
-            raise ValueError(f"LoRA r and alpha must be > 0, got r={self.r}, alpha={self.alpha}")
+        if self.r <= 0 or self.alpha <= 0 or not 0 < self.adalora_target_r <= self.r:
+            raise ValueError(f"LoRA r and alpha must be > 0 and 0 < adalora_target_r <= r, got r={self.r}, "
+                             f"alpha={self.alpha}, adalora_target_r={self.adalora_target_r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
         self.target_modules = tuple(self.target_modules)
+        self.modules_to_save = tuple(self.modules_to_save)
         if not self.target_modules:
             raise ValueError("LoRA needs at least one target module")
+
+
+@dataclass
+class TfidfConfig:
+    """The TF-IDF + logistic regression baseline (scikit-learn); C is chosen on validation macro-F1."""
+
+    max_features: int = 50_000
+    ngram_max: int = 2
+    """Word n-grams of length 1..ngram_max."""
+    c_grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+
+    def __post_init__(self) -> None:
+        self.c_grid = tuple(self.c_grid)
+        if self.max_features <= 0 or self.ngram_max <= 0 or not self.c_grid or min(self.c_grid) <= 0:
+            raise ValueError("tfidf max_features and ngram_max must be > 0, and every C > 0")
+
+
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 PRESETS: dict[str, dict[str, dict[str, float]]] = {
@@ -120,7 +149,7 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
 
 @dataclass
 class ExperimentConfig:
-    """One full comparison: teacher → students → LoRA (→ any extra registered route) → evaluation → report."""
+    """One full comparison: teacher → the selected routes (students, LoRA, hybrids, baselines) → evaluation → report."""
 
     data: DataConfig = field(default_factory=DataConfig)
     teacher: str = DEFAULT_TEACHER
@@ -130,11 +159,16 @@ class ExperimentConfig:
     seed: int = 42
     num_seeds: int = 1
     """Students and LoRA are trained with seeds ``seed, seed+1, …`` (the teacher once) for mean ± std."""
-    students: tuple[str, ...] = ("odd", "even")
-    """Layer specs, one distilled student each: ``odd``, ``even`` or 1-based teacher layers such as ``1,4,6``."""
-    run_lora: bool = True
-    extra_routes: tuple[str, ...] = ()
-    """Further registered routes (:func:`distilora.routes.register_route`) to train, by name."""
+    routes: tuple[str, ...] = ("default",)
+    """Registered routes or groups (``default``, ``all``) to train; the teacher always is."""
+    students: tuple[str, ...] = ()
+    """More distilled students: a strategy (odd, even, first, last, importance) or teacher layers such as ``1,4,6``."""
+    student_depth: int | None = None
+    """Layers of the first / last / importance students; default: half the teacher's."""
+    class_weight: str = "none"
+    """``balanced``: weight each class's cross-entropy by n / (classes · count) of the training labels."""
+    collapse_share: float = 0.98
+    """A model that gives one class to at least this share of validation is flagged as collapsed."""
     report: bool = True
     """Write report.html / report.md / plots at the end of the run."""
     measure_speed: bool = True
@@ -145,12 +179,19 @@ class ExperimentConfig:
     lora_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, learning_rate=1e-3))
     distillation: DistillationConfig = field(default_factory=DistillationConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
 
     def __post_init__(self) -> None:
         if self.num_seeds < 1:
             raise ValueError(f"num_seeds must be >= 1, got {self.num_seeds}")
+        self.routes = tuple(self.routes)
         self.students = tuple(self.students)
-        self.extra_routes = tuple(self.extra_routes)
+        if self.student_depth is not None and self.student_depth <= 0:
+            raise ValueError(f"--student-depth must be > 0, got {self.student_depth}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"--class-weight {self.class_weight!r}: choose from {', '.join(CLASS_WEIGHTS)}")
+        if not 0.5 < self.collapse_share <= 1:
+            raise ValueError(f"collapse_share must be in (0.5, 1], got {self.collapse_share}")
 
     def resolved_output_dir(self) -> Path:
         """``output_dir`` or ``runs/<dataset name>``."""

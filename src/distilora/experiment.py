@@ -8,21 +8,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import datasets
+import numpy as np
+import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel, set_seed
 
 from distilora.artifacts import verified_snapshot
 from distilora.config import ExperimentConfig
 from distilora.data import TaskData, encode_splits, load_task_data
 from distilora.evaluation import evaluate_classifier, results_markdown
+from distilora.evaluation.collapse import collapse_check
 from distilora.evaluation.evaluate import count_saved_parameters, weights_size_mb
+from distilora.evaluation.metrics import classification_metrics
 from distilora.evaluation.speed import speed_report, timing_texts
-from distilora.inference import Classifier
+from distilora.inference import Classifier, forward_in_batches
 from distilora.models import load_tokenizer, resolve_checkpoint
+from distilora.models.architectures import encoder_depth
 from distilora.routes import Route, configured_routes
 from distilora.routes.lora import ADAPTER_DIR
 from distilora.run_dir import RunDirectory, StageRecord, fingerprint
-from distilora.training import train_model
-from distilora.training.teacher_targets import cached_teacher_targets, with_teacher_targets
+from distilora.training.teacher_targets import CACHE_FORMAT, cached_teacher_targets, with_example_index
 from distilora.versions import library_versions
 
 logger = logging.getLogger(__name__)
@@ -38,7 +42,7 @@ class Experiment:
         self.config = config
         self.run_dir = RunDirectory(config.resolved_output_dir(), config.seed)
         self.checkpoint = resolve_checkpoint(config.teacher)
-        self.teacher_depth = AutoConfig.from_pretrained(self.checkpoint).num_hidden_layers
+        self.teacher_depth = encoder_depth(AutoConfig.from_pretrained(self.checkpoint))
         # Every route name and layer spec is checked before anything is read, written or trained.
         self.routes: list[Route] = configured_routes(config, self.teacher_depth)
         self.run_dir.ensure_writable()
@@ -54,7 +58,8 @@ class Experiment:
         self.reused: list[str] = []
         self._teacher: PreTrainedModel | None = None
         self._teacher_identity: tuple[str, str] | None = None
-        self._distillation_train: datasets.Dataset | None = None
+        self._teacher_targets: dict[str, np.ndarray] | None = None
+        self._validation_encodings: list[dict[str, list[int]]] | None = None
 
     # ---- what routes may ask of the run (RouteContext) -----------------------------------------------------------
     def teacher_model(self) -> PreTrainedModel:
@@ -70,17 +75,44 @@ class Experiment:
             self._teacher_identity = (record.fingerprint, self.run_dir.weights_hash(self.run_dir.model_dir(TEACHER)))
         return self._teacher_identity
 
-    def distillation_train(self) -> datasets.Dataset:
-        """The training split with the teacher's logits and [CLS] states, cached by the teacher's *weights*."""
-        if self._distillation_train is None:
+    def teacher_targets(self) -> dict[str, np.ndarray]:
+        """The teacher's logits and per-layer [CLS] states on the training split, cached by the teacher's *weights*."""
+        if self._teacher_targets is None:
             _, weights = self.teacher_identity()
-            key = fingerprint(weights, self.data_fingerprint, self.config.data.max_length)
+            key = fingerprint(weights, self.data_fingerprint, self.config.data.max_length, CACHE_FORMAT)
             started = time.perf_counter()
-            targets = cached_teacher_targets(self.teacher_model(), self.tokenizer, self.encoded["train"],
-                                             self.run_dir.teacher_targets_file(key))
+            self._teacher_targets = cached_teacher_targets(self.teacher_model(), self.tokenizer, self.encoded["train"],
+                                                           self.run_dir.teacher_targets_file(key))
             self.stage_seconds["teacher_targets"] = time.perf_counter() - started
-            self._distillation_train = with_teacher_targets(self.encoded["train"], targets)
-        return self._distillation_train
+        return self._teacher_targets
+
+    def training_data(self, route: Route) -> datasets.Dataset:
+        if route.needs_teacher_targets:
+            self.teacher_targets()
+            return with_example_index(self.encoded["train"])
+        return self.encoded["train"]
+
+    def class_weights(self) -> torch.Tensor | None:
+        if self.config.class_weight == "none":
+            return None
+        counts = np.asarray(self.data.label_counts("train"), dtype=np.float64)
+        weights = np.divide(counts.sum(), len(counts) * counts, out=np.zeros_like(counts), where=counts > 0)
+        return torch.tensor(weights, dtype=torch.float32)
+
+    def validation_scores(self, model: PreTrainedModel) -> tuple[float, float]:
+        if self._validation_encodings is None:
+            split = self.encoded["validation"]
+            keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in split.column_names]
+            self._validation_encodings = [{k: row[k] for k in keys} for row in split]
+        logits = forward_in_batches(model, self._validation_encodings, self.tokenizer, batch_size=128).logits
+        metrics = classification_metrics(self.data.splits["validation"]["label"], logits, self.labels)
+        return metrics["loss"], metrics["macro_f1"]
+
+    def train_texts(self) -> tuple[list[str], list[int]]:
+        return list(self.data.splits["train"]["text"]), list(self.data.splits["train"]["label"])
+
+    def validation_texts(self) -> tuple[list[str], list[int]]:
+        return list(self.data.splits["validation"]["text"]), list(self.data.splits["validation"]["label"])
 
     # ---- training ------------------------------------------------------------------------------------------------
     def train(self, route: Route, seed: int) -> StageRecord:
@@ -93,21 +125,20 @@ class Experiment:
         if record is not None:
             logger.info("[%s] reusing finished stage in %s", label, stage_dir)
             self.reused.append(label)
+            route.restore(record)
         else:
-            logger.info("[%s] training (%s)", label, route.kind.value)
-            train = self.distillation_train() if route.needs_teacher_targets else self.encoded["train"]
+            logger.info("[%s] training (%s: %s)", label, route.kind.value, route.describe(self.config))
             set_seed(seed)
-            model = route.build(self)
             work = self.run_dir.work_dir(route.name, fp)
-            result = train_model(model, self.tokenizer, train, self.encoded["validation"],
-                                 route.objective(self.config), route.training(self.config), work, seed, self.labels)
+            result = route.train(self, seed, work)
             partial = self.run_dir.start_stage(stage_dir)
             route.save(result.model, partial)
-            self.tokenizer.save_pretrained(partial)
+            if route.tokenized:
+                self.tokenizer.save_pretrained(partial)
             record = StageRecord(name=route.name, route=route.kind.value, fingerprint=fp, layers=route.layers,
                                  seed=seed, train_loss=result.train_loss, train_loss_mean=result.train_loss_mean,
                                  train_seconds=result.train_seconds, trainable_params=result.trainable_params,
-                                 history=result.history)
+                                 history=result.history, details=route.details())
             self.run_dir.finish_stage(partial, stage_dir, record, self.data_fingerprint)
             self.run_dir.remove_work(work)
         if seed == self.config.seed:
@@ -122,6 +153,7 @@ class Experiment:
         """Every main-seed model on validation and test (predictions saved), then their speed, measured together."""
         models: dict[str, Any] = {}
         classifiers: dict[str, Classifier] = {}
+        routes = {route.name: route for route in self.routes}
         for name, record in self.records.items():
             model_dir = self.run_dir.model_dir(name)
             logger.info("[%s] evaluating on validation and test", name)
@@ -131,9 +163,12 @@ class Experiment:
             self.run_dir.write_predictions(name, predictions)
             entry = {
                 "route": record.route,
+                "description": routes[name].describe(self.config),
                 "layers": record.layers,
-                "num_layers": len(record.layers) if record.layers else self.teacher_depth,
+                "num_layers": len(record.layers) if record.layers else self.teacher_depth if routes[name].tokenized
+                else 0,
                 "metrics": metrics,
+                "collapse": self.collapse(name, predictions) if routes[name].can_collapse else None,
                 "train_loss": record.train_loss,
                 "train_loss_mean": record.train_loss_mean,
                 "params": count_saved_parameters(model_dir),
@@ -146,13 +181,22 @@ class Experiment:
             }
             if (model_dir / ADAPTER_DIR).exists():
                 entry["adapter_size_mb"] = round(weights_size_mb(model_dir / ADAPTER_DIR), 3)
-            models[name] = entry
+            models[name] = {**entry, **record.details}
         speed = None
         if self.config.measure_speed:
             texts = timing_texts(self.data.splits["test"]["text"])
             source = f"{len(texts)} texts sampled (seed 0) from the test split of {self.config.data.dataset}"
             speed = speed_report(classifiers, texts, source)
         return models, speed
+
+    def collapse(self, name: str, predictions: dict[str, Any]) -> dict[str, Any] | None:
+        """Whether ``name`` answers (almost) one class on validation or is no better than the majority class."""
+        validation = predictions["validation"]
+        check = collapse_check(validation["y_true"], np.asarray(validation["probs"]).argmax(axis=1),
+                               self.data.splits["train"]["label"], self.labels, self.config.collapse_share)
+        if check["collapsed"]:
+            logger.warning("[%s] COLLAPSED: %s", name, "; ".join(check["reasons"]))
+        return check
 
     def seed_runs(self, models: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         """Validation and test metrics of every model for every seed (the teacher is trained once)."""

@@ -19,6 +19,8 @@ from transformers import (
 )
 
 from distilora.artifacts import verified_snapshot
+from distilora.config import MAX_TEXT_CHARS
+from distilora.models.text_baselines import TextBaseline, is_text_baseline
 from distilora.run_dir import RunDirectory
 
 
@@ -44,7 +46,10 @@ def forward_in_batches(
     batch_size: int = 64,
     want_cls: bool = False,
 ) -> ForwardOutput:
-    """Run ``model`` over tokenized examples in length-sorted batches (little padding); results in input order."""
+    """Run ``model`` over tokenized examples in length-sorted batches (little padding); results in input order.
+
+    ``want_cls``: also the [CLS] state after the embeddings and after every layer, ``(n, depth + 1, hidden)``.
+    """
     device = next(model.parameters()).device
     order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
     logits: list[np.ndarray] = [None] * len(encodings)  # type: ignore[list-item]
@@ -58,7 +63,8 @@ def forward_in_batches(
             batch = {k: v.to(device) for k, v in batch.items()}
             outputs = model(**batch, output_hidden_states=want_cls)
             batch_logits = outputs.logits.float().cpu().numpy()
-            batch_cls = outputs.hidden_states[-1][:, 0].float().cpu().numpy() if want_cls else None
+            batch_cls = (torch.stack([h[:, 0] for h in outputs.hidden_states], dim=1).float().cpu().numpy()
+                         if want_cls else None)
             for row, index in enumerate(chunk):
                 logits[index] = batch_logits[row]
                 if want_cls:
@@ -101,9 +107,15 @@ class Classifier:
         with contextlib.ExitStack() as stack:
             # Load from a private copy of exactly the bytes whose checksums were verified.
             source = stack.enter_context(verified_snapshot(model_dir)) if verify else model_dir
+            if is_text_baseline(source):
+                return TextBaselineClassifier(TextBaseline.load(source), name=name or model_dir.name)
             model = AutoModelForSequenceClassification.from_pretrained(source).to(device)
             tokenizer = AutoTokenizer.from_pretrained(source)
         return cls(model, tokenizer, name=name or model_dir.name)
+
+    @property
+    def device(self) -> str:
+        return str(next(self.model.parameters()).device)
 
     @property
     def labels(self) -> list[str]:
@@ -135,9 +147,13 @@ class Classifier:
             truncated.append(cut)
         return encodings, truncated
 
+    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        """The logits of ``texts`` and which texts were truncated."""
+        encodings, truncated = self.encode(texts)
+        return forward_in_batches(self.model, encodings, self.tokenizer, self.batch_size).logits, truncated
+
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        encodings, _ = self.encode(texts)
-        return forward_in_batches(self.model, encodings, self.tokenizer, self.batch_size).logits
+        return self.scores(texts)[0]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, one row per text (columns in ``self.labels`` order)."""
@@ -146,11 +162,37 @@ class Classifier:
     def predict(self, texts: Sequence[str] | str) -> list[Prediction]:
         """The label and class probabilities for each text."""
         texts = [texts] if isinstance(texts, str) else list(texts)
-        encodings, truncated = self.encode(texts)
-        probs = softmax(forward_in_batches(self.model, encodings, self.tokenizer, self.batch_size).logits, axis=-1)
+        logits, truncated = self.scores(texts)
+        probs = softmax(logits, axis=-1)
         labels = self.labels
         return [
             Prediction(labels[int(row.argmax())], {label: float(p) for label, p in zip(labels, row, strict=True)}, cut)
             for row, cut in zip(probs, truncated, strict=True)
         ]
 
+
+
+class TextBaselineClassifier(Classifier):
+    """A TF-IDF or majority-class baseline behind the same interface (nothing is tokenized or truncated)."""
+
+    def __init__(self, baseline: TextBaseline, name: str = "model", batch_size: int = 64):
+        self.baseline = baseline
+        self.name = name
+        self.batch_size = batch_size
+        self.max_length = MAX_TEXT_CHARS
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.baseline.labels)
+
+    @property
+    def layers(self) -> list[int] | None:
+        return None
+
+    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+        texts = list(texts)
+        return self.baseline.logits(texts), [False] * len(texts)

@@ -74,6 +74,8 @@ class StageRecord:
     train_seconds: float | None = None
     trainable_params: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    """Route-specific facts (importance scores, the C a search chose, …), copied into results.json."""
 
     @property
     def best_validation_macro_f1(self) -> float | None:

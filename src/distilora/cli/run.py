@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from distilora.config import PRESETS, DataConfig, DistillationConfig, ExperimentConfig, LoraConfig
+from distilora.config import CLASS_WEIGHTS, PRESETS, DataConfig, DistillationConfig, ExperimentConfig, LoraConfig
+from distilora.routes import registered_routes, route_groups
+from distilora.routes.lora import VARIANTS
 
-HELP = "fine-tune the teacher, distil the students, train LoRA, evaluate all on the same test set"
+HELP = "fine-tune the teacher, train the selected routes (students, LoRA, hybrids, baselines), evaluate all"
 
 
 def _positive(kind):
@@ -38,12 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--teacher", default=defaults.teacher,
                      help="pretrained checkpoint: the packaged MiniLM, a local model directory, or a hub id")
     run.add_argument("--output-dir", default=None, help="default: runs/<dataset name>")
+    groups = "; ".join(f"{name}: {', '.join(members)}" for name, members in route_groups().items())
+    run.add_argument("--routes", default=",".join(defaults.routes), metavar="NAME,NAME,…",
+                     help=f"routes or groups to train (the teacher always is). Groups: {groups}. "
+                          f"Routes: {', '.join(registered_routes())}")
     run.add_argument("--layers", action="append", default=None, metavar="SPEC",
-                     help="student layers: odd, even or 1-based teacher layers like 1,3,5 (repeatable; "
-                          f"default: {' and '.join(defaults.students)})")
-    run.add_argument("--route", action="append", default=None, metavar="NAME", dest="extra_routes",
-                     help="also train this registered route (repeatable)")
-    run.add_argument("--no-lora", action="store_true", help="skip the LoRA model")
+                     help="also distil a student: a strategy (odd, even, first, last, importance) or 1-based teacher "
+                          "layers like 1,3,5 (repeatable)")
+    run.add_argument("--student-depth", type=int, default=defaults.student_depth,
+                     help="layers of the first / last / importance students (default: half the teacher's)")
+    run.add_argument("--lora-variant", action="append", default=None, choices=VARIANTS, metavar="VARIANT",
+                     help=f"also train this LoRA variant, named lora-VARIANT ({', '.join(VARIANTS)}; repeatable)")
+    run.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=defaults.class_weight,
+                     help="balanced: weight each class's cross-entropy (every route) by the inverse of its "
+                          "training frequency")
     run.add_argument("--no-report", action="store_true", help="skip report.html / report.md / plots")
     run.add_argument("--no-speed", action="store_true", help="do not time the models during the evaluation")
     run.add_argument("--seed", type=int, default=defaults.seed, help="seed of data sampling, initialisation and order")
@@ -59,13 +69,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--batch-size", type=_positive(int), default=None,
                      help=f"training batch size for every route (default: {defaults.student_training.batch_size})")
 
-    distil = parser.add_argument_group("distillation: L = w_ce·CE + w_kd·T²·KL + w_cos·(1 − cos)")
+    distil = parser.add_argument_group("distillation: L = w_ce·CE + w_kd·T²·KL + w_cos·(1 − cos) + w_hidden·hidden")
     distil.add_argument("--w-ce", type=float, default=distillation.w_ce, help="weight of CE with the labels")
     distil.add_argument("--w-kd", type=float, default=distillation.w_kd, help="weight of the KL to the teacher")
     distil.add_argument("--w-cos", type=float, default=distillation.w_cos,
                         help="weight of 1 − cosine to the teacher's [CLS] state")
     distil.add_argument("--temperature", type=_positive(float), default=distillation.temperature,
                         help="softmax temperature T of the KL term")
+    distil.add_argument("--w-hidden", type=float, default=distillation.w_hidden,
+                        help="weight of matching each student layer's [CLS] state to the teacher layer it was copied "
+                             "from (patient KD; mean squared distance of the unit vectors)")
 
     adapters = parser.add_argument_group("LoRA")
     adapters.add_argument("--lora-r", type=_positive(int), default=lora.r, help="adapter rank")
@@ -75,8 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="comma-separated module names")
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    defaults = ExperimentConfig()
     config = ExperimentConfig(
         data=DataConfig(
             dataset=args.dataset,
@@ -91,12 +107,13 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         output_dir=args.output_dir,
         seed=args.seed,
         num_seeds=args.seeds,
-        students=tuple(args.layers) if args.layers else defaults.students,
-        run_lora=not args.no_lora,
-        extra_routes=tuple(args.extra_routes or ()),
+        routes=(*_names(args.routes), *(f"lora-{v}" if v != "lora" else "lora" for v in args.lora_variant or ())),
+        students=tuple(args.layers or ()),
+        student_depth=args.student_depth,
+        class_weight=args.class_weight,
         report=not args.no_report,
         measure_speed=not args.no_speed,
-        distillation=DistillationConfig(args.w_ce, args.w_kd, args.w_cos, args.temperature),
+        distillation=DistillationConfig(args.w_ce, args.w_kd, args.w_cos, args.temperature, args.w_hidden),
         lora=LoraConfig(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
                         target_modules=tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())),
     )

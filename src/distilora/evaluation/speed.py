@@ -60,7 +60,7 @@ def speed_report(classifiers: Mapping[str, Classifier], texts: Sequence[str], so
     logger.info("Timing inference of %s on %d texts", ", ".join(classifiers), len(texts))
     speeds = measure(classifiers, texts)
     for name, classifier in classifiers.items():
-        speeds[name]["device"] = str(next(classifier.model.parameters()).device)
+        speeds[name]["device"] = classifier.device
     return {"models": speeds, "texts": source,
             "machine": f"{platform.machine()}, {platform.system()}, torch threads {torch.get_num_threads()}"}
 

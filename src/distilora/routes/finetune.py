@@ -24,9 +24,12 @@ class FineTune(Route):
     def build(self, ctx: RouteContext) -> PreTrainedModel:
         return load_pretrained_classifier(ctx.checkpoint, ctx.labels)
 
+    def describe(self, config: ExperimentConfig) -> str:
+        return f"{config.teacher}, every weight fine-tuned on the labels"
+
     def fingerprint_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
         c = ctx.config
         return ("teacher", c.teacher, ctx.data_fingerprint, asdict(c.teacher_training), c.data.max_length)
 
 
-register_route("teacher", lambda teacher_depth: FineTune("teacher"))
+register_route("teacher", lambda setup: FineTune("teacher"))

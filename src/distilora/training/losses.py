@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -12,6 +13,29 @@ from distilora.config import DistillationConfig
 
 TEACHER_LOGITS = "teacher_logits"
 TEACHER_CLS = "teacher_cls"
+"""The teacher's final-layer [CLS] state."""
+TEACHER_LAYER_CLS = "teacher_layer_cls"
+"""The teacher's [CLS] state after the embeddings and after each layer: ``(batch, depth + 1, hidden)``."""
+
+
+def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    return F.cross_entropy(logits, labels, weight=None if weights is None else weights.to(logits))
+
+
+def hidden_matching_loss(student_states: Sequence[torch.Tensor], teacher_states: torch.Tensor,
+                         layer_map: Sequence[int]) -> torch.Tensor:
+    """Patient KD: ``mean_j ‖norm(h_s[j]) − norm(h_t[m(j)])‖²`` over the [CLS] states, batch-averaged.
+
+    ``student_states[j]`` is the student's [CLS] after its layer ``j`` (1-based; 0 is the embeddings),
+    ``teacher_states[:, i]`` the teacher's after its layer ``i``, and ``layer_map[j - 1]`` the teacher layer the
+    student's layer ``j`` was copied from. For unit vectors the squared distance is ``2 − 2·cos``.
+    """
+    terms = []
+    for j, teacher_layer in enumerate(layer_map, start=1):
+        s = F.normalize(student_states[j], dim=-1)
+        t = F.normalize(teacher_states[:, teacher_layer].to(s.dtype), dim=-1)
+        terms.append((s - t).pow(2).sum(dim=-1).mean())
+    return torch.stack(terms).mean()
 
 
 def distillation_loss(
@@ -21,10 +45,11 @@ def distillation_loss(
     student_cls: torch.Tensor,
     teacher_cls: torch.Tensor,
     config: DistillationConfig,
+    class_weights: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """``w_ce·CE(s, y) + w_kd·T²·KL(softmax(t/T) ‖ softmax(s/T)) + w_cos·(1 − cos(h_t, h_s))``, batch-averaged."""
     temperature = config.temperature
-    ce = F.cross_entropy(student_logits, labels)
+    ce = _cross_entropy(student_logits, labels, class_weights)
     kd = F.kl_div(
         F.log_softmax(student_logits / temperature, dim=-1),
         F.log_softmax(teacher_logits / temperature, dim=-1),
@@ -39,28 +64,49 @@ def distillation_loss(
 class Objective(Protocol):
     """``objective(outputs, labels, teacher_targets)`` → ``{"loss": total, component: value, …}``."""
 
+    wants_hidden_states: bool
+
     def __call__(self, outputs: Any, labels: torch.Tensor, teacher: dict[str, torch.Tensor]
                  ) -> dict[str, torch.Tensor]: ...
 
 
 @dataclass
 class CrossEntropyObjective:
-    """Plain supervised fine-tuning (teacher and LoRA routes)."""
+    """Supervised training on the labels alone (teacher, LoRA, the no-teacher student)."""
+
+    class_weights: torch.Tensor | None = None
+    wants_hidden_states = False
 
     def __call__(self, outputs, labels: torch.Tensor, teacher: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {"loss": F.cross_entropy(outputs.logits, labels)}
+        return {"loss": _cross_entropy(outputs.logits, labels, self.class_weights)}
 
 
 @dataclass
 class DistillationObjective:
-    """Match the teacher's logits and final [CLS] state (student route). Falls back to CE where no teacher
-    targets are in the batch, so validation loss is the same cross-entropy for every model."""
+    """Match the teacher's logits and final [CLS] state, and with ``w_hidden`` > 0 its intermediate [CLS] states.
+    Falls back to CE where no teacher targets are in the batch, so validation loss is the same for every model.
+
+    ``layer_map[j - 1]`` is the teacher layer the model's layer ``j`` comes from (needed only for ``w_hidden``).
+    """
 
     config: DistillationConfig
+    layer_map: Sequence[int] | None = None
+    class_weights: torch.Tensor | None = None
+    wants_hidden_states = True
+
+    def __post_init__(self) -> None:
+        if self.config.w_hidden > 0 and not self.layer_map:
+            raise ValueError("w_hidden > 0 needs the map from the model's layers to the teacher's")
 
     def __call__(self, outputs, labels: torch.Tensor, teacher: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if TEACHER_LOGITS not in teacher:
-            return {"loss": F.cross_entropy(outputs.logits, labels)}
+            return {"loss": _cross_entropy(outputs.logits, labels, self.class_weights)}
         student_cls = outputs.hidden_states[-1][:, 0]
-        return distillation_loss(outputs.logits, teacher[TEACHER_LOGITS].to(outputs.logits.dtype), labels,
-                                 student_cls, teacher[TEACHER_CLS].to(student_cls.dtype), self.config)
+        losses = distillation_loss(outputs.logits, teacher[TEACHER_LOGITS].to(outputs.logits.dtype), labels,
+                                   student_cls, teacher[TEACHER_CLS].to(student_cls.dtype), self.config,
+                                   self.class_weights)
+        if self.config.w_hidden > 0:
+            states = [h[:, 0] for h in outputs.hidden_states]
+            losses["hidden"] = hidden_matching_loss(states, teacher[TEACHER_LAYER_CLS], self.layer_map)
+            losses["loss"] = losses["loss"] + self.config.w_hidden * losses["hidden"]
+        return losses

@@ -1,7 +1,9 @@
-"""The teacher's logits and final [CLS] states, computed once per training set and shared by every student.
+"""The teacher's logits and [CLS] states (after every layer), computed once per training set, shared by every student.
 
 The teacher is frozen and in eval mode during distillation, so its outputs are the same at every step:
-computing them once is exact, and saves a teacher forward pass per student step.
+computing them once is exact, and saves a teacher forward pass per student step. Only the [CLS] states are kept:
+per-token states of every layer would not fit in memory at scale. The training split gets an ``example_index``
+column; the collator looks each batch's targets up by it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from safetensors.numpy import load_file, save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distilora.inference import forward_in_batches
-from distilora.training.losses import TEACHER_CLS, TEACHER_LOGITS
+from distilora.training.losses import TEACHER_LAYER_CLS, TEACHER_LOGITS
 
 logger = logging.getLogger(__name__)
+
+EXAMPLE_INDEX = "example_index"
+CACHE_FORMAT = "layer-cls-v2"
+"""Part of the cache key: targets written by an older layout are never read as this one."""
 
 
 def compute_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
@@ -25,7 +31,7 @@ def compute_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedToken
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in train.column_names]
     encodings = [{k: row[k] for k in keys} for row in train]
     output = forward_in_batches(teacher, encodings, tokenizer, batch_size=batch_size, want_cls=True)
-    return {TEACHER_LOGITS: output.logits.astype(np.float32), TEACHER_CLS: output.cls.astype(np.float32)}
+    return {TEACHER_LOGITS: output.logits.astype(np.float32), TEACHER_LAYER_CLS: output.cls.astype(np.float32)}
 
 
 def cached_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: datasets.Dataset,
@@ -33,7 +39,7 @@ def cached_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokeni
     """Load the targets from ``cache_file`` (named by a content hash) or compute and save them."""
     if cache_file.exists():
         targets = load_file(str(cache_file))
-        if len(targets[TEACHER_LOGITS]) == len(train):
+        if len(targets.get(TEACHER_LOGITS, ())) == len(train) and TEACHER_LAYER_CLS in targets:
             logger.info("Teacher targets: reusing %s", cache_file)
             return targets
     logger.info("Teacher targets: one teacher pass over %d training examples", len(train))
@@ -45,7 +51,6 @@ def cached_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokeni
     return targets
 
 
-def with_teacher_targets(train: datasets.Dataset, targets: dict[str, np.ndarray]) -> datasets.Dataset:
-    for name in (TEACHER_LOGITS, TEACHER_CLS):
-        train = train.add_column(name, targets[name].tolist())
-    return train
+def with_example_index(train: datasets.Dataset) -> datasets.Dataset:
+    """The split with the row number each example's teacher targets sit at."""
+    return train.add_column(EXAMPLE_INDEX, list(range(len(train))))

@@ -19,31 +19,38 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
 )
 from transformers.trainer_utils import get_last_checkpoint
 
 from distilora.config import TrainConfig
 from distilora.evaluation.metrics import classification_metrics
-from distilora.training.losses import TEACHER_CLS, TEACHER_LOGITS
+from distilora.training.losses import TEACHER_CLS, TEACHER_LAYER_CLS, TEACHER_LOGITS
+from distilora.training.teacher_targets import EXAMPLE_INDEX
 
 logger = logging.getLogger(__name__)
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels")
-TEACHER_INPUTS = (TEACHER_LOGITS, TEACHER_CLS)
+TEACHER_INPUTS = (TEACHER_LOGITS, TEACHER_CLS, TEACHER_LAYER_CLS)
 
 
 class TeacherTargetCollator:
-    """Pads token fields per batch (dynamic padding) and stacks the teacher's cached outputs, if any."""
+    """Pads token fields per batch (dynamic padding) and looks up the teacher's cached outputs, if any, by each
+    example's ``example_index``."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, teacher_targets: dict[str, np.ndarray] | None = None):
         self.pad = DataCollatorWithPadding(tokenizer)
+        self.targets = teacher_targets
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = self.pad([{k: f[k] for k in MODEL_INPUTS if k in f} for f in features])
-        for key in TEACHER_INPUTS:
-            if key in features[0]:
-                batch[key] = torch.tensor(np.asarray([f[key] for f in features]), dtype=torch.float32)
+        if self.targets is not None and EXAMPLE_INDEX in features[0]:
+            rows = np.asarray([f[EXAMPLE_INDEX] for f in features])
+            batch[TEACHER_LOGITS] = torch.from_numpy(self.targets[TEACHER_LOGITS][rows])
+            layer_cls = torch.from_numpy(self.targets[TEACHER_LAYER_CLS][rows])
+            batch[TEACHER_LAYER_CLS] = layer_cls
+            batch[TEACHER_CLS] = layer_cls[:, -1]
         return batch
 
 
@@ -61,7 +68,7 @@ class ClassifierTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         teacher = {k: inputs[k] for k in TEACHER_INPUTS if k in inputs}
         model_inputs = {k: v for k, v in inputs.items() if k in MODEL_INPUTS and k != "labels"}
-        outputs = model(**model_inputs, output_hidden_states=bool(teacher))
+        outputs = model(**model_inputs, output_hidden_states=bool(teacher) and self.objective.wants_hidden_states)
         losses = self.objective(outputs, inputs["labels"], teacher)
         if model.training and len(losses) > 1:
             for name, value in losses.items():
@@ -97,9 +104,19 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def training_arguments(config: TrainConfig, work_dir: Path, num_train: int, seed: int) -> TrainingArguments:
-    steps_per_epoch = math.ceil(num_train / (config.batch_size * config.gradient_accumulation_steps))
-    eval_steps = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
+def steps_per_epoch(config: TrainConfig, num_train: int) -> int:
+    return math.ceil(num_train / (config.batch_size * config.gradient_accumulation_steps))
+
+
+def num_training_steps(config: TrainConfig, num_train: int) -> int:
+    """Optimizer steps of a full training run (without early stopping)."""
+    return math.ceil(steps_per_epoch(config, num_train) * config.epochs)
+
+
+def training_arguments(config: TrainConfig, work_dir: Path, num_train: int, seed: int,
+                       restore_best: bool = True) -> TrainingArguments:
+    per_epoch = steps_per_epoch(config, num_train)
+    eval_steps = max(1, per_epoch // max(1, config.evals_per_epoch))
     on_gpu = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=str(work_dir),
@@ -117,7 +134,7 @@ def training_arguments(config: TrainConfig, work_dir: Path, num_train: int, seed
         save_strategy="steps",
         save_steps=eval_steps,
         save_total_limit=2,
-        load_best_model_at_end=True,
+        load_best_model_at_end=restore_best,
         metric_for_best_model="macro_f1",
         greater_is_better=True,
         logging_steps=min(config.logging_steps, eval_steps),
@@ -158,9 +175,15 @@ def train_model(
     work_dir: Path,
     seed: int,
     labels: list[str],
+    *,
+    callbacks: list[TrainerCallback] | None = None,
+    teacher_targets: dict[str, np.ndarray] | None = None,
+    restore_best: bool = True,
 ) -> TrainResult:
     """Train ``model`` with ``objective``; early-stop on validation macro-F1 and restore the best checkpoint.
 
+    ``teacher_targets``: the teacher's cached outputs, looked up by the training split's ``example_index``.
+    ``restore_best=False``: keep the final model and train every epoch (no early stopping).
     A checkpoint left in ``work_dir`` by an interrupted run is resumed from.
     """
 
@@ -170,13 +193,14 @@ def train_model(
 
     trainer = ClassifierTrainer(
         model=model,
-        args=training_arguments(config, work_dir, len(train_dataset), seed),
+        args=training_arguments(config, work_dir, len(train_dataset), seed, restore_best),
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        data_collator=TeacherTargetCollator(tokenizer),
+        data_collator=TeacherTargetCollator(tokenizer, teacher_targets),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)],
+        callbacks=[*([EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)] if restore_best
+                     else []), *(callbacks or [])],
         objective=objective,
     )
     resume = last_complete_checkpoint(work_dir)

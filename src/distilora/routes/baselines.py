@@ -1,0 +1,77 @@
+"""Cheap references every compressed model must beat: TF-IDF + logistic regression, and the majority class."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from distilora.config import ExperimentConfig, TrainConfig
+from distilora.models.text_baselines import TextBaseline, fit_majority, fit_tfidf
+from distilora.routes.base import Route, RouteContext, RouteKind, register_route
+from distilora.training.trainer import TrainResult
+
+
+class TextBaselineRoute(Route):
+    """A scikit-learn / counting baseline: fitted on the training texts, no Trainer, no tokenizer."""
+
+    kind = RouteKind.BASELINE
+    main_seed_only = True
+    tokenized = False
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.search: dict[str, Any] = {}
+
+    def training(self, config: ExperimentConfig) -> TrainConfig:  # not used: nothing is trained by gradient
+        return config.student_training
+
+    def build(self, ctx: RouteContext):
+        raise NotImplementedError("a text baseline is fitted, not built: see train()")
+
+    def fit(self, ctx: RouteContext, seed: int) -> TextBaseline:
+        raise NotImplementedError
+
+    def train(self, ctx: RouteContext, seed: int, work_dir: Path) -> TrainResult:
+        started = time.perf_counter()
+        model = self.fit(ctx, seed)
+        return TrainResult(model=model, history=[], train_loss=None, train_loss_mean=None,
+                           train_seconds=time.perf_counter() - started, trainable_params=model.num_parameters)
+
+    def save(self, model: TextBaseline, directory: Path) -> None:
+        model.save(directory)
+
+    def details(self) -> dict[str, Any]:
+        return self.search
+
+
+class Tfidf(TextBaselineRoute):
+    def fit(self, ctx: RouteContext, seed: int) -> TextBaseline:
+        model, self.search = fit_tfidf(ctx.labels, ctx.train_texts(), ctx.validation_texts(), ctx.config.tfidf,
+                                       ctx.config.class_weight, seed)
+        self.search = {"tfidf_search": self.search}
+        return model
+
+    def describe(self, config: ExperimentConfig) -> str:
+        return f"TF-IDF (word 1–{config.tfidf.ngram_max}-grams) + logistic regression, C chosen on validation"
+
+    def fingerprint_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
+        return ("tfidf", ctx.data_fingerprint, asdict(ctx.config.tfidf))
+
+
+class Majority(TextBaselineRoute):
+    can_collapse = False
+
+    def fit(self, ctx: RouteContext, seed: int) -> TextBaseline:
+        return fit_majority(ctx.labels, ctx.train_texts()[1])
+
+    def describe(self, config: ExperimentConfig) -> str:
+        return "always the most frequent training class"
+
+    def fingerprint_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
+        return ("majority", ctx.data_fingerprint)
+
+
+register_route("tfidf", lambda setup: Tfidf("tfidf"))
+register_route("majority", lambda setup: Majority("majority"))
