@@ -31,6 +31,10 @@ class RouteKind(StrEnum):
     """A shallower student trained to match the fine-tuned teacher."""
     LORA = "lora"
     """Low-rank adapters on the frozen full-depth pretrained model."""
+    HYBRID = "hybrid"
+    """LoRA trained with the distillation objective: full depth (lora-kd), or adapters on a half-depth student."""
+    BASELINE = "baseline"
+    """A reference model: a student trained on labels alone (ablation), TF-IDF + logistic regression, or majority."""
 
 
 def names_of_kind(models: Mapping[str, Mapping[str, Any]], kind: RouteKind) -> list[str]:
