@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import all_kinds
 import numpy as np
 import pytest
 from PIL import Image
@@ -26,7 +27,7 @@ TABLE_HEADERS = [
     "| parameters |", "| trainable |", "size on disk (MiB)", "training time (s)", "final training loss",
     "latency, 1 text (ms, median)", "throughput (texts/s)", "A − B [95 % CI]", "McNemar p", "Holm-adjusted p",
 ]
-COMPARISONS = ["odd vs even", "odd vs teacher", "even vs teacher", "odd vs lora", "even vs lora"]
+COMPARISONS = ["odd vs even", "odd vs teacher", "even vs teacher", "lora vs teacher", "odd vs lora", "even vs lora"]
 
 
 def assert_valid_png(path: Path) -> None:
@@ -110,7 +111,7 @@ def test_results_json_gains_statistics_and_keeps_every_key(tiny_report):
     for model in MODELS:
         assert stats["intervals"][model]["macro_f1"]["estimate"] == pytest.approx(
             before["models"][model]["metrics"]["test"]["macro_f1"])
-    assert [f"{c['a']} vs {c['b']}" for c in stats["comparisons"]][:5] == COMPARISONS
+    assert [f"{c['a']} vs {c['b']}" for c in stats["comparisons"]][:6] == COMPARISONS
     for c in stats["comparisons"]:
         assert 0 <= c["mcnemar"]["p_value"] <= c["mcnemar"]["p_holm"] <= 1
     assert stats["baseline"]["source"] == "train label counts"
@@ -305,3 +306,147 @@ def test_timing_texts_are_a_seeded_sample_of_the_given_texts():
     assert len(sample) == 64 and len(set(sample)) == 64 and set(sample) <= set(texts)
     assert sample == timing_texts(texts, n=64), "same seed, same sample"
     assert timing_texts(texts[:10], n=64) == timing_texts(texts[:10], n=64) and len(timing_texts(texts[:10])) == 10
+
+
+# ---- a run with every route kind (issue 10): 16 models, baselines without history, an importance student -----
+def nested_probs(y_true: np.ndarray, u: np.ndarray, accuracy: float | None) -> np.ndarray:
+    """Right where ``u < accuracy`` (nested across models), else the next class; None: always 'offensive'."""
+    predicted = np.full(len(y_true), 1) if accuracy is None else np.where(u < accuracy, y_true, (y_true + 1) % 3)
+    probs = np.full((len(y_true), 3), 0.1)
+    probs[np.arange(len(y_true)), predicted] = 0.8
+    return probs
+
+
+def make_all_kinds_run(run: Path, n: int = 600) -> dict:
+    """results.json (with speed for every model but ``last``) and predictions/ for the 16 models of all_kinds."""
+    rng = np.random.default_rng(1)
+    y = {"validation": np.arange(n // 2) % 3, "test": np.arange(n) % 3}
+    u = {split: rng.random(len(truth)) for split, truth in y.items()}
+    (run / "predictions").mkdir(parents=True)
+    models = {}
+    for name, (route, *_, accuracy) in all_kinds.MODELS.items():
+        probs = {split: nested_probs(truth, u[split], accuracy) for split, truth in y.items()}
+        (run / "predictions" / f"{name}.json").write_text(json.dumps(
+            {split: {"y_true": y[split].tolist(), "probs": probs[split].tolist()} for split in y}))
+        metrics = {split: classification_metrics(y[split], np.log(probs[split]), LABELS) for split in y}
+        models[name] = all_kinds.model_entry(name, metrics, fake_history(route in ("distil", "hybrid")))
+    speed = {name: {"latency_ms": 2.0 + i, "latency_ms_p90": 3.0 + i, "throughput": 500.0 - i, "device": "cpu"}
+             for i, name in enumerate(models) if name != "last"}
+    data_report = {split: {"rows": n, "dropped": 0, "reasons": {}} for split in ("train", "validation", "test")}
+    data_report["train"]["label_counts"] = [100, 500, 200]
+    results = {"dataset": "fake", "teacher": "fake", "labels": LABELS, "data_report": data_report, "seed": 42,
+               "models": models, "created": "today",
+               "speed": {"models": speed, "machine": "test machine", "texts": "64 texts"}}
+    (run / "results.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+@pytest.fixture(scope="module")
+def all_kinds_report(tmp_path_factory):
+    run = tmp_path_factory.mktemp("all-kinds") / "run"
+    results = make_all_kinds_run(run)
+    files = rebuild_report(RunDirectory(run), n_resamples=1000).files
+    stats = json.loads((run / "results.json").read_text())["statistics"]
+    return run, results, stats, files
+
+
+def _section(md: str, title: str) -> str:
+    return md.split(f"## {title}\n")[1].split("\n## ")[0]
+
+
+def _table_rows(section: str) -> list[list[str]]:
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[1:]]
+
+
+def test_leaderboard_ranks_every_model_by_test_macro_f1_without_a_second_majority_row(all_kinds_report):
+    run, results, stats, _ = all_kinds_report
+    md = (run / "report.md").read_text()
+    assert md.index("## Leaderboard") < md.index("## What the numbers say") < md.index("## Test results")
+    rows = _table_rows(_section(md, "Leaderboard"))
+    estimates = {n: stats["intervals"][n]["macro_f1"]["estimate"] for n in results["models"]}
+    assert [r[1] for r in rows] == sorted(results["models"], key=lambda n: -estimates[n])
+    assert [r[0] for r in rows] == [str(i) for i in range(1, 17)]
+    assert rows[0][1] == "teacher" and rows[-1][1] in ("majority", all_kinds.COLLAPSED)
+    by_name = {r[1]: r for r in rows}
+    ci = stats["intervals"]["odd"]["macro_f1"]
+    assert by_name["odd"][2:6] == ["distil", f"{ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]",
+                                   f"{results['models']['odd']['metrics']['validation']['macro_f1']:.3f}",
+                                   "3 (1,3,5)"]
+    assert by_name["teacher"][5] == "6 (all)" and by_name["tfidf"][5] == "0" and by_name["majority"][5] == "0"
+    assert by_name["lora"][6:8] == ["22.70 M", "0.30 M"] and by_name["lora"][8] == "86.0"
+    assert by_name["last"][9] == "not measured" and by_name["teacher"][9] == "2.00"
+    assert by_name[all_kinds.COLLAPSED][10] == "⚠ collapsed" and by_name["odd"][10] == "no"
+    assert by_name["majority"][10] == "—"
+    # The run's own majority model stands for the baseline: no "majority baseline" row in any table.
+    assert "| majority baseline |" not in md
+    assert "majority baseline" in stats["intervals"]  # still computed, for the "above baseline" sentence
+    html = (run / "report.html").read_text()
+    assert "<h2>Leaderboard</h2>" in html and "⚠ collapsed" in html
+
+
+def test_comparisons_are_a_readable_set_holm_adjusted_over_all(all_kinds_report):
+    _, _, stats, _ = all_kinds_report
+    pairs = {(c["a"], c["b"]): c["kind"] for c in stats["comparisons"]}
+    non_baseline = [n for n, spec in all_kinds.MODELS.items() if spec[0] not in ("fine-tune", "baseline")]
+    assert {a for a, b in pairs if b == "teacher"} == set(non_baseline)
+    assert pairs[("lora-kd", "teacher")] == "hybrid vs teacher" and pairs[("lora-dora", "teacher")] == "LoRA vs teacher"
+    learners = ["odd", "even", "first", "last", "importance", "lora-kd", "odd-lora"]
+    assert {a for a, b in pairs if b == "odd-no-kd"} == set(learners)
+    assert {a for a, b in pairs if b == "lora"} == set(learners)
+    assert {b for a, b in pairs if a == "odd" and pairs[(a, b)] == "student vs student"} == {
+        "even", "first", "last", "importance"}
+    assert ("tfidf", "teacher") not in pairs and ("majority", "teacher") not in pairs
+    assert len(pairs) == len(stats["comparisons"]) <= 31
+    assert f"Holm over the {len(pairs)} comparisons" in stats["method"]["multiple_comparisons"]
+    for c in stats["comparisons"]:
+        assert c["mcnemar"]["p_value"] <= c["mcnemar"]["p_holm"] <= 1
+
+
+def test_findings_tell_what_distillation_adds_collapse_and_half_depth(all_kinds_report):
+    run, results, stats, _ = all_kinds_report
+    findings = _section((run / "report.md").read_text(), "What the numbers say")
+    from distilora.report.statistics import macro_f1
+
+    predictions = {n: json.loads((run / "predictions" / f"{n}.json").read_text())["test"] for n in ("odd", "odd-no-kd")}
+    f1 = {n: macro_f1(np.array(p["y_true"]), np.array(p["probs"]).argmax(axis=1), 3) for n, p in predictions.items()}
+    gain = next(c for c in stats["comparisons"] if (c["a"], c["b"]) == ("odd", "odd-no-kd"))["macro_f1_difference"]
+    assert gain["estimate"] == pytest.approx(f1["odd"] - f1["odd-no-kd"]) and gain["estimate"] > 0.05
+    assert gain["low"] > 0  # odd is right wherever odd-no-kd is, and on ~7 % more items
+    assert (f"- Distillation adds +{gain['estimate']:.3f} [95 % CI +{gain['low']:.3f}, +{gain['high']:.3f}] "
+            "macro-F1 over training the same student on labels alone (odd vs odd-no-kd") in findings
+    assert "- odd vs odd-no-kd (" not in findings  # told once, in the sentence above
+
+    collapsed = [line for line in findings.splitlines() if "flagged as collapsed" in line]
+    assert collapsed == [f"- {all_kinds.COLLAPSED} is flagged as collapsed: {'; '.join(all_kinds.COLLAPSE_REASONS)} "
+                         "(its most predicted class takes 100 % of the validation items; always answering the train "
+                         "majority class scores validation macro-F1 0.222)."]
+
+    teacher = stats["intervals"]["teacher"]["macro_f1"]["estimate"]
+    half = ["odd", "even", "first", "last", "importance", "odd-no-kd", "odd-lora"]
+    share = {n: stats["intervals"][n]["macro_f1"]["estimate"] / teacher for n in half}
+    reached = sorted((n for n in half if share[n] >= 0.97), key=lambda n: -share[n])
+    assert reached[:1] == ["odd"]  # 0.88 vs 0.90 accuracy, nested predictions
+    sentence = next(line for line in findings.splitlines() if "97 % of the teacher's test macro-F1" in line)
+    names = reached[0] if len(reached) == 1 else ", ".join(reached[:-1]) + " and " + reached[-1]
+    assert sentence.startswith(f"- With at most half of the teacher's 6 layers, {names} reach")
+    assert f"the closest is odd with {stats['intervals']['odd']['macro_f1']['estimate']:.3f}" in sentence
+    assert "tfidf" not in sentence and "lora-kd" not in sentence
+
+
+def test_importance_plot_and_table_and_no_curves_without_history(all_kinds_report):
+    run, _, _, files = all_kinds_report
+    assert_valid_png(files["plots/importance_importance.png"])
+    md = (run / "report.md").read_text()
+    assert "](plots/importance_importance.png)" in md
+    rows = _table_rows(_section(md, "Layer importance (importance)"))
+    assert [(r[0], r[1], r[3]) for r in rows] == [("1", "1,2,3,4,5,6", "6"), ("2", "1,2,3,4,5", "3"),
+                                                  ("3", "1,2,4,5", "5")]
+    assert rows[0][2].startswith("1: 0.450, 2: 0.500") and rows[0][4] == "0.400"
+    for name in all_kinds.MODELS:
+        has_curves = name not in all_kinds.NO_HISTORY
+        assert (run / "plots" / f"training_{name}.png").exists() == has_curves, name
+        assert (run / "plots" / f"confusion_{name}.png").exists()
+    assert "No training history (not trained step by step): tfidf, majority." in md
+    html = (run / "report.html").read_text()
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == len(list((run / "plots").glob("*.png")))

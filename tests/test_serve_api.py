@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 
+import all_kinds
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -85,6 +86,24 @@ def test_models_endpoint_reports_layers_sizes_and_the_runs_metrics(client, tiny_
     assert by_name["lora"]["trainable_params"] < by_name["lora"]["params"]
     assert by_name["lora"]["adapter_size_mb"] > 0
     assert "/" not in (body["dataset"] or "")  # a name, never a local path
+
+
+def test_models_endpoint_describes_every_kind_with_description_and_collapse(tmp_path):
+    results = all_kinds.results_without_predictions()
+    registry = ModelRegistry(tmp_path, {n: all_kinds.FakeClassifier() for n in all_kinds.MODELS}, results)
+    response = TestClient(create_app(registry=registry), base_url=LOCAL).get("/api/v1/models")
+    assert response.status_code == 200
+    body = response.json()
+    by_name = {m["name"]: m for m in body["models"]}
+    assert list(by_name) == list(all_kinds.MODELS)
+    assert {m["route"] for m in body["models"]} == all_kinds.KINDS
+    assert [n for n, m in by_name.items() if m["collapsed"]] == [all_kinds.COLLAPSED]
+    assert by_name["odd"]["collapsed"] is False and by_name["majority"]["collapsed"] is None
+    for name, info in by_name.items():
+        assert info["description"] == all_kinds.description(name)
+    assert by_name["tfidf"]["layers"] is None and by_name["tfidf"]["num_layers"] == 0
+    assert by_name["odd-lora"]["layers"] == [1, 3, 5] and by_name["odd-lora"]["route"] == "hybrid"
+    assert body["default_model"] == "odd"  # the best distilled student; hybrids and baselines are not defaults
 
 
 def test_default_model_is_the_best_student_by_validation_macro_f1(client, tiny_run):

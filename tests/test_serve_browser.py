@@ -8,9 +8,13 @@ import json
 import math
 from pathlib import Path
 
+import all_kinds
 import pytest
 from playwright.sync_api import expect
 from server_process import ServerProcess
+
+from distilora.serve import ModelRegistry
+from distilora.serve.schemas import ModelsResponse
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -192,3 +196,48 @@ def test_page_fits_the_screen_width(browser, server, tmp_path, width, height):
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=str(tmp_path / f"page-{width}.png"), full_page=True)
     context.close()
+
+
+def _all_kinds_models(tmp_path: Path) -> dict:
+    """What GET /api/v1/models answers for a run of all 16 models (every kind, one collapsed), schema-checked."""
+    registry = ModelRegistry(tmp_path, {n: all_kinds.FakeClassifier() for n in all_kinds.MODELS},
+                             all_kinds.results_without_predictions())
+    return ModelsResponse.model_validate(registry.describe_all()).model_dump(mode="json")
+
+
+def test_sixteen_models_are_grouped_by_kind_and_fit_a_1280_px_window(browser, server, tmp_path):
+    body = _all_kinds_models(tmp_path)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.route("**/api/v1/models", lambda route: route.fulfill(json=body))
+    page.goto(server.url + "/")
+    expect(page.locator("#model option")).to_have_count(len(all_kinds.MODELS) + 1)
+    groups = page.eval_on_selector_all(
+        "#model optgroup", "gs => gs.map(g => [g.label, [...g.querySelectorAll('option')].map(o => o.value)])")
+    kinds = {"Teacher": "fine-tune", "Distilled students": "distil", "LoRA": "lora",
+             "Hybrids (LoRA + distillation)": "hybrid", "Baselines": "baseline"}
+    assert [label for label, _ in groups] == list(kinds)
+    for label, names in groups:
+        assert names == [n for n, spec in all_kinds.MODELS.items() if spec[0] == kinds[label]], label
+    assert page.locator("#batch-model optgroup").count() == len(kinds)
+    flagged = page.locator("#model option", has_text="⚠ collapsed")
+    assert flagged.count() == 1 and flagged.get_attribute("value") == all_kinds.COLLAPSED
+    assert page.input_value("#model") == body["default_model"] == "odd"
+
+    rows = page.locator("#about-table tbody tr")
+    assert rows.count() == len(all_kinds.MODELS)
+    collapsed_row = page.locator(f'#about-table tr[data-model="{all_kinds.COLLAPSED}"]')
+    assert "⚠ collapsed" in collapsed_row.locator("th").inner_text()
+    assert page.locator("#about-table .flag").count() == 1
+    assert all_kinds.description("odd-lora") in page.locator('#about-table tr[data-model="odd-lora"] th').inner_text()
+    assert page.locator('#about-table tr[data-model="tfidf"] td').nth(1).inner_text() == "none"
+    # The page never scrolls sideways, and the About table fits its own box (no inner scroll either).
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    wrap = page.evaluate("(() => { const w = document.querySelector('#about .table-wrap');"
+                         " return [w.scrollWidth, w.clientWidth]; })()")
+    assert wrap[0] <= wrap[1], wrap
+    page.screenshot(path=str(tmp_path / "all-kinds-1280.png"), full_page=True)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import combinations
 
 import numpy as np
 
@@ -14,14 +13,53 @@ from distilora.routes.base import RouteKind, names_of_kind
 ALPHA = 0.05
 
 
+KIND_WORDS = {RouteKind.FINE_TUNE: "teacher", RouteKind.DISTIL: "student", RouteKind.LORA: "LoRA",
+              RouteKind.HYBRID: "hybrid", RouteKind.BASELINE: "baseline"}
+PLAIN_LORA = "lora"
+
+
+def ablation_of(models: Mapping[str, Mapping]) -> tuple[str, str] | None:
+    """``(model, its labels-only ablation)`` from the first entry with an ``ablation_of`` naming a model in the run."""
+    for name, entry in models.items():
+        target = entry.get("ablation_of")
+        if target in models and target != name:
+            return target, name
+    return None
+
+
+def _plain_lora(by_kind: Mapping[RouteKind, list[str]]) -> str | None:
+    loras = by_kind[RouteKind.LORA]
+    return PLAIN_LORA if PLAIN_LORA in loras else next(iter(loras), None)
+
+
 def comparison_pairs(models: Mapping[str, Mapping]) -> list[tuple[str, str, str]]:
-    """``(a, b, kind)``: every pair of students, each student vs the teacher, each student vs each LoRA model."""
+    """``(a, b, kind)``, a readable set (not every pair): each other student vs the reference student (the one
+    with a labels-only ablation, else the first), every non-baseline model vs the teacher, students and hybrids
+    vs plain LoRA, and students and hybrids vs the labels-only ablation."""
     by_kind = {kind: names_of_kind(models, kind) for kind in RouteKind}
-    students = by_kind[RouteKind.DISTIL]
-    pairs = [(a, b, "student vs student") for a, b in combinations(students, 2)]
-    pairs += [(s, t, "student vs teacher") for s in students for t in by_kind[RouteKind.FINE_TUNE]]
-    pairs += [(s, lora, "student vs LoRA") for s in students for lora in by_kind[RouteKind.LORA]]
-    return pairs
+    students, learners = by_kind[RouteKind.DISTIL], by_kind[RouteKind.DISTIL] + by_kind[RouteKind.HYBRID]
+    ablation = ablation_of(models)
+    reference = ablation[0] if ablation and ablation[0] in students else next(iter(students), None)
+    word = {name: KIND_WORDS.get(entry.get("route"), "model") for name, entry in models.items()}
+    pairs = [(reference, s, "student vs student") for s in students if s != reference]
+    pairs += [(m, t, f"{word[m]} vs teacher") for t in by_kind[RouteKind.FINE_TUNE] for m in models
+              if models[m].get("route") not in (RouteKind.FINE_TUNE, RouteKind.BASELINE)]
+    lora = _plain_lora(by_kind)
+    pairs += [(m, lora, f"{word[m]} vs LoRA") for m in learners if lora]
+    if ablation:
+        pairs += [(m, ablation[1], f"{word[m]} vs labels-only ablation") for m in learners]
+    return _unique(pairs)
+
+
+def _unique(pairs: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    seen: set[frozenset[str]] = set()
+    out = []
+    for a, b, kind in pairs:
+        key = frozenset((a, b))
+        if a != b and key not in seen:
+            seen.add(key)
+            out.append((a, b, kind))
+    return out
 
 
 def ranking(intervals: Mapping[str, Mapping], names: list[str]) -> list[str]:

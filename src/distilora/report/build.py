@@ -15,7 +15,7 @@ from distilora.checks.render import check_section
 from distilora.report import plots, tables
 from distilora.report.analysis import run_statistics
 from distilora.report.context import BASELINE, ReportContext, load_predictions, majority_baseline
-from distilora.report.document import Bullets, Document, Image, Section, render_html, render_markdown
+from distilora.report.document import Block, Bullets, Document, Image, Section, render_html, render_markdown
 from distilora.report.findings import findings
 from distilora.report.statistics import RESAMPLES, SEED
 from distilora.run_dir import RunDirectory
@@ -80,20 +80,51 @@ def _plots(out: Path, ctx: ReportContext) -> dict[str, Path]:
     written: dict[str, Path] = {}
     for name, entry in ctx.models.items():
         stem = plots.file_stem(name)
-        written[f"training:{name}"] = plots.training_curves(name, entry, out / f"training_{stem}.png")
-        written[f"confusion:{name}"] = plots.confusion_matrix_plot(
-            name, entry["metrics"]["test"]["confusion_matrix"], ctx.labels, out / f"confusion_{stem}.png")
+        if entry.get("history"):  # TF-IDF and majority models have no training history
+            written[f"training:{name}"] = plots.training_curves(name, entry, out / f"training_{stem}.png")
+        matrix = entry.get("metrics", {}).get("test", {}).get("confusion_matrix")
+        if matrix:
+            written[f"confusion:{name}"] = plots.confusion_matrix_plot(name, matrix, ctx.labels,
+                                                                       out / f"confusion_{stem}.png")
+        if entry.get("importance"):
+            written[f"importance:{name}"] = plots.importance_plot(name, entry["importance"],
+                                                                  out / f"importance_{stem}.png")
     names = [n for n in ctx.models if n in ctx.intervals]
     base_f1 = ctx.intervals[BASELINE]["macro_f1"]["estimate"]
     written["macro_f1"] = plots.macro_f1_intervals(names, ctx.intervals, ctx.seeds, base_f1, out / "macro_f1_ci.png")
-    if ctx.speed:
-        x = {n: ctx.speed["models"][n]["latency_ms"] for n in names}
-        label, unit, title = "single-text latency (ms, median)", "ms", "Trade-off: test macro-F1 against latency"
-    else:
-        x = {n: float(ctx.models[n].get("size_mb") or 0) for n in names}
-        label, unit, title = "size on disk (MiB)", "MiB", "Trade-off: test macro-F1 against size (speed not measured)"
-    written["tradeoff"] = plots.tradeoff(names, x, ctx.intervals, label, unit, title, base_f1, out / "tradeoff.png")
+    written["tradeoff"] = _tradeoff(out / "tradeoff.png", ctx, names, base_f1)
     return written
+
+
+def _tradeoff(path: Path, ctx: ReportContext, names: list[str], base_f1: float) -> Path:
+    """Test macro-F1 against latency (models with a speed entry), or against size when speed was not measured."""
+    timed = [n for n in names if ctx.speed_of(n)]
+    if timed:
+        x = {n: ctx.speed_of(n)["latency_ms"] for n in timed}
+        missing = [n for n in names if n not in timed]
+        title = "Trade-off: test macro-F1 against latency" + (f" (not timed: {', '.join(missing)})" if missing else "")
+        return plots.tradeoff(timed, x, ctx.intervals, "single-text latency (ms, median)", "ms", title, base_f1, path)
+    x = {n: float(ctx.models[n].get("size_mb") or 0) for n in names}
+    return plots.tradeoff(names, x, ctx.intervals, "size on disk (MiB)", "MiB",
+                          "Trade-off: test macro-F1 against size (speed not measured)", base_f1, path)
+
+
+def _training_blocks(ctx: ReportContext, figures: dict[str, Path]) -> list[Block]:
+    blocks: list[Block] = [Image(figures[f"training:{n}"], f"Training curves of {n}") for n in ctx.models
+                           if f"training:{n}" in figures]
+    untrained = [n for n in ctx.models if f"training:{n}" not in figures]
+    if untrained:
+        blocks.append(f"No training history (not trained step by step): {', '.join(untrained)}.")
+    return blocks
+
+
+def _importance_sections(ctx: ReportContext, figures: dict[str, Path]) -> list[Section]:
+    return [Section(f"Layer importance ({name})",
+                    [tables.importance_table(name, entry["importance"]),
+                     Image(figures[f"importance:{name}"], f"Layer importance of {name}",
+                           "Lines: one per elimination step, the teacher's validation loss with each kept layer "
+                           "removed; rings: the layer removed.")])
+            for name, entry in ctx.models.items() if f"importance:{name}" in figures]
 
 
 def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
@@ -102,6 +133,7 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
                 f"{method['n_items']} test items; run created {r.get('created', '?')}.")
     sections = [
         Section("Overview", [overview]),
+        Section("Leaderboard", [tables.leaderboard(ctx)]),
         Section("What the numbers say", [Bullets(findings(ctx))]),
         Section("Test results", [tables.test_table(ctx),
                                  Image(figures["macro_f1"], "Test macro-F1 with 95 % CIs",
@@ -116,9 +148,10 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
         Section("Size, cost and speed", [tables.cost_table(ctx),
                                          Image(figures["tradeoff"], "Trade-off chart", "One point per model; "
                                                "vertical bars: 95 % CI of test macro-F1.")]),
-        Section("Training curves", [Image(figures[f"training:{n}"], f"Training curves of {n}") for n in ctx.models]),
+        *_importance_sections(ctx, figures),
+        Section("Training curves", _training_blocks(ctx, figures)),
         Section("Confusion matrices (test)", [Image(figures[f"confusion:{n}"], f"Confusion matrix of {n}")
-                                              for n in ctx.models]),
+                                              for n in ctx.models if f"confusion:{n}" in figures]),
         Section("Data", [tables.data_table(ctx),
                          *[f"Warning: {w}." for info in ctx.results.get("data_report", {}).values()
                            for w in info.get("warnings", [])],

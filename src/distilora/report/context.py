@@ -10,11 +10,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distilora.evaluation.metrics import classification_metrics
+from distilora.routes.base import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
 
 logger = logging.getLogger(__name__)
 
 BASELINE = "majority baseline"
+MAJORITY_MODEL = "majority"
+"""The run's own majority-class model (route ``baseline``), when it has one: the report's baseline row then
+stands for it and is not listed twice."""
 
 
 @dataclass
@@ -134,3 +138,29 @@ class ReportContext:
         if name == BASELINE:
             return self.baseline.metrics[split]
         return self.models[name]["metrics"][split]
+
+    @property
+    def teacher(self) -> str | None:
+        """The first fine-tuned model (the teacher), or None."""
+        return next(iter(names_of_kind(self.models, RouteKind.FINE_TUNE)), None)
+
+    @property
+    def majority_in_run(self) -> bool:
+        """Whether the run has its own majority-class model (so the internal baseline gets no row of its own)."""
+        return self.models.get(MAJORITY_MODEL, {}).get("route") == RouteKind.BASELINE
+
+    @property
+    def rows(self) -> list[str]:
+        """The names a per-model table lists: every model, then the internal baseline unless the run has one."""
+        return [*self.models] + ([] if self.majority_in_run else [BASELINE])
+
+    def test_f1(self, name: str) -> float | None:
+        """Test macro-F1: the bootstrap point estimate, else the run's metric, else None."""
+        if name in self.intervals:
+            return self.intervals[name]["macro_f1"]["estimate"]
+        value = self.models.get(name, {}).get("metrics", {}).get("test", {}).get("macro_f1")
+        return float(value) if isinstance(value, int | float) else None
+
+    def collapse(self, name: str) -> dict:
+        """The model's collapse check (``{}`` when it has none)."""
+        return self.models.get(name, {}).get("collapse") or {}

@@ -5,19 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from distilora.report import formatting as f
-from distilora.report.analysis import ranking
-from distilora.report.context import ReportContext
+from distilora.report.analysis import ablation_of, ranking
+from distilora.report.context import MAJORITY_MODEL, ReportContext
 from distilora.routes.base import RouteKind, names_of_kind
 
 COMPONENT_NAMES = {"loss_kd": "the KL term (× T²)", "loss_cos": "the cosine term (1 − cos)", "loss_ce": "CE"}
 TIE = 1e-12
+NEAR_TEACHER = 0.97
+"""A half-depth model "reaches" the teacher at this share of its test macro-F1."""
+NO_ENCODER = ("tfidf", MAJORITY_MODEL)
+MAX_SPELLED_OUT = 8
+"""Up to this many paired comparisons get a sentence each; more are summarised in one sentence per kind."""
 
 
 def findings(ctx: ReportContext) -> list[str]:
     """Every finding, in reading order."""
-    sentences = [*_best(ctx), *_baseline(ctx)]
-    # The best-vs-runner-up comparison is already told in the first sentence.
-    sentences += [_comparison(c) for c in ctx.statistics["comparisons"] if c["kind"] != "best vs runner-up"]
+    sentences = [*_best(ctx), *_baseline(ctx), *_distillation_gain(ctx), *_half_depth(ctx), *_collapsed(ctx)]
+    # The best-vs-runner-up and the ablation comparisons are already told above.
+    ablation = ablation_of(ctx.models)
+    rest = [c for c in ctx.statistics["comparisons"]
+            if c["kind"] != "best vs runner-up" and (not ablation or {c["a"], c["b"]} != set(ablation))]
+    sentences += [_comparison(c) for c in rest] if len(rest) <= MAX_SPELLED_OUT else _comparison_groups(rest)
     sentences += _cost(ctx) + _components(ctx) + _seeds(ctx) + _precision(ctx)
     return [s for s in sentences if s]
 
@@ -85,7 +93,7 @@ def _baseline(ctx: ReportContext) -> list[str]:
     value = base["macro_f1"]
     sentence = (f"The majority-class baseline (always '{ctx.baseline.label}', chosen from the "
                 f"{ctx.baseline.source}) scores test macro-F1 {value:.3f} and accuracy {base['accuracy']:.3f}.")
-    names = [n for n in ctx.models if n in ctx.intervals]
+    names = [n for n in ctx.models if n in ctx.intervals and not (n == MAJORITY_MODEL and ctx.majority_in_run)]
     above = [n for n in names if ctx.intervals[n]["macro_f1"]["estimate"] > value + TIE]
     clear = [n for n in above if ctx.intervals[n]["macro_f1"]["low"] > value]
     not_above = [n for n in names if n not in above]
@@ -99,12 +107,87 @@ def _baseline(ctx: ReportContext) -> list[str]:
     return [sentence]
 
 
+def _distillation_gain(ctx: ReportContext) -> list[str]:
+    """What the teacher adds: the student against the same student trained on labels alone (its ablation)."""
+    ablation = ablation_of(ctx.models)
+    c = _find_comparison(ctx, *ablation) if ablation else None
+    if c is None:
+        return []
+    d = c["macro_f1_difference"]
+    sign = " (negative: the labels-only student scores higher)" if d["estimate"] < -TIE else ""
+    return [f"Distillation adds {f.signed(d['estimate'])} [95 % CI {f.signed(d['low'])}, {f.signed(d['high'])}] "
+            f"macro-F1 over training the same student on labels alone ({c['a']} vs {c['b']}, same initialisation)"
+            f"{sign}; paired on the test items, " + _significance(c)]
+
+
+def _half_depth(ctx: ReportContext) -> list[str]:
+    """Whether any model with at most half the teacher's layers reaches 97 % of its test macro-F1."""
+    teacher = ctx.teacher
+    depth = ctx.models[teacher].get("num_layers") if teacher else None
+    teacher_f1 = ctx.test_f1(teacher) if teacher else None
+    if not depth or not teacher_f1:
+        return []
+    kinds = (RouteKind.DISTIL, RouteKind.HYBRID, RouteKind.BASELINE)
+    scores = {n: ctx.test_f1(n) for n, m in ctx.models.items()
+              if m.get("route") in kinds and n not in NO_ENCODER and 0 < (m.get("num_layers") or 0) <= depth / 2}
+    share = {n: v / teacher_f1 for n, v in scores.items() if v is not None}
+    if not share:
+        return []
+    closest = max(share, key=share.get)
+    target = f"97 % of the teacher's test macro-F1 ({NEAR_TEACHER * teacher_f1:.3f} of {teacher_f1:.3f})"
+    near = f"the closest is {closest} with {scores[closest]:.3f} ({share[closest] * 100:.1f} % of the teacher's)"
+    reached = sorted((n for n in share if share[n] >= NEAR_TEACHER), key=lambda n: -share[n])
+    if not reached:
+        return [f"No half-depth model (at most {depth // 2} of the teacher's {depth} layers) reaches {target}; "
+                f"{near}."]
+    verb = "reaches" if len(reached) == 1 else "reach"
+    return [f"With at most half of the teacher's {depth} layers, {_join(reached)} {verb} {target}; {near} "
+            "(point estimates; see the paired comparisons for their uncertainty)."]
+
+
+def _collapsed(ctx: ReportContext) -> list[str]:
+    """One sentence per model the run's collapse check flagged."""
+    out = []
+    for name in ctx.models:
+        check = ctx.collapse(name)
+        if not check.get("collapsed"):
+            continue
+        reasons = "; ".join(check.get("reasons") or []) or "no reason recorded"
+        details = []
+        if check.get("top_class_share") is not None:
+            details.append(f"its most predicted class takes {check['top_class_share'] * 100:.0f} % of the validation "
+                           "items")
+        if check.get("majority_macro_f1") is not None:
+            details.append(f"always answering the train majority class scores validation macro-F1 "
+                           f"{check['majority_macro_f1']:.3f}")
+        out.append(f"{name} is flagged as collapsed: {reasons}" + (f" ({'; '.join(details)})" if details else "")
+                   + ".")
+    return out
+
+
 def _comparison(c: Mapping) -> str:
     d = c["macro_f1_difference"]["estimate"]
     direction = "equal to" if abs(d) <= TIE else ("higher than" if d > 0 else "lower than")
     amount = "" if abs(d) <= TIE else f" by {abs(d):.3f}"
     return f"{c['a']} vs {c['b']} ({c['kind']}): {c['a']}'s test macro-F1 is {direction} {c['b']}'s{amount}; " + \
         _significance(c)
+
+
+def _comparison_groups(comparisons: list[Mapping]) -> list[str]:
+    """One sentence per kind of comparison: each pair's macro-F1 difference with its CI and Holm-adjusted p."""
+    kinds = list(dict.fromkeys(c["kind"] for c in comparisons))
+    out = []
+    for kind in kinds:
+        group = [c for c in comparisons if c["kind"] == kind]
+        items = [f"{c['a']} − {c['b']} {f.signed_ci(c['macro_f1_difference'])}"
+                 + (" (CI excludes 0)" if c["difference_significant"] else "")
+                 + f", Holm p {f.p_value(c['mcnemar']['p_holm'])}" for c in group]
+        differ = [f"{c['a']} vs {c['b']}" for c in group if c["mcnemar_significant"]]
+        tail = (f" Error rates differ significantly (McNemar, Holm-adjusted) for {_join(differ)}." if differ
+                else " No pair's error rates differ significantly (McNemar, Holm-adjusted).")
+        out.append(f"{kind[0].upper()}{kind[1:]} ({len(group)} paired comparisons, test macro-F1 A − B [95 % CI]): "
+                   + "; ".join(items) + "." + tail)
+    return out
 
 
 def _cost(ctx: ReportContext) -> list[str]:
@@ -130,7 +213,7 @@ def _cost(ctx: ReportContext) -> list[str]:
                          f"({speed['throughput']:.0f} vs {t_speed['throughput']:.0f} texts/s)")
         if parts:
             out.append(f"{name} compared with {teacher}: " + ", ".join(parts) + ".")
-        if m.get("route") == RouteKind.LORA and m.get("trainable_params") and m.get("params"):
+        if m.get("route") in (RouteKind.LORA, RouteKind.HYBRID) and m.get("trainable_params") and m.get("params"):
             adapter = (f"; the adapter alone is {m['adapter_size_mb']:.2f} MiB on disk"
                        if m.get("adapter_size_mb") is not None else "")
             out.append(f"{name} trained {m['trainable_params'] / m['params']:.1%} of its parameters "

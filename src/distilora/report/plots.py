@@ -129,7 +129,7 @@ def confusion_matrix_plot(name: str, matrix: Sequence[Sequence[int]], labels: Se
 def macro_f1_intervals(names: Sequence[str], intervals: Mapping[str, Mapping], seeds: Mapping[str, Mapping],
                        baseline: float | None, path: Path) -> Path:
     """Test macro-F1 per model with its 95 % bootstrap CI, seed mean ± std where there are several seeds."""
-    fig = Figure(figsize=(max(6.5, 1.4 * len(names) + 3), 4.8), layout="constrained")
+    fig = Figure(figsize=(min(16, max(6.5, 1.4 * len(names) + 3)), 4.8), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(names))
     for i, name in enumerate(names):
@@ -147,7 +147,8 @@ def macro_f1_intervals(names: Sequence[str], intervals: Mapping[str, Mapping], s
                                                                  ax.get_legend_handles_labels()[1]) else None)
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle="--", label=f"majority-class baseline ({baseline:.3f})")
-    ax.set_xticks(x, names)
+    many = len(names) > 6
+    ax.set_xticks(x, names, rotation=35 if many else 0, ha="right" if many else "center")
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_ylim(0, 1.08)
     ax.set_xlabel("model")
@@ -183,4 +184,36 @@ def tradeoff(names: Sequence[str], x_values: Mapping[str, float], intervals: Map
     ax.margins(x=0.12)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), title="model: cost, macro-F1",
               title_fontsize=8)
+    return save_figure(fig, path)
+
+
+def importance_plot(name: str, importance: Mapping, path: Path) -> Path:
+    """Per elimination step, the teacher's validation loss with each kept layer removed; the removed one ringed."""
+    fig = Figure(figsize=(9.5, 5), layout="constrained")
+    ax = fig.subplots()
+    layers: set[int] = set()
+    for i, step in enumerate(importance.get("steps") or []):
+        points = sorted((c["layer"], c["loss"]) for c in step.get("candidates") or []
+                        if c.get("layer") is not None and c.get("loss") is not None)
+        if not points:
+            continue
+        layers.update(p[0] for p in points)
+        color = PALETTE[i % len(PALETTE)]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=MARKERS[i % len(MARKERS)], color=color,
+                label=f"step {i + 1} (kept {','.join(map(str, step.get('kept') or []))}): removes layer "
+                      f"{step.get('removed')}")
+        removed = [p for p in points if p[0] == step.get("removed")]
+        if removed:
+            ax.scatter(*removed[0], s=260, facecolors="none", edgecolors=color, linewidths=2.2, zorder=3)
+    ax.set_xticks(sorted(layers))
+    ax.set_xlabel("teacher layer removed (from the layers kept before the step)")
+    ax.set_ylabel("validation loss without that layer")
+    chosen = ",".join(map(str, importance.get("chosen") or [])) or "?"
+    ax.set_title(f"Layer importance for {name}: greedy elimination, chosen layers {chosen}\n"
+                 "ringed: the layer removed at each step", fontsize=11)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    else:
+        ax.text(0.5, 0.5, "no elimination steps recorded", ha="center", va="center", transform=ax.transAxes)
     return save_figure(fig, path)

@@ -8,7 +8,57 @@ from distilora.report.document import Table
 
 
 def _layers(entry: dict) -> str:
-    return ",".join(map(str, entry["layers"])) if entry.get("layers") else f"all {entry.get('num_layers', '?')}"
+    """``1,3,5``, ``all 6``, or ``none`` for a model without an encoder (TF-IDF, majority)."""
+    if entry.get("layers"):
+        return ",".join(map(str, entry["layers"]))
+    return "none" if entry.get("num_layers") == 0 else f"all {entry.get('num_layers', '?')}"
+
+
+def _depth(entry: dict) -> str:
+    """``3 (1,3,5)``, ``6 (all)`` or ``0``."""
+    n = entry.get("num_layers")
+    if entry.get("layers"):
+        return f"{n if n is not None else len(entry['layers'])} ({_layers(entry)})"
+    return "0" if n == 0 else f"{n if n is not None else '?'} (all)"
+
+
+def _collapsed(ctx: ReportContext, name: str) -> str:
+    flag = ctx.collapse(name).get("collapsed")
+    return f.DASH if flag is None else ("⚠ collapsed" if flag else "no")
+
+
+def _validation_f1(ctx: ReportContext, name: str) -> float | None:
+    try:
+        return ctx.metrics(name, "validation").get("macro_f1")
+    except KeyError:
+        return None
+
+
+def _leaderboard_row(ctx: ReportContext, name: str) -> list[str]:
+    if name == BASELINE:
+        kind, depth, params, trained, size = f"baseline (always '{ctx.baseline.label}')", "0", "0", "0", "0"
+    else:
+        m = ctx.models[name]
+        kind, depth, size = m.get("route", "?"), _depth(m), f.num(m.get("size_mb"), 1)
+        params, trained = f.params(m.get("params")), f.params(m.get("trainable_params"))
+    speed = ctx.speed_of(name)
+    latency = f.num(speed["latency_ms"], 2) if speed else (f.DASH if name == BASELINE else "not measured")
+    interval = ctx.intervals.get(name, {}).get("macro_f1")
+    test = f.ci(interval) if interval else f.num(ctx.test_f1(name))
+    return [name, kind, test, f.num(_validation_f1(ctx, name)), depth, params, trained, size, latency,
+            _collapsed(ctx, name)]
+
+
+def leaderboard(ctx: ReportContext) -> Table:
+    """Every model (and the majority baseline) by test macro-F1, best first, with depth, size and latency."""
+    names = sorted(ctx.rows, key=lambda n: -(ctx.test_f1(n) if ctx.test_f1(n) is not None else -1.0))
+    headers = ["rank", "model", "kind", "test macro-F1 [95 % CI]", "validation macro-F1", "depth (layers)",
+               "parameters", "trained parameters", "size (MB)", "latency, 1 text (ms)", "collapsed?"]
+    rows = [[str(rank), *_leaderboard_row(ctx, name)] for rank, name in enumerate(names, 1)]
+    return Table(headers, rows, numeric=[True, False, False, True, True, False, True, True, True, True, False],
+                 caption="Leaderboard: every model by test macro-F1, best first (95 % percentile bootstrap CIs); "
+                         "size in MiB on disk; latency: median single-text time; ⚠ collapsed: flagged by the run's "
+                         "collapse check (see the findings)")
 
 
 def _metric_columns(ctx: ReportContext, name: str, split: str) -> list[str]:
@@ -32,7 +82,7 @@ def test_table(ctx: ReportContext) -> Table:
     headers += ["macro-F1 over seeds (mean ± std)"] if seeds else []
     headers += ["precision (macro)", "recall (macro)"] + [f"F1 {label}" for label in ctx.labels] + ["loss"]
     rows = []
-    for name in [*ctx.models, BASELINE]:
+    for name in ctx.rows:
         intervals = ctx.intervals.get(name, {})
         if name == BASELINE:
             route, layers = f"always '{ctx.baseline.label}'", f.DASH
@@ -53,7 +103,7 @@ def validation_table(ctx: ReportContext) -> Table:
     headers = ["model", "accuracy", "macro-F1"] + (["macro-F1 over seeds (mean ± std)"] if seeds else [])
     headers += ["precision (macro)", "recall (macro)"] + [f"F1 {label}" for label in ctx.labels] + ["loss"]
     rows = []
-    for name in [*ctx.models, BASELINE]:
+    for name in ctx.rows:
         try:
             m = ctx.metrics(name, "validation")
         except KeyError:
@@ -79,7 +129,8 @@ def cost_table(ctx: ReportContext) -> Table:
                      f.num(m.get("train_seconds"), 1), f.num(m.get("train_loss"), 4),
                      f.num(speed["latency_ms"], 2) if speed else "not measured",
                      f.num(speed["throughput"], 1) if speed else "not measured"])
-    rows.append([BASELINE, "0", "0", "0", "0", f.DASH, f.DASH, f.DASH])
+    if not ctx.majority_in_run:
+        rows.append([BASELINE, "0", "0", "0", "0", f.DASH, f.DASH, f.DASH])
     caption = "Cost. " + (f"Speed measured on this machine ({ctx.speed['machine']}; device "
                           f"{_devices(ctx)}) on {ctx.speed['texts']}" if ctx.speed else
                           "Speed not measured (the run had --no-speed)")
@@ -142,3 +193,21 @@ def data_table(ctx: ReportContext) -> Table:
             if split_counts else "not recorded"
         rows.append([split, str(info["rows"]), str(info.get("dropped", 0)), reasons, counts_text])
     return Table(headers, rows, numeric=[False, True, True, False, False])
+
+
+def importance_table(name: str, importance: dict) -> Table:
+    """One row per elimination step: the layers kept, every candidate's score, and the layer removed."""
+    headers = ["step", "layers kept before", "validation loss with each layer removed", "removed",
+               "loss without it", "macro-F1 without it"]
+    rows = []
+    for number, step in enumerate(importance.get("steps") or [], 1):
+        candidates = sorted(step.get("candidates") or [], key=lambda c: c.get("layer", 0))
+        removed = next((c for c in candidates if c.get("layer") == step.get("removed")), {})
+        scores = ", ".join(f"{c.get('layer')}: {f.num(c.get('loss'))}" for c in candidates)
+        rows.append([str(number), ",".join(map(str, step.get("kept") or [])), scores, str(step.get("removed")),
+                     f.num(removed.get("loss")), f.num(removed.get("macro_f1"))])
+    chosen = ",".join(map(str, importance.get("chosen") or [])) or "?"
+    return Table(headers, rows, numeric=[True, False, False, True, True, True],
+                 caption=f"Greedy layer elimination for {name}: at each step the teacher is scored with each kept "
+                         f"layer removed and the least missed layer goes (criterion: "
+                         f"{importance.get('criterion', '?')}); chosen layers {chosen}")

@@ -36,9 +36,9 @@ class RouteKind(StrEnum):
     LORA = "lora"
     """Low-rank adapters on the frozen full-depth pretrained model."""
     HYBRID = "hybrid"
-    """LoRA and distillation together: adapters trained to match the teacher."""
+    """LoRA trained with the distillation objective: full depth (lora-kd), or adapters on a half-depth student."""
     BASELINE = "baseline"
-    """A reference that says what the other routes add: a student without its teacher, TF-IDF, the majority class."""
+    """A reference model: a student trained on labels alone (ablation), TF-IDF + logistic regression, or majority."""
 
 
 def names_of_kind(models: Mapping[str, Mapping[str, Any]], kind: RouteKind) -> list[str]:

@@ -123,6 +123,8 @@ class ModelRegistry:
         return _finite({
             "name": name,
             "route": entry.get("route"),
+            "description": entry.get("description"),
+            "collapsed": (entry.get("collapse") or {}).get("collapsed"),
             "layers": entry.get("layers", classifier.layers),
             "num_layers": entry.get("num_layers"),
             "labels": classifier.labels,

@@ -69,7 +69,11 @@ class ModelInfo(BaseModel):
     """One loaded model: how it was made, its size and its scores."""
 
     name: str
-    route: str | None = Field(None, description="fine-tune (the teacher), distil (a student) or lora.")
+    route: str | None = Field(None, description="fine-tune (the teacher), distil (a distilled student), lora, "
+                                                "hybrid (LoRA trained by distillation) or baseline.")
+    description: str | None = Field(None, description="One line on how the model was made.")
+    collapsed: bool | None = Field(None, description="True when the run's collapse check flagged the model (it "
+                                                     "predicts nearly one class); null: not checked.")
     layers: list[int] | None = Field(None, description="Teacher layers a student kept (1-based); null: all.")
     num_layers: int | None = None
     labels: list[str]

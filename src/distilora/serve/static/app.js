@@ -23,12 +23,31 @@ const fixed = (x, digits = 3) => (typeof x === "number" ? x.toFixed(digits) : "�
 
 function millions(n) {
   if (typeof n !== "number") return "–";
+  if (n < 1e3) return String(n);
   return n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`;
 }
 
 function layersText(info) {
   if (info.layers && info.layers.length) return `${info.layers.join(", ")} (${info.layers.length})`;
+  if (info.num_layers === 0) return "none";
   return info.num_layers ? `all ${info.num_layers}` : "all";
+}
+
+// Model kinds (results.json "route"), in the order the picker groups them.
+const KINDS = [
+  ["fine-tune", "Teacher", "fine-tuning"],
+  ["distil", "Distilled students", "distillation"],
+  ["lora", "LoRA", "LoRA adapters"],
+  ["hybrid", "Hybrids (LoRA + distillation)", "LoRA + distillation"],
+  ["baseline", "Baselines", "baseline"],
+];
+const COLLAPSED = "⚠ collapsed";
+
+function kindGroups(models) {
+  const known = new Set(KINDS.map(([route]) => route));
+  const groups = KINDS.map(([route, title]) => [title, models.filter((m) => m.route === route)]);
+  groups.push(["Other", models.filter((m) => !known.has(m.route))]);
+  return groups.filter(([, members]) => members.length);
 }
 
 // "a b · c d": lines break only between the parts.
@@ -71,31 +90,47 @@ function classify(texts, model) {
 // ---- model list, pickers and the About panel -------------------------------------------------------------------
 function fillPicker(select) {
   select.replaceChildren();
-  for (const info of state.models) {
-    const suffix = info.name === state.defaultModel ? " (default)" : "";
-    select.append(el("option", { value: info.name, text: `${info.name}${suffix} — ${info.route || "model"}` }));
+  for (const [title, members] of kindGroups(state.models)) {
+    const group = el("optgroup", { label: title });
+    for (const info of members) {
+      const suffix = (info.name === state.defaultModel ? " (default)" : "") + (info.collapsed ? ` ${COLLAPSED}` : "");
+      const option = el("option", { value: info.name, text: `${info.name}${suffix}` });
+      if (info.description) option.title = info.description;
+      group.append(option);
+    }
+    select.append(group);
   }
   select.append(el("option", { value: COMPARE, text: `compare all (${state.models.length} models)` }));
   select.value = state.defaultModel;
 }
 
+function modelCell(info) {
+  const cell = el("th", { scope: "row" }, info.name === state.defaultModel ? `${info.name} (default)` : info.name);
+  if (info.collapsed) {
+    cell.append(" ", el("span", { class: "flag", title: "flagged by the run's collapse check: it predicts nearly "
+      + "one class", text: COLLAPSED }));
+  }
+  if (info.description) cell.append(el("span", { class: "desc", text: info.description }));
+  return cell;
+}
+
 function fillAbout() {
   const body = document.querySelector("#about-table tbody");
   body.replaceChildren();
-  const teacher = state.byName.teacher;
-  const routes = { "fine-tune": "fine-tuning", distil: "distillation", lora: "LoRA adapters" };
+  const teacher = state.models.find((m) => m.route === "fine-tune");
+  const routes = Object.fromEntries(KINDS.map(([route, , words]) => [route, words]));
   for (const info of state.models) {
     const test = (info.metrics && info.metrics.test) || {};
     let params = millions(info.params);
-    if (teacher && teacher.params && info.params && info.name !== "teacher") {
-      params += ` (${Math.round((100 * info.params) / teacher.params)}% of teacher)`;
+    if (teacher && teacher.params && info.params && info !== teacher) {
+      const share = (100 * info.params) / teacher.params;
+      params += ` (${share < 1 ? "<1" : Math.round(share)}% of teacher)`;
     }
     let size = typeof info.size_mb === "number" ? `${info.size_mb.toFixed(1)} MB` : "–";
     if (typeof info.adapter_size_mb === "number") size += ` (adapter ${info.adapter_size_mb.toFixed(2)} MB)`;
-    const name = info.name === state.defaultModel ? `${info.name} (default)` : info.name;
     const cell = (label, text, cls = "") => el("td", { class: cls, "data-label": label, text });
-    body.append(el("tr", {},
-      el("th", { scope: "row", text: name }),
+    body.append(el("tr", { "data-model": info.name, "data-route": info.route || "" },
+      modelCell(info),
       cell("Made by", routes[info.route] || info.route || "–"),
       cell("Layers", layersText(info)),
       cell("Parameters", params),
