@@ -57,29 +57,31 @@ def _identity_layer(layer) -> None:
 
 
 def test_importance_keeps_the_layers_that_matter_on_a_teacher_built_to_know_the_answer(tiny_teacher):
-    """Layers 2 and 4 of a 4-layer teacher are identities: removing them changes nothing, so they go first."""
+    """Layers 2 and 4 of a 4-layer teacher are identities: removing them changes nothing, so they go first
+    (scored against the teacher's own output, which no other change can match)."""
     torch.manual_seed(0)
     teacher = AutoModelForSequenceClassification.from_pretrained(tiny_teacher, num_labels=2).eval()
+    with torch.no_grad():
+        teacher.classifier.weight.mul_(500)  # a head that reacts to its [CLS] state (random init is near-flat)
     for index in (1, 3):
         _identity_layer(teacher.bert.encoder.layer[index])
-    with torch.no_grad():
-        teacher.classifier.weight.mul_(50)  # confident: the teacher's own answers cost almost nothing
     ids = torch.randint(1000, 5000, (64, 12))
     with torch.no_grad():
-        labels = teacher(input_ids=ids).logits.argmax(-1)
+        target = torch.softmax(teacher(input_ids=ids).logits, -1)
 
     def score(kept):
+        """Cross-entropy against the teacher's own distribution: smallest exactly where the output is unchanged."""
         with torch.no_grad():
             logits = build_student(teacher, kept).eval()(input_ids=ids).logits
-        return float(torch.nn.functional.cross_entropy(logits, labels)), 0.0
+        return float(-(target * torch.log_softmax(logits, -1)).sum(-1).mean()), 0.0
 
     full_loss = score([1, 2, 3, 4])[0]
     chosen, steps = greedy_layer_elimination(4, 2, score)
     assert chosen == [1, 3]
     assert sorted(s["removed"] for s in steps) == [2, 4]
     first = {c["layer"]: c["loss"] for c in steps[0]["candidates"]}
-    assert first[2] == pytest.approx(full_loss, abs=1e-4) and first[4] == pytest.approx(full_loss, abs=1e-4)
-    assert min(first[1], first[3]) > full_loss + 1e-3
+    assert first[2] == pytest.approx(full_loss, abs=5e-5) and first[4] == pytest.approx(full_loss, abs=5e-5)
+    assert min(first[1], first[3]) > full_loss + 1e-6
 
 
 # ---- losses -------------------------------------------------------------------------------------------------------
@@ -190,7 +192,7 @@ def test_adalora_reallocates_ranks_during_training(tiny_teacher, tiny_dataset, t
     assert sum(ranks) <= 2 * len(ranks) + 1e-9, "the final budget is target_r per adapter on average"
 
 
-def test_pissa_adapter_is_converted_to_load_on_the_original_checkpoint(tiny_teacher, tmp_path):
+def test_pissa_saves_the_merged_model_that_predicts_like_the_trained_one(tiny_teacher, tmp_path):
     from distilora.config import ExperimentConfig
     from distilora.routes import create_route
     from distilora.routes.base import RouteSetup
@@ -211,16 +213,12 @@ def test_pissa_adapter_is_converted_to_load_on_the_original_checkpoint(tiny_teac
                 param.add_(0.05 * torch.randn_like(param))
     ids = torch.randint(1000, 5000, (2, 9))
     with torch.no_grad():
-        trained = model(input_ids=ids).logits
+        trained = model.eval()(input_ids=ids).logits
     route.save(model, tmp_path / "pissa")
     merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "pissa").eval()
-    base = AutoModelForSequenceClassification.from_pretrained(tiny_teacher, num_labels=2)
-    adapter = json.loads((tmp_path / "pissa" / "adapter" / "adapter_config.json").read_text())
-    assert adapter["r"] == 8, "converted PiSSA adapters have twice the rank"
-    reloaded = peft.PeftModel.from_pretrained(base, tmp_path / "pissa" / "adapter").eval()
+    assert not (tmp_path / "pissa" / "adapter").exists(), "a PiSSA adapter does not apply to the original weights"
     with torch.no_grad():
         torch.testing.assert_close(merged(input_ids=ids).logits, trained, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(reloaded(input_ids=ids).logits, trained, atol=1e-4, rtol=1e-4)
 
 
 def test_lora_trains_the_pooler_by_default_and_odd_lora_only_adapters_and_head(tiny_teacher):

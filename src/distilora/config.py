@@ -104,18 +104,24 @@ class LoraConfig:
     """The attention projections to adapt, by their BERT names (mapped to each architecture's own names)."""
     modules_to_save: tuple[str, ...] = ("pooler",)
     """Modules trained in full beside the adapters; the classification head always is."""
-    adalora_target_r: int = 8
+    adalora_target_r: int | None = None
+    """AdaLoRA's average final rank; default: half of ``r``."""
 
     def __post_init__(self) -> None:
-        if self.r <= 0 or self.alpha <= 0 or not 0 < self.adalora_target_r <= self.r:
-            raise ValueError(f"LoRA r and alpha must be > 0 and 0 < adalora_target_r <= r, got r={self.r}, "
-                             f"alpha={self.alpha}, adalora_target_r={self.adalora_target_r}")
+        if self.r <= 0 or self.alpha <= 0:
+            raise ValueError(f"LoRA r and alpha must be > 0, got r={self.r}, alpha={self.alpha}")
+        if self.adalora_target_r is not None and not 0 < self.adalora_target_r <= self.r:
+            raise ValueError(f"adalora_target_r must be in 1..r={self.r}, got {self.adalora_target_r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
         self.target_modules = tuple(self.target_modules)
         self.modules_to_save = tuple(self.modules_to_save)
         if not self.target_modules:
             raise ValueError("LoRA needs at least one target module")
+
+    @property
+    def final_adalora_r(self) -> int:
+        return self.adalora_target_r or max(1, self.r // 2)
 
 
 @dataclass

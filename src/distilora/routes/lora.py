@@ -7,8 +7,6 @@ the PEFT adapter under ``adapter/`` and the merged model (loads in plain transfo
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ def peft_config(settings: LoraConfig, variant: str, target_modules: list[str], t
                   target_modules=target_modules, modules_to_save=list(settings.modules_to_save) or None)
     if variant == "adalora":
         # Warm up for 10 % of the steps, prune ranks until 70 %, then keep the final budget fixed.
-        return peft.AdaLoraConfig(init_r=settings.r, target_r=settings.adalora_target_r, total_step=total_steps,
+        return peft.AdaLoraConfig(init_r=settings.r, target_r=settings.final_adalora_r, total_step=total_steps,
                                   tinit=max(1, total_steps // 10), tfinal=max(1, total_steps * 3 // 10),
                                   deltaT=max(1, total_steps // 50), **common)
     extra = {"lora": {}, "dora": {"use_dora": True}, "rslora": {"use_rslora": True},
@@ -64,15 +62,9 @@ def build_lora_model(checkpoint: str, labels: list[str], settings: LoraConfig, v
     return wrap_with_lora(load_pretrained_classifier(checkpoint, labels), settings, variant, total_steps)
 
 
-def save_lora(model: peft.PeftModel, directory: Path, initial_adapter: Path | None = None) -> None:
-    """The PEFT adapter under ``adapter/``, and the merged model (loads in plain transformers) beside it.
-
-    ``initial_adapter``: PiSSA's adapter before training; the saved adapter is converted to plain LoRA on the
-    *original* weights (PiSSA trains on residual weights), so it loads on the unmodified checkpoint.
-    """
-    if initial_adapter is not None:
-        model.save_pretrained(directory / ADAPTER_DIR, path_initial_model_for_weight_conversion=str(initial_adapter))
-    else:
+def save_lora(model: peft.PeftModel, directory: Path, with_adapter: bool = True) -> None:
+    """The PEFT adapter under ``adapter/``, and the merged model (loads in plain transformers) beside it."""
+    if with_adapter:
         model.save_pretrained(directory / ADAPTER_DIR)
     model.merge_and_unload().save_pretrained(directory)
 
@@ -97,7 +89,6 @@ class Lora(Route):
         if variant not in VARIANTS:
             raise RouteError(f"unknown LoRA variant {variant!r}; choose from {', '.join(VARIANTS)}")
         self.variant = variant
-        self._initial_adapter: Path | None = None
         # AdaLoRA's rank pattern changes as it trains: an earlier checkpoint does not fit the final model's shapes.
         self.restore_best = variant != "adalora"
 
@@ -111,14 +102,7 @@ class Lora(Route):
         # AdaLoRA schedules its rank budget over the whole run; the other variants do not need the step count.
         adalora = self.variant == "adalora"
         steps = num_training_steps(self.training(ctx.config), len(ctx.encoded["train"])) if adalora else 1
-        model = wrap_with_lora(self.base_model(ctx), ctx.config.lora, self.variant, steps)
-        if self.variant == "pissa":
-            self._initial_adapter = Path(tempfile.mkdtemp(prefix="distilora-pissa-"))
-            config = model.peft_config["default"]
-            config.init_lora_weights, pissa = True, config.init_lora_weights
-            model.save_pretrained(self._initial_adapter)
-            config.init_lora_weights = pissa
-        return model
+        return wrap_with_lora(self.base_model(ctx), ctx.config.lora, self.variant, steps)
 
     def callbacks(self, model: PreTrainedModel) -> list[TrainerCallback]:
         return [AdaLoraRankAllocation(model)] if self.variant == "adalora" else []
@@ -126,7 +110,7 @@ class Lora(Route):
     def describe(self, config: ExperimentConfig) -> str:
         c = config.lora
         name = VARIANT_NAMES[self.variant]
-        rank = f"r {c.r}→{c.adalora_target_r}" if self.variant == "adalora" else f"r {c.r}"
+        rank = f"r {c.r}→{c.final_adalora_r}" if self.variant == "adalora" else f"r {c.r}"
         return f"{name} ({rank}, α {c.alpha}) on {', '.join(c.target_modules)} of the pretrained model"
 
     def fingerprint_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
@@ -135,12 +119,9 @@ class Lora(Route):
                 c.data.max_length)
 
     def save(self, model: PreTrainedModel, directory: Path) -> None:
-        try:
-            save_lora(model, directory, self._initial_adapter)
-        finally:
-            if self._initial_adapter is not None:
-                shutil.rmtree(self._initial_adapter, ignore_errors=True)
-                self._initial_adapter = None
+        # PiSSA trains on residual base weights: its adapter does not apply to the original checkpoint (PEFT's
+        # conversion to plain LoRA fails when modules_to_save are trained), so only the merged model is saved.
+        save_lora(model, directory, with_adapter=self.variant != "pissa")
 
 
 class LoraDistilled(Lora):
