@@ -62,6 +62,10 @@ def make_tiny_teacher(directory: Path, num_layers: int = 4) -> Path:
     return directory
 
 
+FOUR_ROUTES = ("odd", "even", "lora")
+"""The assignment's comparison (teacher, odd, even, LoRA): the tiny fixture runs that most tests read."""
+
+
 def tiny_experiment_config(dataset: Path, teacher: Path, output: Path, **overrides):
     from distilora import DataConfig, ExperimentConfig, TrainConfig
 
@@ -97,5 +101,6 @@ def tiny_run(tmp_path_factory, tiny_teacher, tiny_dataset) -> Path:
     from distilora.experiment import Experiment
 
     output = tmp_path_factory.mktemp("tiny-run") / "run"
-    Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, measure_speed=True)).run()
+    Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, measure_speed=True,
+                                      routes=FOUR_ROUTES)).run()
     return output

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_dataset, tiny_experiment_config
+from conftest import FOUR_ROUTES, make_dataset, tiny_experiment_config
 from sklearn.metrics import confusion_matrix, f1_score
 
 from distilora.config import DataConfig, DistillationConfig
@@ -39,7 +39,7 @@ def three_class_run(tmp_path_factory, tiny_teacher) -> Path:
     root = tmp_path_factory.mktemp("three-class")
     dataset = make_dataset(root / "data", num_classes=3, sizes=(90, 30, 30))
     output = root / "run"
-    Experiment(tiny_experiment_config(dataset, tiny_teacher, output)).run()
+    Experiment(tiny_experiment_config(dataset, tiny_teacher, output, routes=FOUR_ROUTES)).run()
     return output
 
 
@@ -90,8 +90,8 @@ def test_results_json_contract(tiny_run, tiny_dataset, tiny_teacher):
     assert models["lora"]["params"] == models["teacher"]["params"], "the merged LoRA model has the teacher's shape"
     for name in ("teacher", "odd", "even"):
         assert models[name]["trainable_params"] == models[name]["params"]
-    # LoRA (r=16 on query and value, 32 → 32, in 4 layers) + the classifier head (32·2 + 2)
-    assert models["lora"]["trainable_params"] == 4 * 2 * 16 * (32 + 32) + 66
+    # LoRA (r=16 on query and value, 32 → 32, in 4 layers) + the pooler (32·32 + 32) + the classifier (32·2 + 2)
+    assert models["lora"]["trainable_params"] == 4 * 2 * 16 * (32 + 32) + 32 * 32 + 32 + 66
     assert (tiny_run / "results.md").read_text().count("\n| ") == 1 + len(MODELS)
 
 
@@ -130,20 +130,33 @@ def test_three_class_dataset_end_to_end(three_class_run):
 
 # ---- saved models load with plain transformers and predict what was counted --------------------------------------
 
-def assert_saved_models_match_the_evaluation(run: Path, splits=("validation", "test"), pipeline_texts=None) -> None:
+def assert_saved_models_match_the_evaluation(run: Path, splits=("validation", "test"), pipeline_texts=None,
+                                            models=MODELS) -> None:
     """Every model directory of ``run`` loads with plain transformers and predicts what its predictions file and
     results.json say (shared with the integration test, which pipes only the first ``pipeline_texts`` texts
-    through the one-text-at-a-time pipeline: the padded batch covers them all)."""
+    through the one-text-at-a-time pipeline: the padded batch covers them all). Text baselines (TF-IDF, majority)
+    are not transformers models: they are checked through :class:`~distilora.Classifier`."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    from distilora import Classifier
+    from distilora.models.text_baselines import is_text_baseline
 
     results = results_of(run)
     data = load_task_data(DataConfig(**results["config"]["data"]), results["seed"])
     classes = list(range(len(results["labels"])))
-    assert list(results["models"]) == list(MODELS)
-    for name in MODELS:
+    assert list(results["models"]) == list(models)
+    for name in models:
         model_dir = run / name
         predictions = json.loads((run / "predictions" / f"{name}.json").read_text())
+        if is_text_baseline(model_dir):
+            for split in splits:
+                probs = Classifier.load(run, name).predict_proba(list(data.splits[split]["text"]))
+                np.testing.assert_allclose(probs, np.asarray(predictions[split]["probs"]), atol=2e-5)
+                counted = probs.argmax(1)
+                assert results["models"][name]["metrics"][split]["macro_f1"] == pytest.approx(
+                    f1_score(data.splits[split]["label"], counted, average="macro", labels=classes))
+            continue
         model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         classify = pipeline("text-classification", model=str(model_dir), truncation=True, top_k=None)
@@ -218,7 +231,7 @@ def test_finished_stages_are_reused_and_changed_settings_retrain(tiny_run, tiny_
     before = {name: mtime(path) for name, path in weights.items()}
     first = results_of(run)
 
-    again = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run)).run()
+    again = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=FOUR_ROUTES)).run()
     assert again["reused_stages"] == list(MODELS)
     assert {name: mtime(path) for name, path in weights.items()} == before, "a reused stage must not be retrained"
     for name in MODELS:

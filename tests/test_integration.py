@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED_DATASETS
-from test_experiment import MODELS, assert_saved_models_match_the_evaluation
+from test_experiment import assert_saved_models_match_the_evaluation
+
+MODELS = ("teacher", "odd", "even", "lora", "odd-no-kd", "tfidf", "majority")
+"""The default group: what ``make run`` trains."""
 
 TWEET_EVAL = SHARED_DATASETS / "tweet_eval_hate"
 
@@ -58,10 +61,11 @@ def test_real_run_results(real_run):
     assert (report["test"]["dropped"], report["test"]["rows"]) == (0, 100)
     models = results["models"]
     assert list(models) == list(MODELS)
-    assert [models[name]["layers"] for name in MODELS] == [None, [1, 3, 5], [2, 4, 6], None]
+    assert [models[name]["layers"] for name in MODELS] == [None, [1, 3, 5], [2, 4, 6], None, [1, 3, 5], None, None]
     assert models["odd"]["params"] < models["teacher"]["params"] == models["lora"]["params"]
-    # r=16 on query and value (384 → 384) in 6 layers, plus the 2-class head
-    assert models["lora"]["trainable_params"] == 6 * 2 * 16 * (384 + 384) + 384 * 2 + 2
+    # r=16 on query and value (384 → 384) in 6 layers, plus the pooler (384 → 384) and the 2-class head
+    assert models["lora"]["trainable_params"] == 6 * 2 * 16 * (384 + 384) + 384 * 384 + 384 + 384 * 2 + 2
+    assert models["odd-no-kd"]["ablation_of"] == "odd" and models["majority"]["collapse"] is None
     for name in ("odd", "even"):
         logged = [entry for entry in models[name]["history"] if "loss" in entry]
         assert logged and all({"loss_ce", "loss_kd", "loss_cos"} <= entry.keys() for entry in logged)
@@ -73,7 +77,7 @@ def test_real_run_models_load_in_plain_transformers(real_run):
     for name, depth in (("teacher", 6), ("odd", 3), ("even", 3), ("lora", 6)):
         config = AutoConfig.from_pretrained(real_run / name)
         assert (config.num_hidden_layers, config.hidden_size) == (depth, 384)
-    assert_saved_models_match_the_evaluation(real_run, splits=("test",), pipeline_texts=20)
+    assert_saved_models_match_the_evaluation(real_run, splits=("test",), pipeline_texts=20, models=MODELS)
 
 
 def test_real_run_predict_command(real_run, capsys):

@@ -238,7 +238,18 @@ def test_lora_trains_the_pooler_by_default_and_odd_lora_only_adapters_and_head(t
 
 
 # ---- end to end on the tiny teacher --------------------------------------------------------------------------------
-def test_the_default_group_trains_the_ablation_and_baselines_beside_the_students(tiny_run):
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, tiny_teacher, tiny_dataset):
+    """The default group (teacher, odd, even, lora, odd-no-kd, tfidf, majority) on the tiny teacher."""
+    from distilora.experiment import Experiment
+
+    output = tmp_path_factory.mktemp("default-run") / "run"
+    Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, measure_speed=True)).run()
+    return output
+
+
+def test_the_default_group_trains_the_ablation_and_baselines_beside_the_students(default_run):
+    tiny_run = default_run
     from distilora.inference import Classifier
     from distilora.serve import ModelRegistry
 

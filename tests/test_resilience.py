@@ -27,7 +27,7 @@ def _cli(*args: str) -> list[str]:
 
 def _run_args(dataset: Path, teacher: Path, output: Path) -> list[str]:
     return ["run", "--dataset", str(dataset), "--teacher", str(teacher), "--output-dir", str(output),
-            "--epochs", "4", "--batch-size", "16", "--max-length", "32", "--no-lora"]
+            "--epochs", "4", "--batch-size", "16", "--max-length", "32", "--routes", "odd,even"]
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +128,8 @@ def test_full_disk_fails_the_stage_and_keeps_the_previous_model(tmp_path, tiny_r
 
     monkeypatch.setattr("distilora.routes.base.Route.save", disk_full)
     # A new temperature changes the students' fingerprint, so they are retrained (and their save fails).
-    code = cli_main(["-q", *_run_args(tiny_dataset, tiny_teacher, output)[:-1], "--epochs", "1", "--temperature",
-                     "3", "--max-length", "32"])
+    code = cli_main(["-q", *_run_args(tiny_dataset, tiny_teacher, output)[:-2], "--routes", "odd,even,lora",
+                     "--epochs", "1", "--temperature", "3", "--max-length", "32"])
     assert code == 2
     assert "No space left on device" in capsys.readouterr().err
     assert verify_manifest(output / "odd")["files"] == before

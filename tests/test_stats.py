@@ -196,6 +196,7 @@ def test_comparison_pairs_cover_students_teacher_and_lora():
     assert comparison_pairs(models) == [
         ("odd", "even", "student vs student"),
         ("odd", "teacher", "student vs teacher"), ("even", "teacher", "student vs teacher"),
+        ("lora", "teacher", "LoRA vs teacher"),
         ("odd", "lora", "student vs LoRA"), ("even", "lora", "student vs LoRA"),
     ]
 
@@ -208,14 +209,14 @@ def test_run_statistics_adds_best_vs_runner_up_when_not_already_compared():
     def split(pred):
         return {"test": SplitPredictions(y_true, np.eye(2)[pred])}
 
-    models = {"teacher": {"route": "fine-tune"}, "odd": {"route": "distil"}, "lora": {"route": "lora"}}
-    stats = run_statistics(models, {"teacher": split(strong), "lora": split(weaker), "odd": split(student)}, 2,
+    # A baseline is compared with nobody by kind: when it leads, it is compared with the runner-up.
+    models = {"teacher": {"route": "fine-tune"}, "odd": {"route": "distil"}, "tfidf": {"route": "baseline"}}
+    stats = run_statistics(models, {"teacher": split(student), "odd": split(weaker), "tfidf": split(strong)}, 2,
                            n_resamples=1000)
     kinds = {(c["a"], c["b"]): c["kind"] for c in stats["comparisons"]}
-    assert kinds == {("odd", "teacher"): "student vs teacher", ("odd", "lora"): "student vs LoRA",
-                     ("teacher", "lora"): "best vs runner-up"}
+    assert kinds == {("odd", "teacher"): "student vs teacher", ("tfidf", "odd"): "best vs runner-up"}
     raw = [c["mcnemar"]["p_value"] for c in stats["comparisons"]]
     assert [c["mcnemar"]["p_holm"] for c in stats["comparisons"]] == pytest.approx(st.holm(raw))
     odd_vs_teacher = stats["comparisons"][0]
     assert odd_vs_teacher["difference_significant"] and odd_vs_teacher["mcnemar_significant"]
-    assert odd_vs_teacher["macro_f1_difference"]["high"] < 0
+    assert odd_vs_teacher["macro_f1_difference"]["low"] > 0

@@ -37,7 +37,8 @@ from distilora.versions import __version__
 STATIC = Path(__file__).parent / "static"
 INLINE_PARSE_BYTES = 16 * 1024
 DESCRIPTION = f"""Classify text with the models of one distilora run: the fine-tuned teacher, the half-depth
-students distilled from it (odd and even layers) and the LoRA model.
+students distilled from it, LoRA models, LoRA + distillation hybrids and the baselines (a student trained
+without its teacher, TF-IDF, the majority class) — whichever routes the run trained.
 
 Limits: at most {MAX_TEXTS} texts per request, each at most {MAX_TEXT_CHARS:,} characters (more: 413);
 texts longer than a model's maximum length are truncated and the result says so (`truncated`). Concurrent
