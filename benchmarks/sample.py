@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from transformers import PreTrainedTokenizerBase
 
 from distilora.config import DataConfig
-from distilora.data import encode_splits, load_task_data
+from distilora.data import TOKEN_FIELDS, encode_splits, load_task_data
 
 
 @dataclass
@@ -48,7 +48,7 @@ def load_sample(dataset: str, tokenizer: PreTrainedTokenizerBase, train_size: in
     encoded = encode_splits(datasets.DatasetDict(train=train), tokenizer, max_length)["train"]
     infer_texts = list(infer["text"])
     tokens = tokenizer(infer_texts, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in tokens]
+    keys = [k for k in TOKEN_FIELDS if k in tokens]
     encodings = [{k: tokens[k][row] for k in keys} for row in range(len(infer))]
     return BenchSample(tokenizer, data.labels, max_length, list(train["text"]), list(train["label"]), encoded,
                        infer_texts, encodings)
@@ -61,7 +61,7 @@ def naive_loader(tokenizer: PreTrainedTokenizerBase, texts: list[str], labels: l
     Yields dicts of tensors (``input_ids``, ``attention_mask``, [``token_type_ids``], ``labels``).
     """
     encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+    keys = [k for k in TOKEN_FIELDS if k in encoded]
     tensors = [encoded[k] for k in keys] + [torch.tensor(labels, dtype=torch.long)]
     names = [*keys, "labels"]
 

@@ -249,11 +249,10 @@ def default_run(tmp_path_factory, tiny_teacher, tiny_dataset):
 
 
 def test_the_default_group_trains_the_ablation_and_baselines_beside_the_students(default_run):
-    tiny_run = default_run
     from distilora.inference import Classifier
     from distilora.serve import ModelRegistry
 
-    results = json.loads((tiny_run / "results.json").read_text())
+    results = json.loads((default_run / "results.json").read_text())
     models = results["models"]
     assert list(models) == ["teacher", "odd", "even", "lora", "odd-no-kd", "tfidf", "majority"]
     # The ablation starts from the odd student's exact layers and trains on the labels alone: no teacher term.
@@ -267,10 +266,10 @@ def test_the_default_group_trains_the_ablation_and_baselines_beside_the_students
     assert all(isinstance(models[n]["collapse"]["collapsed"], bool) for n in models if n != "majority")
     assert all(models[n]["description"] for n in models)
     assert set(results["speed"]["models"]) == set(models)
-    tfidf = Classifier.load(tiny_run, "tfidf")
+    tfidf = Classifier.load(default_run, "tfidf")
     texts = ["you are awful", "what a lovely day"]
     assert [p.label for p in tfidf.predict(texts)] == [tfidf.labels[i] for i in tfidf.logits(texts).argmax(1)]
-    registry = ModelRegistry.load(tiny_run)
+    registry = ModelRegistry.load(default_run)
     assert {"tfidf", "majority", "odd-no-kd"} <= set(registry.names)
 
 

@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrai
 
 from distilora.artifacts import verified_snapshot
 from distilora.config import ExperimentConfig
-from distilora.data import TaskData, encode_splits, load_task_data
+from distilora.data import TaskData, encode_splits, load_task_data, token_rows
 from distilora.evaluation import evaluate_classifier, results_markdown
 from distilora.evaluation.collapse import collapse_check
 from distilora.evaluation.evaluate import count_saved_parameters, weights_size_mb
@@ -87,10 +87,7 @@ class Experiment:
         return self._teacher_targets
 
     def training_data(self, route: Route) -> datasets.Dataset:
-        if route.needs_teacher_targets:
-            self.teacher_targets()
-            return with_example_index(self.encoded["train"])
-        return self.encoded["train"]
+        return with_example_index(self.encoded["train"]) if route.needs_teacher_targets else self.encoded["train"]
 
     def class_weights(self) -> torch.Tensor | None:
         if self.config.class_weight == "none":
@@ -101,9 +98,7 @@ class Experiment:
 
     def validation_scores(self, model: PreTrainedModel) -> tuple[float, float]:
         if self._validation_encodings is None:
-            split = self.encoded["validation"]
-            keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in split.column_names]
-            self._validation_encodings = [{k: row[k] for k in keys} for row in split]
+            self._validation_encodings = token_rows(self.encoded["validation"])
         logits = forward_in_batches(model, self._validation_encodings, self.tokenizer, batch_size=128).logits
         metrics = classification_metrics(self.data.splits["validation"]["label"], logits, self.labels)
         return metrics["loss"], metrics["macro_f1"]
@@ -165,8 +160,7 @@ class Experiment:
                 "route": record.route,
                 "description": routes[name].describe(self.config),
                 "layers": record.layers,
-                "num_layers": len(record.layers) if record.layers else self.teacher_depth if routes[name].tokenized
-                else 0,
+                "num_layers": self.num_layers(routes[name], record),
                 "metrics": metrics,
                 "collapse": self.collapse(name, predictions) if routes[name].can_collapse else None,
                 "train_loss": record.train_loss,
@@ -188,6 +182,12 @@ class Experiment:
             source = f"{len(texts)} texts sampled (seed 0) from the test split of {self.config.data.dataset}"
             speed = speed_report(classifiers, texts, source)
         return models, speed
+
+    def num_layers(self, route: Route, record: StageRecord) -> int:
+        """The model's encoder depth: its kept layers, all the teacher's, or 0 (TF-IDF, majority)."""
+        if record.layers:
+            return len(record.layers)
+        return self.teacher_depth if route.tokenized else 0
 
     def collapse(self, name: str, predictions: dict[str, Any]) -> dict[str, Any] | None:
         """Whether ``name`` answers (almost) one class on validation or is no better than the majority class."""

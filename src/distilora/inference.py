@@ -20,6 +20,7 @@ from transformers import (
 
 from distilora.artifacts import verified_snapshot
 from distilora.config import MAX_TEXT_CHARS
+from distilora.data.encoding import TOKEN_FIELDS
 from distilora.models.text_baselines import TextBaseline, is_text_baseline
 from distilora.run_dir import RunDirectory
 
@@ -132,7 +133,7 @@ class Classifier:
             return [], []
         with self._tokenizer_lock:
             encoded = self.tokenizer(texts, truncation=False, verbose=False)
-        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+        keys = [k for k in TOKEN_FIELDS if k in encoded]
         limit = self.max_length
         # One tokenizer pass: cut long texts here, keeping the closing special token ([SEP]) exactly as
         # truncation=True would for a single sequence, and remember which texts were cut.

@@ -5,6 +5,15 @@ from __future__ import annotations
 import datasets
 from transformers import PreTrainedTokenizerBase
 
+TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
+"""What a tokenizer gives a model (``token_type_ids`` only for some architectures)."""
+
+
+def token_rows(split: datasets.Dataset) -> list[dict[str, list[int]]]:
+    """Each example's token fields, as ``forward_in_batches`` takes them."""
+    keys = [k for k in TOKEN_FIELDS if k in split.column_names]
+    return [{k: row[k] for k in keys} for row in split]
+
 
 def encode_splits(splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase,
                   max_length: int) -> datasets.DatasetDict:

@@ -49,8 +49,7 @@ class TextBaseline:
         return decision_logits(features @ self.weights["coef"].T + self.weights["intercept"])
 
     def _vectorizer(self) -> TfidfVectorizer:
-        vectorizer = TfidfVectorizer(vocabulary=self.vocabulary, ngram_range=(1, self.settings["ngram_max"]),
-                                     sublinear_tf=True, lowercase=True)
+        vectorizer = tfidf_vectorizer(self.settings["ngram_max"], vocabulary=self.vocabulary)
         vectorizer.idf_ = self.weights["idf"]
         return vectorizer
 
@@ -75,6 +74,11 @@ class TextBaseline:
         return cls(kind, labels, load_file(str(directory / WEIGHTS_FILE)), vocabulary, config)
 
 
+def tfidf_vectorizer(ngram_max: int, **options) -> TfidfVectorizer:
+    """Word 1..``ngram_max``-grams, lower-cased, sublinear tf: the same recipe when fitting and when loading."""
+    return TfidfVectorizer(ngram_range=(1, ngram_max), sublinear_tf=True, lowercase=True, **options)
+
+
 def fit_majority(labels: list[str], y_train: Sequence[int]) -> TextBaseline:
     """Always the most frequent training class (its scores are the training class frequencies)."""
     counts = np.bincount(np.asarray(y_train), minlength=len(labels)).astype(np.float64)
@@ -88,8 +92,7 @@ def fit_tfidf(labels: list[str], train: tuple[list[str], list[int]], validation:
 
     Returns the model fitted with the best C, and every C's validation macro-F1.
     """
-    vectorizer = TfidfVectorizer(ngram_range=(1, settings.ngram_max), max_features=settings.max_features,
-                                 sublinear_tf=True, lowercase=True)
+    vectorizer = tfidf_vectorizer(settings.ngram_max, max_features=settings.max_features)
     x_train = vectorizer.fit_transform(train[0])
     x_val = vectorizer.transform(validation[0])
     scores, fitted = {}, {}

@@ -7,13 +7,12 @@ from collections.abc import Mapping
 from distilora.report import formatting as f
 from distilora.report.analysis import ablation_of, ranking
 from distilora.report.context import MAJORITY_MODEL, ReportContext
-from distilora.routes.base import RouteKind, names_of_kind
+from distilora.routes.base import RouteKind
 
 COMPONENT_NAMES = {"loss_kd": "the KL term (× T²)", "loss_cos": "the cosine term (1 − cos)", "loss_ce": "CE"}
 TIE = 1e-12
 NEAR_TEACHER = 0.97
 """A half-depth model "reaches" the teacher at this share of its test macro-F1."""
-NO_ENCODER = ("tfidf", MAJORITY_MODEL)
 MAX_SPELLED_OUT = 8
 """Up to this many paired comparisons get a sentence each; more are summarised in one sentence per kind."""
 
@@ -129,7 +128,7 @@ def _half_depth(ctx: ReportContext) -> list[str]:
         return []
     kinds = (RouteKind.DISTIL, RouteKind.HYBRID, RouteKind.BASELINE)
     scores = {n: ctx.test_f1(n) for n, m in ctx.models.items()
-              if m.get("route") in kinds and n not in NO_ENCODER and 0 < (m.get("num_layers") or 0) <= depth / 2}
+              if m.get("route") in kinds and 0 < (m.get("num_layers") or 0) <= depth / 2}
     share = {n: v / teacher_f1 for n, v in scores.items() if v is not None}
     if not share:
         return []
@@ -191,7 +190,7 @@ def _comparison_groups(comparisons: list[Mapping]) -> list[str]:
 
 
 def _cost(ctx: ReportContext) -> list[str]:
-    teacher = next(iter(names_of_kind(ctx.models, RouteKind.FINE_TUNE)), None)
+    teacher = ctx.teacher
     if teacher is None:
         return []
     t, t_speed = ctx.models[teacher], ctx.speed_of(teacher)

@@ -48,9 +48,9 @@ class TextBaselineRoute(Route):
 
 class Tfidf(TextBaselineRoute):
     def fit(self, ctx: RouteContext, seed: int) -> TextBaseline:
-        model, self.search = fit_tfidf(ctx.labels, ctx.train_texts(), ctx.validation_texts(), ctx.config.tfidf,
-                                       ctx.config.class_weight, seed)
-        self.search = {"tfidf_search": self.search}
+        model, search = fit_tfidf(ctx.labels, ctx.train_texts(), ctx.validation_texts(), ctx.config.tfidf,
+                                  ctx.config.class_weight, seed)
+        self.search = {"tfidf_search": search}
         return model
 
     def describe(self, config: ExperimentConfig) -> str:

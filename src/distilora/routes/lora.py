@@ -25,8 +25,8 @@ from distilora.training.trainer import num_training_steps
 logger = logging.getLogger(__name__)
 
 ADAPTER_DIR = "adapter"
-VARIANTS = ("lora", "dora", "rslora", "pissa", "adalora")
 VARIANT_NAMES = {"lora": "LoRA", "dora": "DoRA", "rslora": "rsLoRA", "pissa": "PiSSA", "adalora": "AdaLoRA"}
+VARIANTS = tuple(VARIANT_NAMES)
 """``--lora-variant``: plain LoRA, DoRA (magnitude / direction), rank-stabilised scaling, PiSSA (principal singular
 vectors as the initialisation), AdaLoRA (ranks reallocated during training)."""
 

@@ -16,6 +16,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from distilora.data.encoding import token_rows
 from distilora.inference import forward_in_batches
 from distilora.training.losses import TEACHER_LAYER_CLS, TEACHER_LOGITS
 
@@ -28,9 +29,7 @@ CACHE_FORMAT = "layer-cls-v2"
 
 def compute_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                             train: datasets.Dataset, batch_size: int = 128) -> dict[str, np.ndarray]:
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in train.column_names]
-    encodings = [{k: row[k] for k in keys} for row in train]
-    output = forward_in_batches(teacher, encodings, tokenizer, batch_size=batch_size, want_cls=True)
+    output = forward_in_batches(teacher, token_rows(train), tokenizer, batch_size=batch_size, want_cls=True)
     return {TEACHER_LOGITS: output.logits.astype(np.float32), TEACHER_LAYER_CLS: output.cls.astype(np.float32)}
 
 

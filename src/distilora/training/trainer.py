@@ -25,13 +25,14 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from distilora.config import TrainConfig
+from distilora.data.encoding import TOKEN_FIELDS
 from distilora.evaluation.metrics import classification_metrics
 from distilora.training.losses import TEACHER_CLS, TEACHER_LAYER_CLS, TEACHER_LOGITS
 from distilora.training.teacher_targets import EXAMPLE_INDEX
 
 logger = logging.getLogger(__name__)
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+MODEL_INPUTS = (*TOKEN_FIELDS, "labels")
 TEACHER_INPUTS = (TEACHER_LOGITS, TEACHER_CLS, TEACHER_LAYER_CLS)
 
 
