@@ -60,7 +60,8 @@ def results_markdown(results: dict) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, m in results["models"].items():
-        layers = ",".join(map(str, m["layers"])) if m["layers"] else f"all {m['num_layers']}"
+        layers = ",".join(map(str, m["layers"])) if m["layers"] else f"all {m['num_layers']}" if m["num_layers"] \
+            else "none"
         val, test = m["metrics"]["validation"], m["metrics"]["test"]
         lines.append(
             f"| {name} | {layers} | {_fmt_params(m['params'])} | {_fmt_params(m['trainable_params'])} "
