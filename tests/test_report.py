@@ -430,7 +430,8 @@ def test_findings_tell_what_distillation_adds_collapse_and_half_depth(all_kinds_
     sentence = next(line for line in findings.splitlines() if "97 % of the teacher's test macro-F1" in line)
     names = reached[0] if len(reached) == 1 else ", ".join(reached[:-1]) + " and " + reached[-1]
     assert sentence.startswith(f"- With at most half of the teacher's 6 layers, {names} reach")
-    assert f"the closest is odd with {stats['intervals']['odd']['macro_f1']['estimate']:.3f}" in sentence
+    odd = stats["intervals"]["odd"]["macro_f1"]["estimate"]
+    assert f"(0.97 × {teacher:.3f} = {0.97 * teacher:.3f}): odd ({odd:.3f}, {share['odd'] * 100:.1f} %)" in sentence
     assert "tfidf" not in sentence and "lora-kd" not in sentence
 
 

@@ -133,14 +133,16 @@ def _half_depth(ctx: ReportContext) -> list[str]:
     if not share:
         return []
     closest = max(share, key=share.get)
-    target = f"97 % of the teacher's test macro-F1 ({NEAR_TEACHER * teacher_f1:.3f} of {teacher_f1:.3f})"
-    near = f"the closest is {closest} with {scores[closest]:.3f} ({share[closest] * 100:.1f} % of the teacher's)"
+    target = (f"97 % of the teacher's test macro-F1 ({NEAR_TEACHER:.2f} × {teacher_f1:.3f} = "
+              f"{NEAR_TEACHER * teacher_f1:.3f})")
     reached = sorted((n for n in share if share[n] >= NEAR_TEACHER), key=lambda n: -share[n])
     if not reached:
+        near = f"the closest is {closest} with {scores[closest]:.3f} ({share[closest] * 100:.1f} % of the teacher's)"
         return [f"No half-depth model (at most {depth // 2} of the teacher's {depth} layers) reaches {target}; "
                 f"{near}."]
     verb = "reaches" if len(reached) == 1 else "reach"
-    return [f"With at most half of the teacher's {depth} layers, {_join(reached)} {verb} {target}; {near} "
+    each = _join([f"{n} ({scores[n]:.3f}, {share[n] * 100:.1f} %)" for n in reached])
+    return [f"With at most half of the teacher's {depth} layers, {_join(reached)} {verb} {target}: {each} "
             "(point estimates; see the paired comparisons for their uncertainty)."]
 
 
