@@ -232,3 +232,14 @@ def test_serve_backend_onnx_serves_the_exports(exported):
             results = response.json()["results"]
             assert len(results) == 2 and all(r["label"] in info["labels"] for r in results)
             assert all(sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-4) for r in results)
+
+
+def test_parity_is_refused_on_data_other_than_the_runs(run_copy, tiny_dataset, tmp_path, capsys):
+    other = tmp_path / "other-data"
+    shutil.copytree(tiny_dataset, other)
+    test_csv = other / "test.csv"
+    test_csv.write_text(test_csv.read_text().replace("coffee", "tea", 1))
+    assert cli(["export", "--run", str(run_copy), "--model", "odd", "--dataset", str(other)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("distilora")]
+    assert len(err) == 1 and "not the data this run was trained and evaluated on" in err[0]
+    assert not (run_copy / "export").exists()

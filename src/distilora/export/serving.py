@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from distilora.artifacts import ArtifactError
 from distilora.run_dir import PARITY_FILE, RunDirectory
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,18 @@ def _parity(path: Path) -> dict[str, Any]:
     return parity if isinstance(parity, dict) else {}
 
 
+def _warn_if_stale(run: RunDirectory, path: Path, parity: dict[str, Any]) -> None:
+    """Log when the run's model was retrained after it was exported (the export is still served, as it is)."""
+    model, weights = parity.get("model"), parity.get("source", {}).get("weights")
+    try:
+        current = RunDirectory.weights_hash(run.model_dir(str(model)))
+    except (ArtifactError, OSError):
+        current = None
+    if weights and current != weights:
+        logger.warning("%s: exported from an earlier %s than the run holds now; export it again to serve the "
+                       "current one", path, model)
+
+
 def export_sources(run: RunDirectory, results: dict[str, Any]) -> tuple[dict[str, Path], dict[str, Any]]:
     """``{export name: directory}`` of the servable exports, and ``results`` with their entries as its models.
 
@@ -36,6 +49,7 @@ def export_sources(run: RunDirectory, results: dict[str, Any]) -> tuple[dict[str
         if parity.get("passed") is not True:
             logger.warning("%s: %s; not served", path, "failed its parity gate" if parity else f"no {PARITY_FILE}")
             continue
+        _warn_if_stale(run, path, parity)
         source = dict(results.get("models", {}).get(parity.get("model"), {}))
         quantization = (parity.get("settings", {}).get("quantization") or {}).get("type")
         sources[name] = path
