@@ -13,14 +13,13 @@ can saturate, which ``reduce_range`` avoids); AVX512-BF16 / AMX-BF16 run bf16.""
 
 def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
     """``{"model": name, "flags": {flag: present}}`` for ``CPU_FLAGS`` (flags empty where /proc/cpuinfo is absent)."""
-    model, flags = platform.processor() or platform.machine(), None
+    fields: dict[str, str] = {}
     try:
-        for line in cpuinfo.read_text().splitlines():
+        for line in cpuinfo.read_text().splitlines():  # the first processor's lines are enough
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("", platform.processor() or platform.machine()):
-                model = value.strip()
-            elif key.strip() == "flags" and flags is None:
-                flags = set(value.split())
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return {"model": model, "flags": {flag: flag in flags for flag in CPU_FLAGS} if flags is not None else {}}
+    flags = set(fields["flags"].split()) if "flags" in fields else None
+    return {"model": fields.get("model name") or platform.processor() or platform.machine(),
+            "flags": {flag: flag in flags for flag in CPU_FLAGS} if flags is not None else {}}
