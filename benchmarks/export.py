@@ -18,7 +18,7 @@ from benchmarks.config import BenchConfig
 from benchmarks.sample import BenchSample
 from distilora.config import INT8_VARIANTS, ExportConfig
 from distilora.evaluation.speed import measure
-from distilora.export.onnx import export_onnx, quantize_int8
+from distilora.export.onnx import choose_int8, export_onnx, quantize_int8
 from distilora.export.parity import agreement, probability_deltas
 from distilora.export.runtime import OnnxClassifier
 from distilora.inference import Classifier
@@ -61,13 +61,10 @@ def measure_export(model: PreTrainedModel, sample: BenchSample, options: BenchCo
             "agreement": agreement(logits[REFERENCE], logits[name]),
             "max_abs_dp": float(probability_deltas(logits[REFERENCE], logits[name]).max()),
             "size_mb": sizes.get(name), "quantization": files[name][1] if name in files else None,
+            "quantized_weight_share": (files[name][1] or {}).get("quantized_weight_share") if name in files else None,
         }
     return {"samples": len(texts), "batch_size": batch, "single_texts": reference["single_texts"],
             "rounds": reference["rounds"], "opset": opset, "onnxruntime": onnxruntime.__version__,
-            "variants": variants, "int8_choice": best_int8(variants)}
-
-
-def best_int8(variants: dict[str, dict]) -> str | None:
-    """The int8 variant ``distilora export`` would keep: most agreement, then the smallest max |Δp|."""
-    int8 = [name for name in variants if name.startswith("onnx-int8-")]
-    return max(int8, key=lambda n: (variants[n]["agreement"], -variants[n]["max_abs_dp"])) if int8 else None
+            "variants": variants, "int8_choice": choose_int8(
+                {name: v for name, v in variants.items() if name.startswith("onnx-int8-")},
+                ExportConfig().min_agreement)}

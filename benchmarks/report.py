@@ -44,7 +44,7 @@ def evaluate_targets(results: dict) -> list[dict]:
         targets.append(_target(
             "onnx_int8_latency_vs_pytorch",
             f"{export['model']} single-text median ms, PyTorch fp32 / ONNX {export['int8_choice']} (the int8 variant "
-            "with the most label agreement)", chosen["latency_speedup_vs_pytorch"], 1.5))
+            "distilora export would keep)", chosen["latency_speedup_vs_pytorch"], 1.5))
         targets.append(_target(
             "onnx_int8_agreement",
             f"{export['model']} label agreement of ONNX {export['int8_choice']} with PyTorch fp32 on "

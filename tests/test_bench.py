@@ -13,6 +13,7 @@ import torch
 from benchmarks.flops import ModelShape, count_flops, forward_flops, training_flops
 from benchmarks.inference import padded_tokens
 from benchmarks.sample import naive_loader
+from distilora.config import INT8_VARIANTS
 
 TEXTS = ["hi", "you are so kind and the garden is sunny today", "coffee with friends", "a " * 40 + "long one"]
 
@@ -135,8 +136,7 @@ def test_quick_bench_writes_every_section(quick_bench):
 
     export = results["export"]
     assert export["model"] == "odd" and export["batch_size"] == 64 and export["samples"] == 32
-    assert set(export["variants"]) == {"pytorch-fp32", "onnx-fp32", "onnx-int8-per-tensor", "onnx-int8-per-channel",
-                                       "onnx-int8-per-channel-7bit"}
+    assert set(export["variants"]) == {"pytorch-fp32", "onnx-fp32", *(f"onnx-int8-{v}" for v in INT8_VARIANTS)}
     for entry in export["variants"].values():
         _positive_numbers(entry, ("throughput", "latency_ms", "throughput_vs_pytorch", "latency_speedup_vs_pytorch"))
         assert 0 <= entry["agreement"] <= 1

@@ -314,14 +314,18 @@ class CheckConfig:
             raise ValueError("worst_groups must be >= 1 and examples_per_group >= 0")
 
 
-INT8_VARIANTS: dict[str, dict[str, bool]] = {
-    "per-tensor": {"per_channel": False, "reduce_range": False},
-    "per-channel": {"per_channel": True, "reduce_range": False},
-    "per-channel-7bit": {"per_channel": True, "reduce_range": True},
+INT8_VARIANTS: dict[str, dict] = {
+    "per-tensor": {"per_channel": False, "reduce_range": False, "fp32_matmuls": ()},
+    "per-channel": {"per_channel": True, "reduce_range": False, "fp32_matmuls": ()},
+    "per-channel-7bit": {"per_channel": True, "reduce_range": True, "fp32_matmuls": ()},
+    "per-channel-fp32-ffn-out": {"per_channel": True, "reduce_range": False, "fp32_matmuls": ("ffn-output",)},
+    "per-channel-fp32-ffn": {"per_channel": True, "reduce_range": False, "fp32_matmuls": ("ffn-input", "ffn-output")},
 }
-"""onnxruntime dynamic int8 settings ``distilora export --quantize int8`` tries (MatMul weights to int8, activations
-quantized per batch); the one whose labels agree most with the PyTorch model on validation is kept (ties: the smallest
-largest class-probability difference)."""
+"""onnxruntime dynamic int8 settings ``distilora export --quantize int8`` tries: MatMul weights to int8 per tensor or
+per output channel (optionally 7-bit), activations quantized per batch; ``fp32_matmuls`` leaves the feed-forward
+projections that widen (``ffn-input``) or narrow (``ffn-output``, which reads the GELU outputs) in fp32. Of the
+variants whose validation agreement passes the gate, the one quantizing the largest share of the MatMul weights is
+kept (ties: more agreement); when none passes, the one that agrees most."""
 QUANTIZATIONS = ("int8",)
 
 

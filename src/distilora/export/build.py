@@ -24,7 +24,7 @@ from distilora.config import DataConfig, ExportConfig
 from distilora.data import load_task_data
 from distilora.evaluation.metrics import classification_metrics
 from distilora.export.machine import cpu_info
-from distilora.export.onnx import EXPORTER, export_onnx, quantize_int8
+from distilora.export.onnx import EXPORTER, choose_int8, export_onnx, quantize_int8
 from distilora.export.parity import EXPORTED, REFERENCE, agreement, labels_of, probability_deltas, split_parity
 from distilora.export.runtime import OnnxClassifier
 from distilora.inference import Classifier
@@ -177,8 +177,7 @@ def _export(reference: Classifier, path: Path, opset: int, name: str) -> list[st
 
 def _choose_int8(fp32: Path, work: Path, reference: Classifier, texts: list[str], reference_logits: np.ndarray,
                  config: ExportConfig, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Quantize with every configured variant; keep the one whose validation labels agree most with PyTorch (ties:
-    the smallest max |Δp|, then the first listed)."""
+    """Quantize with every configured variant and keep one by :func:`choose_int8` on its validation agreement."""
     tried: dict[str, Any] = {}
     settings: dict[str, dict[str, Any]] = {}
     for variant in config.int8_variants:
@@ -190,10 +189,13 @@ def _choose_int8(fp32: Path, work: Path, reference: Classifier, texts: list[str]
         delta = probability_deltas(reference_logits, logits)
         tried[variant] = {"validation_agreement": agreement(reference_logits, logits),
                           "validation_max_abs_dp": float(delta.max()) if delta.size else 0.0,
+                          "quantized_weight_share": settings[variant]["quantized_weight_share"],
                           "size_mb": round((work / f"{variant}.onnx").stat().st_size / 2**20, 3)}
-    best = max(config.int8_variants,  # max keeps the first of equal keys
-               key=lambda v: (tried[v]["validation_agreement"], -tried[v]["validation_max_abs_dp"]))
-    return {**settings[best], "chosen_on": "validation label agreement (ties: smallest max |Δp|)"}, tried
+    best = choose_int8({v: {"agreement": t["validation_agreement"], "max_abs_dp": t["validation_max_abs_dp"],
+                            "quantized_weight_share": t["quantized_weight_share"]} for v, t in tried.items()},
+                       config.min_agreement)
+    return {**settings[best], "chosen_on": "validation: of the variants passing the gate the largest quantized "
+                                           "share, else the most agreement"}, tried
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -93,8 +93,40 @@ def quantize_int8(source: Path, target: Path, variant: str) -> dict:
     model = onnx.load(str(source))
     # The exporter's shape annotations trip onnx's shape inference inside the quantizer; it infers them anew.
     del model.graph.value_info[:]
+    weights = matmul_weights(model)
+    kept = [name for name, (kind, _) in weights.items() if kind in settings["fp32_matmuls"]]
     with _quiet():
         quantize_dynamic(model, str(target), op_types_to_quantize=list(INT8_OPS), weight_type=QuantType.QInt8,
-                         per_channel=settings["per_channel"], reduce_range=settings["reduce_range"])
+                         per_channel=settings["per_channel"], reduce_range=settings["reduce_range"],
+                         nodes_to_exclude=kept)
+    total = sum(size for _, size in weights.values()) or 1
+    share = 1 - sum(weights[name][1] for name in kept) / total
     return {"type": "int8", "method": "onnxruntime quantize_dynamic", "variant": variant, **settings,
-            "op_types": list(INT8_OPS), "weights": "int8 symmetric", "activations": "uint8, scale per batch"}
+            "fp32_matmuls": list(settings["fp32_matmuls"]), "op_types": list(INT8_OPS),
+            "quantized_weight_share": share, "weights": "int8 symmetric", "activations": "uint8, scale per batch"}
+
+
+def matmul_weights(model) -> dict[str, tuple[str, int]]:
+    """``{node: (kind, weight count)}`` of the MatMuls with a constant 2-D weight ``[in, out]``: ``ffn-input`` when it
+    widens (in < out), ``ffn-output`` when it narrows, ``projection`` when square (attention)."""
+    initializers = {init.name: tuple(init.dims) for init in model.graph.initializer}
+    weights = {}
+    for node in model.graph.node:
+        dims = initializers.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) > 1 else None
+        if dims and len(dims) == 2:
+            kind = "ffn-input" if dims[0] < dims[1] else "ffn-output" if dims[0] > dims[1] else "projection"
+            weights[node.name] = (kind, dims[0] * dims[1])
+    return weights
+
+
+def choose_int8(tried: dict[str, dict], min_agreement: float) -> str:
+    """The variant to keep of ``tried`` (``{name: {agreement, max_abs_dp, quantized_weight_share}}``, in preference
+    order): of those with ``agreement >= min_agreement``, the largest quantized share (ties: more agreement, smaller
+    max |Δp|, the first listed); when none passes, the most agreement (ties: smaller max |Δp|)."""
+
+    def key(name: str) -> tuple:
+        entry = tried[name]
+        passes = entry["agreement"] >= min_agreement
+        return passes, entry["quantized_weight_share"] if passes else 0.0, entry["agreement"], -entry["max_abs_dp"]
+
+    return max(tried, key=key)  # max keeps the first of equal keys
