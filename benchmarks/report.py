@@ -38,6 +38,17 @@ def evaluate_targets(results: dict) -> list[dict]:
             "teacher_inference_fraction_of_peak",
             f"teacher batch-{teacher['batch_size']} inference (serving path, forward_in_batches) useful GFLOP/s "
             "/ fp32 matmul peak", teacher["batch"]["serving_forward"]["fraction_of_peak"], 0.5, unit="fraction"))
+    export = results.get("export")
+    if export and export.get("int8_choice"):
+        chosen = export["variants"][export["int8_choice"]]
+        targets.append(_target(
+            "onnx_int8_latency_vs_pytorch",
+            f"{export['model']} single-text median ms, PyTorch fp32 / ONNX {export['int8_choice']} (the int8 variant "
+            "distilora export would keep)", chosen["latency_speedup_vs_pytorch"], 1.5))
+        targets.append(_target(
+            "onnx_int8_agreement",
+            f"{export['model']} label agreement of ONNX {export['int8_choice']} with PyTorch fp32 on "
+            f"{export['samples']} texts", chosen["agreement"], 0.99, unit="fraction"))
     students = [name for name in STUDENTS if name in inference]
     if teacher and students:
         speed = min(inference[name]["batch"]["serving_predict"]["samples_per_s"] for name in students)
@@ -70,8 +81,10 @@ def _num(value: float, digits: int = 1) -> str:
 def format_report(results: dict) -> str:
     """Plain-text tables: peak, training, inference, int8, targets."""
     meta, peak = results["meta"], results["peak"]
+    flags = ", ".join(flag for flag, present in meta.get("cpu_flags", {}).items() if present) or "none recorded"
     lines = [f"distilora bench — {meta['cpu']}, {meta['torch_threads']} torch threads, device {meta['device']}, "
              f"load average at start {meta['load_average_start'][0]:.2f}, {meta.get('seconds', 0):.0f} s",
+             f"CPU flags: {flags}",
              "", f"fp32 matmul peak ({peak['size']}², best of {peak['repeats']}, at start and end): "
              f"{_num(peak['gflops'])} GFLOP/s (measured: {', '.join(_num(g) for g in peak['measurements_gflops'])})",
              ""]
@@ -118,6 +131,16 @@ def format_report(results: dict) -> str:
                   f"({quant['fp32']['latency']['p50_ms']:.1f} → {quant['int8']['latency']['p50_ms']:.1f} ms), "
                   f"prediction agreement {quant['prediction_agreement']:.1%} on {quant['samples']} texts, "
                   f"max |Δp| {quant['max_abs_probability_difference']:.3f}", ""]
+    export = results.get("export")
+    if export:
+        lines += [f"PyTorch fp32 vs ONNX ({export['model']}, serving path, batch {export['batch_size']}, "
+                  f"{export['samples']} texts; single text: median of {export['single_texts']} × {export['rounds']}; "
+                  f"onnxruntime {export['onnxruntime']}, opset {export['opset']})"]
+        lines += _table(["variant", "texts/s", "vs PyTorch", "single-text ms", "speed-up", "agreement", "max |Δp|"],
+                        [[name, _num(v["throughput"]), f"{v['throughput_vs_pytorch']:.2f}x", f"{v['latency_ms']:.2f}",
+                          f"{v['latency_speedup_vs_pytorch']:.2f}x", f"{v['agreement']:.2%}", f"{v['max_abs_dp']:.3f}"]
+                         for name, v in export["variants"].items()])
+        lines.append("")
     rows = [[t["name"], f"{t['value']:.3g} {t['unit']}", f"{t['comparison']} {t['required']:g}", f"{t['margin']:.2f}",
              "PASS" if t["pass"] else "FAIL"] for t in results.get("targets", [])]
     if rows:

@@ -15,6 +15,7 @@ import torch
 from transformers import PreTrainedModel, set_seed
 
 from benchmarks.config import BenchConfig
+from benchmarks.export import measure_export
 from benchmarks.flops import FLOP_METHOD, add_fractions
 from benchmarks.inference import measure_model, measure_quantization
 from benchmarks.memory import MEMORY_METHOD, PeakRSS
@@ -22,6 +23,7 @@ from benchmarks.peak import best_peak, matmul_peak
 from benchmarks.report import evaluate_targets
 from benchmarks.sample import load_sample
 from benchmarks.training import BenchContext, measure_route
+from distilora.export.machine import cpu_info
 from distilora.inference import Classifier
 from distilora.models import load_pretrained_classifier, load_tokenizer, resolve_checkpoint
 from distilora.routes import Route, RouteKind, RouteSetup, create_route
@@ -47,6 +49,7 @@ def _meta(options: BenchConfig, device: torch.device) -> dict:
         "options": options.to_dict(),
         "device": str(device),
         "cpu": _cpu_name(),
+        "cpu_flags": cpu_info()["flags"],
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_start": list(os.getloadavg()),
@@ -163,6 +166,9 @@ def _run(options: BenchConfig, log: Callable[[str], None]) -> dict:
             log(f"int8 dynamic quantization: {name}")
             results["quantization"] = {"model": name} | measure_quantization(model, sample, options)
             lap("quantization")
+            log(f"PyTorch fp32 vs ONNX fp32 vs ONNX int8: {name}")
+            results["export"] = {"model": name} | measure_export(model, sample, options)
+            lap("export")
         del model
         gc.collect()
 

@@ -13,6 +13,7 @@ import torch
 from benchmarks.flops import ModelShape, count_flops, forward_flops, training_flops
 from benchmarks.inference import padded_tokens
 from benchmarks.sample import naive_loader
+from distilora.config import INT8_VARIANTS
 
 TEXTS = ["hi", "you are so kind and the garden is sunny today", "coffee with friends", "a " * 40 + "long one"]
 
@@ -97,8 +98,10 @@ def quick_bench(tiny_teacher, tiny_dataset, tmp_path_factory) -> tuple[dict, str
 
 def test_quick_bench_writes_every_section(quick_bench):
     results, printed = quick_bench
-    assert {"meta", "methods", "peak", "training", "inference", "quantization", "targets"} <= set(results)
+    assert {"meta", "methods", "peak", "training", "inference", "quantization", "export", "targets"} <= set(results)
     assert results["meta"]["options"]["quick"] is True
+    flags = results["meta"]["cpu_flags"]
+    assert isinstance(flags, dict) and all(isinstance(v, bool) for v in flags.values())
     assert "2*2*n^2*h" in results["methods"]["flops"] and "RSS" in results["methods"]["memory"]
     _positive_numbers(results["peak"], ("gflops", "best_seconds", "threads"))
 
@@ -131,11 +134,24 @@ def test_quick_bench_writes_every_section(quick_bench):
     _positive_numbers(quant, ("batch_speed_ratio", "latency_p50_speed_ratio"))
     assert 0 <= quant["prediction_agreement"] <= 1
 
+    export = results["export"]
+    assert export["model"] == "odd" and export["batch_size"] == 64 and export["samples"] == 32
+    assert set(export["variants"]) == {"pytorch-fp32", "onnx-fp32", *(f"onnx-int8-{v}" for v in INT8_VARIANTS)}
+    for entry in export["variants"].values():
+        _positive_numbers(entry, ("throughput", "latency_ms", "throughput_vs_pytorch", "latency_speedup_vs_pytorch"))
+        assert 0 <= entry["agreement"] <= 1
+    assert export["variants"]["pytorch-fp32"]["agreement"] == 1.0
+    assert export["variants"]["onnx-fp32"]["agreement"] == 1.0  # the same function, exported
+    assert export["variants"]["onnx-fp32"]["max_abs_dp"] < 1e-4
+    assert export["int8_choice"].startswith("onnx-int8-")
+
     targets = {t["name"]: t for t in results["targets"]}
     assert set(targets) == {"distillation_vs_naive", "distillation_vs_trainer", "teacher_inference_fraction_of_peak",
-                            "student_vs_teacher_inference", "student_latency_p50"}
+                            "student_vs_teacher_inference", "student_latency_p50", "onnx_int8_latency_vs_pytorch",
+                            "onnx_int8_agreement"}
     for target in targets.values():
         _positive_numbers(target, ("value", "required", "margin"))
         assert target["pass"] == (target["margin"] >= 1)
 
     assert "Targets" in printed and "distillation_vs_naive" in printed and "Saved to" in printed
+    assert "PyTorch fp32 vs ONNX (odd" in printed and "onnx-int8-per-channel" in printed and "CPU flags:" in printed

@@ -22,7 +22,7 @@ from distilora.versions import library_versions
 MANIFEST = "manifest.json"
 REQUIRED = {
     "config": ("config.json",),
-    "weights": (".safetensors",),
+    "weights": (".safetensors", ".onnx"),
     "tokenizer": ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "vocab.json"),
 }
 """What a manifest must list: a name ending in one of these, per kind."""

@@ -231,6 +231,9 @@ MAX_TEXT_CHARS = 10_000
 """Longest text in characters (longer: 413)."""
 
 
+SERVE_BACKENDS = ("pytorch", "onnx")
+
+
 @dataclass
 class ServeConfig:
     """Where ``distilora serve`` listens and the limits it keeps."""
@@ -262,6 +265,9 @@ class ServeConfig:
     model_process: bool = True
     """Run the models in a child process, so that they and the web server do not take turns on one GIL
     (``create_app(run_dir)`` only; a registry passed in is used as it is)."""
+    backend: str = "pytorch"
+    """``pytorch``: the run's models; ``onnx``: its ONNX exports that passed their parity gate
+    (``distilora export``)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -277,6 +283,8 @@ class ServeConfig:
         if self.torch_threads is not None and self.torch_threads <= 0:
             raise ValueError(f"torch_threads must be > 0, got {self.torch_threads}")
         self.allowed_hosts = tuple(self.allowed_hosts)
+        if self.backend not in SERVE_BACKENDS:
+            raise ValueError(f"--backend {self.backend!r}: choose from {', '.join(SERVE_BACKENDS)}")
 
 
 @dataclass
@@ -304,3 +312,49 @@ class CheckConfig:
             raise ValueError("confidence and alpha must be in (0, 1)")
         if self.worst_groups < 1 or self.examples_per_group < 0:
             raise ValueError("worst_groups must be >= 1 and examples_per_group >= 0")
+
+
+INT8_VARIANTS: dict[str, dict] = {
+    "per-tensor": {"per_channel": False, "reduce_range": False, "fp32_matmuls": ()},
+    "per-channel": {"per_channel": True, "reduce_range": False, "fp32_matmuls": ()},
+    "per-channel-7bit": {"per_channel": True, "reduce_range": True, "fp32_matmuls": ()},
+    "per-channel-fp32-ffn-out": {"per_channel": True, "reduce_range": False, "fp32_matmuls": ("ffn-output",)},
+    "per-channel-fp32-ffn": {"per_channel": True, "reduce_range": False, "fp32_matmuls": ("ffn-input", "ffn-output")},
+}
+"""onnxruntime dynamic int8 settings ``distilora export --quantize int8`` tries: MatMul weights to int8 per tensor or
+per output channel (optionally 7-bit), activations quantized per batch; ``fp32_matmuls`` leaves the feed-forward
+projections that widen (``ffn-input``) or narrow (``ffn-output``, which reads the GELU outputs) in fp32. Of the
+variants whose validation agreement passes the gate, the one quantizing the largest share of the MatMul weights is
+kept (ties: more agreement); when none passes, the one that agrees most."""
+QUANTIZATIONS = ("int8",)
+
+
+@dataclass
+class ExportConfig:
+    """How ``distilora export`` writes an ONNX model and checks it against the PyTorch model it came from."""
+
+    quantize: str | None = None
+    """``None``: fp32 ONNX; ``int8``: dynamic int8 quantization of the ONNX model."""
+    min_agreement: float = 0.99
+    """The parity gate: the share of validation and of test labels that must equal the PyTorch model's."""
+    opset: int = 20
+    """ONNX opset of the exported graph (torch.onnx's dynamo exporter)."""
+    int8_variants: tuple[str, ...] = tuple(INT8_VARIANTS)
+    """Keys of ``INT8_VARIANTS`` tried on validation."""
+    batch_size: int = 64
+    """Texts per forward pass when the two models are compared (length-sorted batches, as in the evaluation)."""
+    bootstrap_resamples: int = 2000
+    """Paired-bootstrap resamples for the CI of the macro-F1 difference."""
+
+    def __post_init__(self) -> None:
+        if self.quantize is not None and self.quantize not in QUANTIZATIONS:
+            raise ValueError(f"--quantize {self.quantize!r}: choose from {', '.join(QUANTIZATIONS)}")
+        if not 0 < self.min_agreement <= 1:
+            raise ValueError(f"--min-agreement must be in (0, 1], got {self.min_agreement}")
+        self.int8_variants = tuple(self.int8_variants)
+        unknown = [v for v in self.int8_variants if v not in INT8_VARIANTS]
+        if unknown or not self.int8_variants:
+            raise ValueError(f"int8_variants {unknown or '()'}: choose from {', '.join(INT8_VARIANTS)}")
+        if self.opset < 18 or self.batch_size <= 0 or self.bootstrap_resamples <= 0:
+            raise ValueError("opset must be >= 18 (the dynamo exporter's minimum), batch_size and "
+                             "bootstrap_resamples > 0")

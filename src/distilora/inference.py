@@ -22,7 +22,7 @@ from distilora.artifacts import verified_snapshot
 from distilora.config import MAX_TEXT_CHARS
 from distilora.data.encoding import TOKEN_FIELDS
 from distilora.models.text_baselines import TextBaseline, is_text_baseline
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import ONNX_FILE, RunDirectory
 
 
 @dataclass
@@ -81,6 +81,9 @@ def forward_in_batches(
 class Classifier:
     """A trained distilora model, ready to classify text."""
 
+    backend = "pytorch"
+    """What runs the model: ``pytorch``, ``onnxruntime`` (an export) or ``numpy`` (TF-IDF / majority baselines)."""
+
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str = "model",
                  max_length: int | None = None, batch_size: int = 64):
         self.model = model.eval()
@@ -94,7 +97,8 @@ class Classifier:
     @classmethod
     def load(cls, path: str | Path, name: str | None = None, device: str | None = None,
              verify: bool = True) -> Classifier:
-        """Load model ``name`` (teacher, odd, even, lora, …) of a run directory, or a model directory itself.
+        """Load model ``name`` (teacher, odd, even, lora, …) of a run directory, or a model directory itself (an
+        ONNX export directory, ``RUN/export/NAME[-int8]``, gives an :class:`~distilora.export.OnnxClassifier`).
 
         The directory's checksums are verified first (``verify=False`` skips that for models not made by distilora).
         """
@@ -110,6 +114,10 @@ class Classifier:
             source = stack.enter_context(verified_snapshot(model_dir)) if verify else model_dir
             if is_text_baseline(source):
                 return TextBaselineClassifier(TextBaseline.load(source), name=name or model_dir.name)
+            if (source / ONNX_FILE).is_file():
+                from distilora.export.runtime import OnnxClassifier
+
+                return OnnxClassifier.from_directory(source, name=name or model_dir.name)
             model = AutoModelForSequenceClassification.from_pretrained(source).to(device)
             tokenizer = AutoTokenizer.from_pretrained(source)
         return cls(model, tokenizer, name=name or model_dir.name)
@@ -175,6 +183,8 @@ class Classifier:
 
 class TextBaselineClassifier(Classifier):
     """A TF-IDF or majority-class baseline behind the same interface (nothing is tokenized or truncated)."""
+
+    backend = "numpy"
 
     def __init__(self, baseline: TextBaseline, name: str = "model", batch_size: int = 64):
         self.baseline = baseline

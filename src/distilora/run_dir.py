@@ -9,6 +9,7 @@
   results.json  results.md      every metric / the comparison table
   report.html  report.md  plots/
   checks/<name>.json            behavioural test suite results (``distilora check``)
+  export/<name>[-int8]/         ONNX exports (``distilora export``): model.onnx + tokenizer + config + parity.json
   .cache/  .work/  .lock        teacher targets / Trainer checkpoints / the lock of the run holding it
 ```
 
@@ -48,6 +49,10 @@ RESULTS_TABLE = "results.md"
 STAGE_FILE = "stage.json"
 REPORT_FILES = ("report.html", "report.md")
 CHECKS_DIR = "checks"
+EXPORT_DIR = "export"
+ONNX_FILE = "model.onnx"
+PARITY_FILE = "parity.json"
+PARITY_LABELS_FILE = "parity_labels.json"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -141,6 +146,47 @@ class RunDirectory:
             except (OSError, ValueError) as error:
                 logger.warning("%s: cannot be read (%s); left out", path, error)
         return checks
+
+    # ---- ONNX exports ----------------------------------------------------------------------------------------
+    @property
+    def exports_dir(self) -> Path:
+        return self.root / EXPORT_DIR
+
+    @staticmethod
+    def export_name(name: str, quantize: str | None = None) -> str:
+        """``odd`` (fp32) or ``odd-int8``: the export's directory name, and its model name when served."""
+        return f"{name}-{quantize}" if quantize else name
+
+    def export_dir(self, name: str, quantize: str | None = None) -> Path:
+        """``export/<name>[-<quantize>]/``; ``name`` must be a plain file name."""
+        if not SAFE_NAME.fullmatch(name):
+            raise ValueError(f"model name {name!r}: use letters, digits, '_', '.' and '-' only")
+        return self.exports_dir / self.export_name(name, quantize)
+
+    def exports(self) -> dict[str, Path]:
+        """Every finished export (a directory with ``model.onnx`` and a manifest; no ``.partial`` / ``.old``), by
+        name, sorted; whether it verifies and passed its parity gate is for the loader to say."""
+        if not self.exports_dir.is_dir():
+            return {}
+        return {path.name: path for path in sorted(self.exports_dir.iterdir())
+                if SAFE_NAME.fullmatch(path.name) and not path.name.endswith((".partial", ".old"))
+                and (path / ONNX_FILE).is_file() and (path / "manifest.json").is_file()}
+
+    def start_export(self, export_dir: Path) -> Path:
+        """A fresh, empty ``export/<name>.partial/`` (any leftover of an interrupted export is removed)."""
+        return self.start_stage(export_dir)
+
+    def finish_export(self, partial: Path, export_dir: Path, info: dict[str, Any]) -> None:
+        """Make every file durable, write the manifest (with ``info``), then swap the directory into place."""
+        fsync_tree(partial)
+        write_manifest(partial, info)
+        self._swap(partial, export_dir)
+
+    def abandon_export(self, partial: Path) -> None:
+        """Remove a failed export's ``.partial`` (and ``export/`` itself when nothing else is in it)."""
+        shutil.rmtree(partial, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.exports_dir.rmdir()
 
     # ---- the run as a whole ----------------------------------------------------------------------------------
     def ensure_writable(self) -> None:

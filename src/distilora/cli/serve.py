@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from distilora.config import ServeConfig
+from distilora.config import SERVE_BACKENDS, ServeConfig
 
 HELP = "serve a web page and a JSON API that classify text with a run's models"
 
@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds a request may take the model")
     parser.add_argument("--threads", type=int, default=defaults.torch_threads,
                         help="torch threads of the model worker (default: every core)")
+    parser.add_argument("--backend", choices=SERVE_BACKENDS, default=defaults.backend,
+                        help="pytorch: the run's models; onnx: its ONNX exports that passed their parity gate "
+                             "(distilora export), named NAME and NAME-int8")
     parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="HOST",
                         help="also answer to this Host header (repeatable; * for any; default: "
                              f"{', '.join(defaults.allowed_hosts)})")
@@ -51,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         hosts = (*hosts, args.host)
     config = ServeConfig(host=args.host, port=args.port, timeout_s=args.timeout, allowed_hosts=hosts,
-                         torch_threads=args.threads)
+                         torch_threads=args.threads, backend=args.backend)
     run_dir = resolve_run(args.run)
 
     import uvicorn

@@ -21,12 +21,13 @@ MODEL_NICENESS = 5
 
 
 class ModelProcess:
-    """A child process holding ``names`` of ``run_dir``; :meth:`predictor` gives one model's stand-in."""
+    """A child process holding ``models`` (name → model directory); :meth:`predictor` gives one model's stand-in."""
 
-    def __init__(self, run_dir: Path, names: list[str], forward_texts: int, torch_threads: int):
+    def __init__(self, models: dict[str, Path], forward_texts: int, torch_threads: int):
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, str(run_dir), names, forward_texts, torch_threads),
+        paths = {name: str(path) for name, path in models.items()}
+        self._process = context.Process(target=_serve, args=(child, paths, forward_texts, torch_threads),
                                         name="distilora-models", daemon=True)
         self._process.start()
         child.close()
@@ -38,7 +39,7 @@ class ModelProcess:
         if kind != "ready":
             self.close()
             raise RuntimeError(f"the model process could not load the models: {payload}")
-        self.info: dict[str, tuple[list[str], list[int] | None, int]] = payload
+        self.info: dict[str, tuple[list[str], list[int] | None, int, str]] = payload
 
     def predict(self, name: str, texts: list[str]) -> list[Prediction]:
         with self._lock:
@@ -49,8 +50,8 @@ class ModelProcess:
         return [Prediction(label, scores, truncated) for label, scores, truncated in payload]
 
     def predictor(self, name: str) -> RemoteClassifier:
-        labels, layers, max_length = self.info[name]
-        return RemoteClassifier(self, name, labels, layers, max_length)
+        labels, layers, max_length, backend = self.info[name]
+        return RemoteClassifier(self, name, labels, layers, max_length, backend)
 
     def close(self) -> None:
         if self._process.is_alive():
@@ -68,29 +69,29 @@ class RemoteClassifier:
     """What the registry and the batcher need of a :class:`Classifier`, answered by the model process."""
 
     def __init__(self, process: ModelProcess, name: str, labels: list[str], layers: list[int] | None,
-                 max_length: int):
+                 max_length: int, backend: str | None = None):
         self.process, self.name = process, name
-        self.labels, self.layers, self.max_length = labels, layers, max_length
+        self.labels, self.layers, self.max_length, self.backend = labels, layers, max_length, backend
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         return self.process.predict(self.name, texts)
 
 
-def _serve(conn: Connection, run_dir: str, names: list[str], forward_texts: int, torch_threads: int) -> None:
+def _serve(conn: Connection, models: dict[str, str], forward_texts: int, torch_threads: int) -> None:
     import torch
 
     # The web server answers first (health checks, 503s); the models take the CPU it leaves.
     os.nice(MODEL_NICENESS)
     torch.set_num_threads(torch_threads)
     try:
-        classifiers = {name: Classifier.load(run_dir, name) for name in names}
+        classifiers = {name: Classifier.load(path) for name, path in models.items()}
         for classifier in classifiers.values():
             classifier.batch_size = forward_texts
             classifier.predict(["warm-up"])  # first-call costs are paid here, not by the first request
     except Exception as error:  # reported to the parent, which refuses to start
         conn.send(("error", f"{type(error).__name__}: {error}"))
         return
-    conn.send(("ready", {n: (c.labels, c.layers, c.max_length) for n, c in classifiers.items()}))
+    conn.send(("ready", {n: (c.labels, c.layers, c.max_length, c.backend) for n, c in classifiers.items()}))
     while True:
         try:
             message = conn.recv()

@@ -58,26 +58,34 @@ class ModelRegistry:
             self.process.close()
 
     @classmethod
-    def load(cls, run_dir: str | Path, process: tuple[int, int] | None = None) -> ModelRegistry:
-        """Load every model listed in the run's results (teacher, odd, even, lora, …), in the run's order.
+    def load(cls, run_dir: str | Path, process: tuple[int, int] | None = None,
+             backend: str = "pytorch") -> ModelRegistry:
+        """Load every model listed in the run's results (teacher, odd, even, lora, …), in the run's order; with
+        ``backend="onnx"``, the run's ONNX exports that passed their parity gate (``export/NAME[-int8]``) instead.
 
         ``process=(forward_texts, torch_threads)`` loads them in a child process (:mod:`.model_process`) instead.
         """
         run = RunDirectory(run_dir)
         results = run.read_results()
-        names = list(results.get("models", {}))
+        if backend == "onnx":
+            from distilora.export.serving import export_sources
+
+            sources, results = export_sources(run, results)
+        else:
+            sources = {name: run.model_dir(name) for name in results.get("models", {})}
+        names = list(sources)
         if not names:
             raise ValueError(f"{run.root}: its results list no models; re-run `distilora run`")
         if process is not None:
             from distilora.serve.model_process import ModelProcess
 
             logger.info("loading %s from %s in a model process", ", ".join(names), run.root)
-            models = ModelProcess(run.root, names, *process)
+            models = ModelProcess(sources, *process)
             return cls(run.root, {name: models.predictor(name) for name in names}, results, models)
         classifiers = {}
         for name in names:
-            logger.info("loading model %s from %s", name, run.model_dir(name))
-            classifiers[name] = Classifier.load(run.model_dir(name))
+            logger.info("loading model %s from %s", name, sources[name])
+            classifiers[name] = Classifier.load(sources[name])
             classifiers[name].predict(["warm-up"])  # first-call costs are paid here, not by the first request
         return cls(run.root, classifiers, results)
 
@@ -133,6 +141,9 @@ class ModelRegistry:
             "trainable_params": entry.get("trainable_params"),
             "size_mb": entry.get("size_mb"),
             "adapter_size_mb": entry.get("adapter_size_mb"),
+            "backend": entry.get("backend") or getattr(classifier, "backend", None),
+            "quantization": entry.get("quantization"),
+            "parity": entry.get("parity"),
             "metrics": metrics,
         })
 

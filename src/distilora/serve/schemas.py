@@ -82,6 +82,11 @@ class ModelInfo(BaseModel):
     trainable_params: int | None = None
     size_mb: float | None = None
     adapter_size_mb: float | None = None
+    backend: str | None = Field(None, description="What runs the model: pytorch, onnxruntime (an ONNX export: "
+                                                  "distilora serve --backend onnx) or numpy (TF-IDF, majority).")
+    quantization: str | None = Field(None, description="int8 for an int8 ONNX export; null: not quantized.")
+    parity: dict[str, float] | None = Field(None, description="An export's label agreement with its PyTorch model "
+                                                              "per split (parity.json); null: not an export.")
     metrics: dict[str, Metrics] = Field(default_factory=dict, description="validation and test scores.")
 
 

@@ -1,0 +1,202 @@
+"""``export_model``: one model of a run as ONNX (fp32 or int8) in ``RUN/export/NAME[-int8]/``, compared with the
+PyTorch model on the run's own validation and test items before it is installed.
+
+The export is written into ``export/NAME[-int8].partial/`` and renamed into place only once ``parity.json`` and the
+manifest are written; any error (or Ctrl-C) removes the partial directory, so ``export/`` never holds half an
+export. An export below ``min_agreement`` is installed *marked failed* (``parity.json``: ``"passed": false``): its
+numbers are there to read, distilora refuses to load or serve it, and :class:`ParityGateFailed` is raised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distilora.config import DataConfig, ExportConfig
+from distilora.data import load_task_data
+from distilora.evaluation.metrics import classification_metrics
+from distilora.export.machine import cpu_info
+from distilora.export.onnx import EXPORTER, choose_int8, export_onnx, quantize_int8
+from distilora.export.parity import EXPORTED, REFERENCE, agreement, labels_of, probability_deltas, split_parity
+from distilora.export.runtime import OnnxClassifier
+from distilora.inference import Classifier
+from distilora.models.text_baselines import is_text_baseline
+from distilora.routes import registered_routes, route_groups
+from distilora.run_dir import ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
+from distilora.versions import library_versions
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("validation", "test")
+
+
+class ParityGateFailed(Exception):
+    """The export's labels agree with the PyTorch model's less than ``min_agreement`` (its numbers are written)."""
+
+    def __init__(self, message: str, path: Path, parity: dict[str, Any]):
+        super().__init__(message)
+        self.path, self.parity = path, parity
+
+
+def exportable_dir(run_dir: RunDirectory, results: dict[str, Any], name: str) -> Path:
+    """The model directory of ``name``, or a one-line error saying why it cannot be exported."""
+    models = list(results.get("models", {}))
+    if name not in models:
+        known = name in registered_routes() or name in route_groups() or name.replace(",", "").isdigit()
+        what = f"the run has no model {name!r}" if known else f"unknown model {name!r}"
+        raise ValueError(f"--model: {what} (models of {run_dir.root}: {', '.join(models) or 'none'})")
+    model_dir = run_dir.model_dir(name)
+    if is_text_baseline(model_dir):
+        tokenized = [m for m in models if not is_text_baseline(run_dir.model_dir(m))]
+        raise ValueError(f"--model {name}: a TF-IDF / majority-class baseline (numpy, not a transformers model) is "
+                         f"not exportable to ONNX; exportable models of this run: {', '.join(tokenized) or 'none'}")
+    return model_dir
+
+
+def run_splits(results: dict[str, Any], dataset: str | None = None) -> dict[str, tuple[list[str], list[int]]]:
+    """The validation and test items the run was evaluated on, read again with its data settings (``dataset``:
+    where the data is now, if it moved); refused unless their content hash is the run's."""
+    recorded = results.get("config", {}).get("data", {})
+    known = {f.name for f in dataclasses.fields(DataConfig)}
+    data_config = DataConfig(**{k: v for k, v in recorded.items() if k in known})
+    if dataset:
+        data_config.dataset = dataset
+    data = load_task_data(data_config, results.get("config", {}).get("seed", results.get("seed", 42)))
+    if results.get("data_fingerprint") not in (None, data.fingerprint) or data.labels != results.get("labels"):
+        raise ValueError(f"{data_config.dataset}: not the data this run was trained and evaluated on (its content "
+                         "hash or labels differ); pass --dataset with the run's data")
+    return {split: (list(data.splits[split]["text"]), list(data.splits[split]["label"])) for split in SPLITS}
+
+
+def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
+                 dataset: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """Export ``name`` of the run ``run``; the export directory and its parity numbers.
+
+    Raises :class:`ParityGateFailed` (after installing the export, marked failed) when the label agreement on
+    validation or on test is below ``config.min_agreement``.
+    """
+    config = config or ExportConfig()
+    run_dir = RunDirectory(run)
+    results = run_dir.read_results()
+    model_dir = exportable_dir(run_dir, results, name)
+    target = run_dir.export_dir(name, config.quantize)
+    with run_dir.lock():
+        splits = run_splits(results, dataset)
+        reference = Classifier.load(model_dir)
+        reference.batch_size = config.batch_size
+        partial = run_dir.start_export(target)
+        try:
+            parity = _write_export(partial, reference, splits, list(results["labels"]), config, name)
+            parity["source"]["weights"] = RunDirectory.weights_hash(model_dir)
+            _write_json(partial / PARITY_FILE, parity)
+            run_dir.finish_export(partial, target, {"export": target.name, "model": name,
+                                                   "quantize": config.quantize, "passed": parity["passed"]})
+        except BaseException:
+            run_dir.abandon_export(partial)
+            raise
+    gate = parity["gate"]
+    logger.info("Wrote %s (agreement %.4f, gate %s)", target, gate["agreement"], "passed" if parity["passed"] else
+                "FAILED")
+    if not parity["passed"]:
+        raise ParityGateFailed(
+            f"{target.name}: label agreement {gate['agreement']:.4f} on {gate['split']} is below --min-agreement "
+            f"{config.min_agreement}; the numbers are in {target / PARITY_FILE} and the export is marked failed "
+            "(not loaded or served)", target, parity)
+    return target, parity
+
+
+def _write_export(partial: Path, reference: Classifier, splits: dict[str, tuple[list[str], list[int]]],
+                  labels: list[str], config: ExportConfig, name: str) -> dict[str, Any]:
+    """model.onnx, tokenizer, config and parity_labels.json into ``partial``; the parity numbers."""
+    reference.tokenizer.save_pretrained(partial)
+    reference.model.config.save_pretrained(partial)
+    logger.info("[%s] PyTorch logits on validation and test", name)
+    reference_logits = {split: reference.logits(texts) for split, (texts, _) in splits.items()}
+    variants: dict[str, Any] = {}
+    quantization = None
+    with tempfile.TemporaryDirectory(prefix="distilora-export-") as work:
+        fp32 = (Path(work) / ONNX_FILE) if config.quantize else (partial / ONNX_FILE)
+        logger.info("[%s] exporting to ONNX (opset %d)", name, config.opset)
+        inputs = _export(reference, fp32, config.opset, name)
+        if config.quantize:
+            quantization, variants = _choose_int8(fp32, Path(work), reference, splits["validation"][0],
+                                                  reference_logits["validation"], config, name)
+            shutil.move(Path(work) / f"{quantization['variant']}.onnx", partial / ONNX_FILE)
+    exported = OnnxClassifier.from_directory(partial, name=name, require_passed=False)
+    exported.batch_size = config.batch_size
+    logger.info("[%s] ONNX logits on validation and test", name)
+    exported_logits = {split: exported.logits(texts) for split, (texts, _) in splits.items()}
+    per_split = {split: split_parity(y_true, reference_logits[split], exported_logits[split], len(labels),
+                                     config.bootstrap_resamples) for split, (_, y_true) in splits.items()}
+    worst = min(SPLITS, key=lambda split: per_split[split]["agreement"])
+    passed = per_split[worst]["agreement"] >= config.min_agreement
+    _write_json(partial / PARITY_LABELS_FILE, {"labels": labels, **{split: {
+        "y_true": list(map(int, y_true)), REFERENCE: labels_of(reference_logits[split]).tolist(),
+        EXPORTED: labels_of(exported_logits[split]).tolist()} for split, (_, y_true) in splits.items()}})
+    import onnx
+    import onnxruntime
+
+    return {
+        "model": name,
+        "export": partial.name.removesuffix(".partial"),
+        "passed": passed,
+        "gate": {"min_agreement": config.min_agreement, "agreement": per_split[worst]["agreement"], "split": worst,
+                 "rule": "the label agreement on validation and on test must each be >= min_agreement"},
+        **per_split,
+        "metrics": {split: classification_metrics(y_true, exported_logits[split], labels)
+                    for split, (_, y_true) in splits.items()},
+        "labels": labels,
+        "size_mb": round((partial / ONNX_FILE).stat().st_size / 2**20, 3),
+        "settings": {"exporter": EXPORTER, "opset": config.opset, "inputs": inputs, "output": "logits",
+                     "dynamic_axes": ["batch", "sequence"], "quantization": quantization,
+                     "batch_size": config.batch_size, "max_length": reference.max_length,
+                     "versions": {**library_versions(), "onnx": onnx.__version__,
+                                  "onnxruntime": onnxruntime.__version__},
+                     "cpu": cpu_info()},
+        "int8_variants": variants or None,
+        "source": {"model": name, "path": name},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _export(reference: Classifier, path: Path, opset: int, name: str) -> list[str]:
+    try:
+        return export_onnx(reference.model, reference.tokenizer, path, opset)
+    except Exception as error:  # the exporter's errors are long; one line says what failed
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(f"--model {name}: the ONNX export failed ({type(error).__name__}: {message[:300]})") from error
+
+
+def _choose_int8(fp32: Path, work: Path, reference: Classifier, texts: list[str], reference_logits: np.ndarray,
+                 config: ExportConfig, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Quantize with every configured variant and keep one by :func:`choose_int8` on its validation agreement."""
+    tried: dict[str, Any] = {}
+    settings: dict[str, dict[str, Any]] = {}
+    for variant in config.int8_variants:
+        logger.info("[%s] int8 (%s): agreement on validation", name, variant)
+        settings[variant] = quantize_int8(fp32, work / f"{variant}.onnx", variant)
+        candidate = OnnxClassifier.from_file(work / f"{variant}.onnx", reference.tokenizer, reference.model.config)
+        candidate.batch_size = config.batch_size
+        logits = candidate.logits(texts)
+        delta = probability_deltas(reference_logits, logits)
+        tried[variant] = {"validation_agreement": agreement(reference_logits, logits),
+                          "validation_max_abs_dp": float(delta.max()) if delta.size else 0.0,
+                          "quantized_weight_share": settings[variant]["quantized_weight_share"],
+                          "size_mb": round((work / f"{variant}.onnx").stat().st_size / 2**20, 3)}
+    best = choose_int8({v: {"agreement": t["validation_agreement"], "max_abs_dp": t["validation_max_abs_dp"],
+                            "quantized_weight_share": t["quantized_weight_share"]} for v, t in tried.items()},
+                       config.min_agreement)
+    return {**settings[best], "chosen_on": "validation: of the variants passing the gate the largest quantized "
+                                           "share, else the most agreement"}, tried
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=1))

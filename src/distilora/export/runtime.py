@@ -1,0 +1,99 @@
+"""An exported ONNX model behind :class:`distilora.inference.Classifier`'s interface, run by onnxruntime."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+
+from distilora.export.onnx import OUTPUT
+from distilora.inference import Classifier
+from distilora.run_dir import ONNX_FILE, PARITY_FILE
+
+
+class ExportRejected(ValueError):
+    """An export that failed its parity gate is not loaded by distilora (its numbers are in parity.json)."""
+
+
+class OnnxClassifier(Classifier):
+    """``model.onnx`` + tokenizer + config of an export directory: the same ``predict`` / ``logits`` / ``labels`` as
+    the PyTorch :class:`Classifier` (texts tokenized and truncated the same way, length-sorted batches)."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, session, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig, name: str = "model",
+                 max_length: int | None = None, batch_size: int = 64, info: dict | None = None):
+        self.session = session
+        self.tokenizer = tokenizer
+        self.config = config
+        self.name = name
+        self.max_length = int(max_length or min(tokenizer.model_max_length, 512))
+        self.batch_size = batch_size
+        self.info = info or {}
+        """What the export's parity.json says (settings, agreement, the model's own metrics), if it has one."""
+        self._inputs = [node.name for node in session.get_inputs()]
+        self._tokenizer_lock = threading.Lock()
+
+    @classmethod
+    def from_directory(cls, directory: str | Path, name: str | None = None, threads: int | None = None,
+                       require_passed: bool = True) -> OnnxClassifier:
+        """Load an export directory. ``threads``: onnxruntime's intra-op threads (default: torch's thread count,
+        so ``torch.set_num_threads`` and ``distilora serve --threads`` apply to both backends).
+
+        ``require_passed``: refuse an export whose parity.json says it failed its gate (:class:`ExportRejected`).
+        """
+        directory = Path(directory)
+        parity_file = directory / PARITY_FILE
+        info = json.loads(parity_file.read_text()) if parity_file.is_file() else {}
+        if require_passed and info.get("passed") is False:
+            gate = info.get("gate", {})
+            raise ExportRejected(
+                f"{directory}: this export failed its parity gate (label agreement {gate.get('agreement')} < "
+                f"--min-agreement {gate.get('min_agreement')}); its numbers are in {PARITY_FILE}. Export it again "
+                "with a lower --min-agreement to accept it.")
+        return cls.from_file(directory / ONNX_FILE, AutoTokenizer.from_pretrained(directory),
+                             AutoConfig.from_pretrained(directory), name=name or directory.name, threads=threads,
+                             info=info)
+
+    @classmethod
+    def from_file(cls, onnx_file: Path, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig,
+                  name: str = "model", threads: int | None = None, info: dict | None = None) -> OnnxClassifier:
+        """An onnxruntime CPU session of ``onnx_file`` with this tokenizer and config."""
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        return cls(session, tokenizer, config, name=name, info=info)
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.config.id2label[i] for i in range(self.config.num_labels)]
+
+    @property
+    def layers(self) -> list[int] | None:
+        return getattr(self.config, "distilora_layers", None)
+
+    def forward(self, encodings: list[dict[str, list[int]]]) -> np.ndarray:
+        """Logits of tokenized texts, run in length-sorted batches of ``batch_size``; rows in input order."""
+        logits = np.zeros((len(encodings), self.config.num_labels), dtype=np.float32)
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            batch = self.tokenizer.pad([encodings[i] for i in chunk], return_tensors="np")
+            feed = {name: np.asarray(batch[name], dtype=np.int64) for name in self._inputs}
+            logits[chunk] = self.session.run([OUTPUT], feed)[0]
+        return logits
+
+    def scores(self, texts) -> tuple[np.ndarray, list[bool]]:
+        encodings, truncated = self.encode(texts)
+        return self.forward(encodings), truncated

@@ -1,0 +1,262 @@
+"""``distilora export``: ONNX fp32 / int8 exports of a tiny student, parity.json, the parity gate, bad input, a plain
+onnxruntime reload, and ``distilora serve --backend onnx``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from distilora.artifacts import verify_manifest
+from distilora.cli import main as cli
+from distilora.config import INT8_VARIANTS, ExportConfig, ServeConfig
+from distilora.export import ExportRejected, OnnxClassifier, export_model
+from distilora.inference import Classifier
+from distilora.run_dir import ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
+from distilora.serve import create_app
+
+LOCAL = "http://127.0.0.1"
+SPLIT_KEYS = {"n", "agreement", "disagreements", "max_abs_dp", "mean_abs_dp", "macro_f1", "macro_f1_difference"}
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory, tiny_teacher, tiny_dataset) -> Path:
+    """A finished tiny run with a student and the two baselines that are not transformers models."""
+    from conftest import tiny_experiment_config
+
+    from distilora.experiment import Experiment
+
+    output = tmp_path_factory.mktemp("export-run") / "run"
+    config = tiny_experiment_config(tiny_dataset, tiny_teacher, output, routes=("odd", "tfidf", "majority"),
+                                    report=False)
+    for training in config.trainings():  # long enough to learn the synthetic task (not one class for everything)
+        training.epochs, training.learning_rate, training.early_stopping_patience = 8, 3e-3, 100
+    Experiment(config).run()
+    return output
+
+
+@pytest.fixture(scope="module")
+def exported(base_run, tmp_path_factory) -> Path:
+    """A copy of the run with ``odd`` exported in fp32 and in int8."""
+    run = tmp_path_factory.mktemp("exported") / "run"
+    shutil.copytree(base_run, run)
+    export_model(run, "odd", ExportConfig(min_agreement=0.99))
+    export_model(run, "odd", ExportConfig(quantize="int8", min_agreement=0.5))
+    return run
+
+
+@pytest.fixture()
+def run_copy(base_run, tmp_path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(base_run, run)
+    return run
+
+
+def test_fp32_export_matches_pytorch_and_records_its_parity(exported):
+    run = RunDirectory(exported)
+    directory = run.export_dir("odd")
+    assert directory == exported / "export" / "odd"
+    manifest = verify_manifest(directory)  # installed whole, checksummed
+    assert {ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, "config.json", "tokenizer.json"} <= set(manifest["files"])
+    assert manifest["passed"] is True and manifest["quantize"] is None
+    assert sorted(p.name for p in (exported / "export").iterdir()) == ["odd", "odd-int8"]  # no .partial left
+
+    parity = json.loads((directory / PARITY_FILE).read_text())
+    results = run.read_results()
+    assert parity["passed"] is True and parity["model"] == "odd" and parity["export"] == "odd"
+    for split in ("validation", "test"):
+        numbers = parity[split]
+        assert set(numbers) >= SPLIT_KEYS
+        assert numbers["n"] == results["models"]["odd"]["metrics"][split]["n"] == 32
+        assert numbers["agreement"] == 1.0 and numbers["disagreements"] == 0
+        assert numbers["max_abs_dp"] < 1e-4  # fp32 ONNX computes the same function
+        # The same items as the run's evaluation: the PyTorch macro-F1 is the one results.json holds.
+        assert numbers["macro_f1"]["pytorch"] == pytest.approx(results["models"]["odd"]["metrics"][split]["macro_f1"])
+        assert numbers["macro_f1"]["onnx"] == pytest.approx(numbers["macro_f1"]["pytorch"])
+        difference = numbers["macro_f1_difference"]
+        assert difference["low"] <= difference["estimate"] <= difference["high"]
+        assert difference["estimate"] == pytest.approx(0.0)
+        assert parity["metrics"][split]["macro_f1"] == pytest.approx(numbers["macro_f1"]["onnx"])
+    assert parity["gate"] == {"min_agreement": 0.99, "agreement": 1.0, "split": "validation",
+                              "rule": parity["gate"]["rule"]}
+    settings = parity["settings"]
+    assert settings["opset"] == ExportConfig().opset and settings["quantization"] is None
+    assert settings["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert settings["versions"]["onnxruntime"] and settings["versions"]["onnx"]
+    assert "cpu" in settings and parity["int8_variants"] is None
+    assert parity["source"]["weights"] == RunDirectory.weights_hash(exported / "odd")
+
+
+def test_int8_export_tries_every_variant_on_validation_and_keeps_the_best(exported):
+    parity = json.loads((exported / "export" / "odd-int8" / PARITY_FILE).read_text())
+    assert parity["export"] == "odd-int8" and parity["passed"] is True
+    quantization = parity["settings"]["quantization"]
+    assert quantization["type"] == "int8" and quantization["variant"] in INT8_VARIANTS
+    tried = parity["int8_variants"]
+    assert set(tried) == set(INT8_VARIANTS)
+    chosen = tried[quantization["variant"]]
+    passing = [v for v in tried.values() if v["validation_agreement"] >= 0.5]  # the gate of this export
+    assert chosen in passing and chosen["quantized_weight_share"] == max(v["quantized_weight_share"] for v in passing)
+    assert tried["per-channel"]["quantized_weight_share"] == 1.0
+    # The tiny BERT per layer: 4 attention projections 32 × 32, a feed-forward widening 32 → 64 and narrowing back.
+    assert tried["per-channel-fp32-ffn-out"]["quantized_weight_share"] == pytest.approx(1 - 2048 / 8192)
+    assert tried["per-channel-fp32-ffn"]["quantized_weight_share"] == pytest.approx(1 - 4096 / 8192)
+    assert parity["validation"]["agreement"] == pytest.approx(chosen["validation_agreement"])
+    for split in ("validation", "test"):
+        assert 0.5 <= parity[split]["agreement"] <= 1
+        assert parity[split]["disagreements"] == round((1 - parity[split]["agreement"]) * parity[split]["n"])
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(exported / "export" / "odd-int8" / ONNX_FILE)).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops  # int8 weights, activations quantized at run time
+
+
+@pytest.mark.parametrize("export", ["odd", "odd-int8"])
+def test_plain_onnxruntime_and_tokenizer_reproduce_the_parity_labels(exported, tiny_dataset, export):
+    # Only onnxruntime, transformers and the export directory: no distilora code loads or runs the model.
+    import numpy as np
+    import onnxruntime
+    from transformers import AutoTokenizer
+
+    directory = exported / "export" / export
+    with (tiny_dataset / "test.csv").open(newline="") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    session = onnxruntime.InferenceSession(str(directory / "model.onnx"), providers=["CPUExecutionProvider"])
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    batch = tokenizer(texts, truncation=True, padding=True, return_tensors="np")
+    feed = {node.name: batch[node.name].astype(np.int64) for node in session.get_inputs()}
+    labels = session.run(["logits"], feed)[0].argmax(axis=1).tolist()
+
+    recorded = json.loads((directory / "parity_labels.json").read_text())
+    assert labels == recorded["test"]["onnx"]
+    parity = json.loads((directory / "parity.json").read_text())
+    assert np.mean(np.array(labels) == recorded["test"]["pytorch"]) == pytest.approx(parity["test"]["agreement"])
+
+
+def test_classifier_load_of_an_export_is_an_onnx_classifier(exported):
+    onnx = Classifier.load(exported / "export" / "odd")
+    torch_model = Classifier.load(exported, "odd")
+    assert isinstance(onnx, OnnxClassifier) and onnx.backend == "onnxruntime" and torch_model.backend == "pytorch"
+    assert onnx.labels == torch_model.labels and onnx.layers == torch_model.layers == [1, 3]
+    assert onnx.max_length == torch_model.max_length
+    texts = ["you are so kind", "hate trash vermin " * 30, "coffee"]
+    ours, theirs = onnx.predict(texts), torch_model.predict(texts)
+    assert [p.label for p in ours] == [p.label for p in theirs]
+    assert [p.truncated for p in ours] == [False, True, False]
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.scores == pytest.approx(b.scores, abs=1e-4)
+
+
+def _broken_exporter(monkeypatch, answer: int) -> None:
+    """An exporter that writes a model answering class ``answer`` for every text."""
+    import copy
+
+    import torch
+
+    from distilora.export import build
+
+    real = build.export_onnx
+
+    def export(model, tokenizer, path, opset):
+        broken = copy.deepcopy(model)
+        with torch.no_grad():
+            broken.classifier.bias[answer] += 1000.0
+        return real(broken, tokenizer, path, opset)
+
+    monkeypatch.setattr(build, "export_onnx", export)
+
+
+def test_below_the_gate_the_numbers_are_written_and_the_exit_status_is_1(run_copy, monkeypatch, capsys):
+    predicted = json.loads((run_copy / "predictions" / "odd.json").read_text())["validation"]["probs"]
+    share_of_class_1 = sum(p[1] > p[0] for p in predicted) / len(predicted)
+    _broken_exporter(monkeypatch, answer=int(share_of_class_1 < 0.5))  # the class PyTorch predicts least
+
+    assert cli(["export", "--run", str(run_copy), "--model", "odd"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("distilora")]  # not progress bars
+    assert len(err) == 1 and "parity gate failed" in err[0] and "below --min-agreement 0.99" in err[0]
+    directory = run_copy / "export" / "odd"
+    parity = json.loads((directory / PARITY_FILE).read_text())
+    assert parity["passed"] is False and parity["gate"]["agreement"] < 0.99
+    assert verify_manifest(directory)["passed"] is False
+    with pytest.raises(ExportRejected, match="failed its parity gate"):
+        Classifier.load(directory)
+    with pytest.raises(FileNotFoundError, match="no ONNX export that passed"):
+        create_app(run_copy, settings=ServeConfig(backend="onnx", model_process=False))
+
+
+@pytest.mark.parametrize(("args", "phrase"), [
+    (["--model", "nope"], "unknown model 'nope'"),
+    (["--model", "even"], "the run has no model 'even'"),
+    (["--model", "tfidf"], "not exportable to ONNX; exportable models of this run: teacher, odd"),
+    (["--model", "majority"], "not exportable to ONNX"),
+    (["--model", "odd", "--min-agreement", "0"], "--min-agreement must be in (0, 1]"),
+    (["--model", "odd", "--min-agreement", "1.5"], "--min-agreement must be in (0, 1]"),
+])
+def test_bad_input_is_one_line_and_leaves_nothing_in_export(run_copy, capsys, args, phrase):
+    assert cli(["export", "--run", str(run_copy), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("distilora export: error: ") and phrase in err[0], err
+    assert not (run_copy / "export").exists()
+
+
+def test_a_run_without_results_and_a_failing_export_leave_nothing(run_copy, tmp_path, monkeypatch, capsys):
+    assert cli(["export", "--run", str(tmp_path / "nothing"), "--model", "odd"]) == 2
+    assert "results.json: not found" in capsys.readouterr().err
+
+    from distilora.export import build
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("exporter exploded\nwith a long story")
+
+    monkeypatch.setattr(build, "export_onnx", crash)
+    assert cli(["export", "--run", str(run_copy), "--model", "odd"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("distilora")]
+    assert err == ["distilora export: error: --model odd: the ONNX export failed (RuntimeError: exporter exploded)"]
+    assert not (run_copy / "export").exists()
+
+
+def test_serve_backend_onnx_serves_the_exports(exported):
+    app = create_app(exported, settings=ServeConfig(backend="onnx"))  # the models in a child process, as served
+    with TestClient(app, base_url=LOCAL) as client:
+        info = client.get("/api/v1/models").json()
+        by_name = {model["name"]: model for model in info["models"]}
+        assert list(by_name) == ["odd", "odd-int8"] and info["default_model"] == "odd"
+        assert {m["backend"] for m in by_name.values()} == {"onnxruntime"}
+        assert by_name["odd"]["quantization"] is None and by_name["odd-int8"]["quantization"] == "int8"
+        assert by_name["odd"]["parity"] == {"validation": 1.0, "test": 1.0}
+        assert by_name["odd"]["route"] == "distil" and by_name["odd"]["layers"] == [1, 3]
+        assert by_name["odd"]["size_mb"] > 0 and by_name["odd-int8"]["parity"]["test"] >= 0.5
+        for name in ("odd", "odd-int8"):
+            response = client.post("/api/v1/classify", json={"texts": ["you are so kind", "vermin"], "model": name})
+            assert response.status_code == 200, response.text
+            results = response.json()["results"]
+            assert len(results) == 2 and all(r["label"] in info["labels"] for r in results)
+            assert all(sum(r["scores"].values()) == pytest.approx(1.0, abs=1e-4) for r in results)
+
+
+def test_parity_is_refused_on_data_other_than_the_runs(run_copy, tiny_dataset, tmp_path, capsys):
+    other = tmp_path / "other-data"
+    shutil.copytree(tiny_dataset, other)
+    test_csv = other / "test.csv"
+    test_csv.write_text(test_csv.read_text().replace("coffee", "tea", 1))
+    assert cli(["export", "--run", str(run_copy), "--model", "odd", "--dataset", str(other)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("distilora")]
+    assert len(err) == 1 and "not the data this run was trained and evaluated on" in err[0]
+    assert not (run_copy / "export").exists()
+
+
+def test_cpu_info_reads_the_flags_that_decide_int8_and_bf16_speed(tmp_path):
+    from distilora.export.machine import CPU_FLAGS, cpu_info
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Example CPU\nflags\t\t: fpu avx2 fma avx512_vnni amx_int8\n\n"
+                       "processor\t: 1\nmodel name\t: Example CPU\nflags\t\t: fpu avx2 fma avx512_vnni amx_int8\n")
+    info = cpu_info(cpuinfo)
+    assert info["model"] == "Example CPU"
+    assert set(info["flags"]) == set(CPU_FLAGS)
+    assert {flag for flag, present in info["flags"].items() if present} == {"avx2", "fma", "avx512_vnni", "amx_int8"}
+    assert cpu_info(tmp_path / "missing")["flags"] == {}
