@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from distilora.config import ServeConfig
+from distilora.config import PRECISIONS, ServeConfig
 
 HELP = "serve a web page and a JSON API that classify text with a run's models"
 
@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds a request may take the model")
     parser.add_argument("--threads", type=int, default=defaults.torch_threads,
                         help="torch threads of the model worker (default: every core)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help="inference precision: fp32; bf16 (refused without native bf16); auto: bf16 where native")
     parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="HOST",
                         help="also answer to this Host header (repeatable; * for any; default: "
                              f"{', '.join(defaults.allowed_hosts)})")
@@ -51,7 +53,10 @@ def main(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         hosts = (*hosts, args.host)
     config = ServeConfig(host=args.host, port=args.port, timeout_s=args.timeout, allowed_hosts=hosts,
-                         torch_threads=args.threads)
+                         torch_threads=args.threads, precision=args.precision)
+    from distilora.precision import resolve_precision
+
+    resolve_precision(config.precision)  # bf16 without native support: one line here, not in the model process
     run_dir = resolve_run(args.run)
 
     import uvicorn

@@ -97,7 +97,8 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
         threads = settings.torch_threads or os.cpu_count() or 1
         if not settings.model_process:
             torch.set_num_threads(threads)
-        registry = ModelRegistry.load(run_dir, (settings.forward_texts, threads) if settings.model_process else None)
+        registry = ModelRegistry.load(run_dir, (settings.forward_texts, threads) if settings.model_process else None,
+                                      precision=settings.precision)
     settings = settings or ServeConfig()
     for classifier in registry.classifiers.values():
         if hasattr(classifier, "batch_size"):

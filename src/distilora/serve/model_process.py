@@ -23,11 +23,12 @@ MODEL_NICENESS = 5
 class ModelProcess:
     """A child process holding ``names`` of ``run_dir``; :meth:`predictor` gives one model's stand-in."""
 
-    def __init__(self, run_dir: Path, names: list[str], forward_texts: int, torch_threads: int):
+    def __init__(self, run_dir: Path, names: list[str], forward_texts: int, torch_threads: int,
+                 precision: str = "fp32"):
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, str(run_dir), names, forward_texts, torch_threads),
-                                        name="distilora-models", daemon=True)
+        self._process = context.Process(target=_serve, name="distilora-models", daemon=True,
+                                        args=(child, str(run_dir), names, forward_texts, torch_threads, precision))
         self._process.start()
         child.close()
         self._lock = threading.Lock()
@@ -76,14 +77,15 @@ class RemoteClassifier:
         return self.process.predict(self.name, texts)
 
 
-def _serve(conn: Connection, run_dir: str, names: list[str], forward_texts: int, torch_threads: int) -> None:
+def _serve(conn: Connection, run_dir: str, names: list[str], forward_texts: int, torch_threads: int,
+           precision: str) -> None:
     import torch
 
     # The web server answers first (health checks, 503s); the models take the CPU it leaves.
     os.nice(MODEL_NICENESS)
     torch.set_num_threads(torch_threads)
     try:
-        classifiers = {name: Classifier.load(run_dir, name) for name in names}
+        classifiers = {name: Classifier.load(run_dir, name, precision=precision) for name in names}
         for classifier in classifiers.values():
             classifier.batch_size = forward_texts
             classifier.predict(["warm-up"])  # first-call costs are paid here, not by the first request

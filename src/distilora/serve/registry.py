@@ -58,10 +58,12 @@ class ModelRegistry:
             self.process.close()
 
     @classmethod
-    def load(cls, run_dir: str | Path, process: tuple[int, int] | None = None) -> ModelRegistry:
+    def load(cls, run_dir: str | Path, process: tuple[int, int] | None = None,
+             precision: str = "fp32") -> ModelRegistry:
         """Load every model listed in the run's results (teacher, odd, even, lora, …), in the run's order.
 
         ``process=(forward_texts, torch_threads)`` loads them in a child process (:mod:`.model_process`) instead.
+        ``precision``: the models' inference precision (``fp32``, ``bf16``, ``auto``).
         """
         run = RunDirectory(run_dir)
         results = run.read_results()
@@ -72,12 +74,12 @@ class ModelRegistry:
             from distilora.serve.model_process import ModelProcess
 
             logger.info("loading %s from %s in a model process", ", ".join(names), run.root)
-            models = ModelProcess(run.root, names, *process)
+            models = ModelProcess(run.root, names, *process, precision=precision)
             return cls(run.root, {name: models.predictor(name) for name in names}, results, models)
         classifiers = {}
         for name in names:
             logger.info("loading model %s from %s", name, run.model_dir(name))
-            classifiers[name] = Classifier.load(run.model_dir(name))
+            classifiers[name] = Classifier.load(run.model_dir(name), precision=precision)
             classifiers[name].predict(["warm-up"])  # first-call costs are paid here, not by the first request
         return cls(run.root, classifiers, results)
 
