@@ -118,6 +118,10 @@ def format_report(results: dict) -> str:
                   f"({quant['fp32']['latency']['p50_ms']:.1f} → {quant['int8']['latency']['p50_ms']:.1f} ms), "
                   f"prediction agreement {quant['prediction_agreement']:.1%} on {quant['samples']} texts, "
                   f"max |Δp| {quant['max_abs_probability_difference']:.3f}", ""]
+    if "precision" in results:
+        from benchmarks.precision import format_section
+
+        lines += format_section(results["precision"])
     rows = [[t["name"], f"{t['value']:.3g} {t['unit']}", f"{t['comparison']} {t['required']:g}", f"{t['margin']:.2f}",
              "PASS" if t["pass"] else "FAIL"] for t in results.get("targets", [])]
     if rows:
