@@ -14,12 +14,13 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5, device: torch.device | str = "cpu") -> dict[str, float]:
-    """Best-of-``repeats`` GFLOP/s of ``torch.matmul`` on two ``size × size`` fp32 matrices (2·size³ FLOPs)."""
+def matmul_peak(size: int = 2048, repeats: int = 5, device: torch.device | str = "cpu",
+                dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """Best-of-``repeats`` GFLOP/s of ``torch.matmul`` on two ``size × size`` matrices (2·size³ FLOPs)."""
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device)
-    b = torch.randn(size, size, generator=generator).to(device)
-    out = torch.empty(size, size, device=device)
+    a = torch.randn(size, size, generator=generator).to(device, dtype)
+    b = torch.randn(size, size, generator=generator).to(device, dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
     torch.matmul(a, b, out=out)  # warm-up: thread pool, caches
     synchronize(device)
     seconds = []
@@ -32,7 +33,7 @@ def matmul_peak(size: int = 2048, repeats: int = 5, device: torch.device | str =
     return {
         "size": size,
         "repeats": repeats,
-        "dtype": "float32",
+        "dtype": str(dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
         "best_seconds": min(seconds),
         "gflops": flops / min(seconds) / 1e9,

@@ -141,6 +141,10 @@ def format_report(results: dict) -> str:
                           f"{v['latency_speedup_vs_pytorch']:.2f}x", f"{v['agreement']:.2%}", f"{v['max_abs_dp']:.3f}"]
                          for name, v in export["variants"].items()])
         lines.append("")
+    if "precision" in results:
+        from benchmarks.precision import format_section
+
+        lines += format_section(results["precision"])
     rows = [[t["name"], f"{t['value']:.3g} {t['unit']}", f"{t['comparison']} {t['required']:g}", f"{t['margin']:.2f}",
              "PASS" if t["pass"] else "FAIL"] for t in results.get("targets", [])]
     if rows:

@@ -20,12 +20,15 @@ from benchmarks.flops import FLOP_METHOD, add_fractions
 from benchmarks.inference import measure_model, measure_quantization
 from benchmarks.memory import MEMORY_METHOD, PeakRSS
 from benchmarks.peak import best_peak, matmul_peak
+from benchmarks.precision import add_bf16_fractions, bf16_peak, precision_section
+from benchmarks.precision import measure_inference as measure_precision_inference
+from benchmarks.precision import measure_training as measure_precision_training
 from benchmarks.report import evaluate_targets
 from benchmarks.sample import load_sample
 from benchmarks.training import BenchContext, measure_route
-from distilora.export.machine import cpu_info
 from distilora.inference import Classifier
 from distilora.models import load_pretrained_classifier, load_tokenizer, resolve_checkpoint
+from distilora.precision import cpu_name, recorded_cpu_flags
 from distilora.routes import Route, RouteKind, RouteSetup, create_route
 from distilora.run_dir import RunDirectory
 from distilora.versions import library_versions
@@ -33,23 +36,13 @@ from distilora.versions import library_versions
 QUANTIZED_MODEL = "odd"
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _meta(options: BenchConfig, device: torch.device) -> dict:
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "options": options.to_dict(),
         "device": str(device),
-        "cpu": _cpu_name(),
-        "cpu_flags": cpu_info()["flags"],
+        "cpu": cpu_name(),
+        "cpu_flags": recorded_cpu_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_start": list(os.getloadavg()),
@@ -155,6 +148,16 @@ def _run(options: BenchConfig, log: Callable[[str], None]) -> dict:
         results["training"][route.name]["kind"] = route.kind.value
         lap(f"training_{route.name}")
 
+    section = results["precision"] = precision_section(device)
+    if section["native_bf16"]:
+        log("fp32 vs bf16: matmul peak, then distilora's training of each route in both")
+        section["peak_bf16"] = bf16_peak(options, device)
+        for name in ROUTES:
+            route = create_route(name, RouteSetup(teacher.config.num_hidden_layers,
+                                                  teacher.config.num_hidden_layers // 2))
+            section["training"][name] = measure_precision_training(route, ctx, sample, options, device)
+        lap("precision_training")
+
     results["inference"] = {}
     for name, build in inference_builders(options, ctx).items():
         log(f"inference: {name}")
@@ -162,6 +165,9 @@ def _run(options: BenchConfig, log: Callable[[str], None]) -> dict:
         model = build().to(device).eval()
         results["inference"][name] = measure_model(model, sample, options)
         lap(f"inference_{name}")
+        if section["native_bf16"]:
+            section["inference"][name] = measure_precision_inference(model, sample, options)
+            lap(f"precision_inference_{name}")
         if name == QUANTIZED_MODEL:
             log(f"int8 dynamic quantization: {name}")
             results["quantization"] = {"model": name} | measure_quantization(model, sample, options)
@@ -177,6 +183,7 @@ def _run(options: BenchConfig, log: Callable[[str], None]) -> dict:
     lap("peak_end")
     results["peak"] = best_peak(peak_start, peak_end) | {"memory": memory.as_dict()}
     add_fractions(results, results["peak"]["gflops"])
+    add_bf16_fractions(section)
     results["targets"] = evaluate_targets(results)
     results["meta"]["seconds"] = time.perf_counter() - started
     results["meta"]["load_average_end"] = list(os.getloadavg())

@@ -31,6 +31,7 @@ from benchmarks.peak import synchronize
 from benchmarks.sample import BenchSample, naive_loader
 from benchmarks.steps import StepTimer
 from distilora.config import DistillationConfig, ExperimentConfig, TrainConfig
+from distilora.precision import FP32
 from distilora.routes import Route, RouteKind
 from distilora.training import distillation_loss, train_model
 from distilora.training.teacher_targets import cached_teacher_targets, with_example_index
@@ -49,6 +50,8 @@ class BenchContext:
     teacher: PreTrainedModel
     config: ExperimentConfig = field(default_factory=ExperimentConfig)
     data_fingerprint: str = "bench"
+    precision: str = FP32
+    world_size: int = 1
 
     def teacher_model(self) -> PreTrainedModel:
         return self.teacher
@@ -133,22 +136,25 @@ def train_plain_trainer(model: torch.nn.Module, route: Route, ctx: BenchContext,
 
 
 def train_distilora(model: PreTrainedModel, route: Route, ctx: BenchContext, sample: BenchSample,
-                    options: BenchConfig, work: Path, targets: dict[str, np.ndarray] | None) -> None:
+                    options: BenchConfig, work: Path, targets: dict[str, np.ndarray] | None,
+                    precision: str = FP32) -> None:
     """distilora's ``train_model``: one epoch over the sample; its only evaluation comes after the last step."""
     config = TrainConfig(epochs=1, learning_rate=_learning_rate(route, ctx), batch_size=options.batch_size,
                          evals_per_epoch=1)
     eval_dataset = sample.train.select(range(min(len(sample.train), options.batch_size)))
     train = with_example_index(sample.train) if targets is not None else sample.train
     train_model(model, sample.tokenizer, train, eval_dataset, route.objective(ctx), config, work, options.seed,
-                sample.labels, teacher_targets=targets)
+                sample.labels, teacher_targets=targets, precision=precision)
 
 
-def teacher_target_pass(teacher: PreTrainedModel, sample: BenchSample) -> tuple[dict[str, np.ndarray], dict]:
+def teacher_target_pass(teacher: PreTrainedModel, sample: BenchSample,
+                        precision: str = FP32) -> tuple[dict[str, np.ndarray], dict]:
     """Time distilora's one-off teacher pass (compute and save to the cache file)."""
     device = next(teacher.parameters()).device
     with tempfile.TemporaryDirectory(prefix="distilora-bench-targets-") as work, PeakRSS() as memory:
         started = time.perf_counter()
-        targets = cached_teacher_targets(teacher, sample.tokenizer, sample.train, Path(work) / "targets.safetensors")
+        targets = cached_teacher_targets(teacher, sample.tokenizer, sample.train, Path(work) / "targets.safetensors",
+                                         precision)
         synchronize(device)
         seconds = time.perf_counter() - started
     flops = forward_flops(ModelShape.of(teacher), sample.train["length"])
@@ -157,8 +163,8 @@ def teacher_target_pass(teacher: PreTrainedModel, sample: BenchSample) -> tuple[
     return targets, stats | achieved(flops, seconds) | {"memory": memory.as_dict()}
 
 
-def _measure(route: Route, ctx: BenchContext, variant: str, sample: BenchSample, options: BenchConfig,
-             device: torch.device, targets: dict[str, np.ndarray] | None) -> dict:
+def measure_variant(route: Route, ctx: BenchContext, variant: str, sample: BenchSample, options: BenchConfig,
+             device: torch.device, targets: dict[str, np.ndarray] | None, precision: str = FP32) -> dict:
     set_seed(options.seed)
     model = route.build(ctx).to(device)
     shape = ModelShape.of(model)
@@ -169,7 +175,7 @@ def _measure(route: Route, ctx: BenchContext, variant: str, sample: BenchSample,
         elif variant == "trainer":
             train_plain_trainer(model, route, ctx, sample, options, Path(work))
         else:
-            train_distilora(model, route, ctx, sample, options, Path(work) / "train", targets)
+            train_distilora(model, route, ctx, sample, options, Path(work) / "train", targets, precision)
     stats = timer.stats(options.warmup_steps)
     del model
     gc.collect()
@@ -201,7 +207,7 @@ def measure_route(route: Route, ctx: BenchContext, sample: BenchSample, options:
     if route.needs_teacher_targets:
         targets, out["teacher_targets"] = teacher_target_pass(ctx.teacher, sample)
     for variant in VARIANTS:
-        out[variant] = _measure(route, ctx, variant, sample, options, device, targets)
+        out[variant] = measure_variant(route, ctx, variant, sample, options, device, targets)
     if route.needs_teacher_targets:
         _amortise(out["distilora"], out["teacher_targets"])
     for variant in VARIANTS:

@@ -155,3 +155,31 @@ def test_quick_bench_writes_every_section(quick_bench):
 
     assert "Targets" in printed and "distillation_vs_naive" in printed and "Saved to" in printed
     assert "PyTorch fp32 vs ONNX (odd" in printed and "onnx-int8-per-channel" in printed and "CPU flags:" in printed
+
+
+def test_quick_bench_compares_fp32_and_bf16(quick_bench):
+    from distilora.precision import native_bf16
+
+    results, printed = quick_bench
+    section = results["precision"]
+    assert results["meta"]["cpu_flags"] == section["cpu_flags"]
+    assert "fp32 vs bf16" in printed
+    if not native_bf16("cpu"):
+        assert section["native_bf16"] is False and "emulated" in section["skipped"]
+        assert section["training"] == {} and section["inference"] == {}
+        return
+    assert {"avx512_bf16", "amx_bf16"} & set(section["cpu_flags"])
+    assert section["peak_bf16"]["dtype"] == "bfloat16" and section["peak_bf16"]["gflops"] > 0
+    assert set(section["training"]) == {"teacher", "odd", "lora"}
+    for entry in section["training"].values():
+        for precision in ("fp32", "bf16"):
+            assert entry[precision]["steps"] == 2
+            _positive_numbers(entry[precision], ("useful_tokens_per_s", "fraction_of_peak"))
+        assert entry["speedup"] > 0 and entry["bf16"]["fraction_of_bf16_peak"] > 0
+    assert section["training"]["odd"]["teacher_targets_bf16"]["samples"] == 24
+    assert set(section["inference"]) == {"teacher", "odd", "even", "lora"}
+    for entry in section["inference"].values():
+        _positive_numbers(entry["fp32"], ("samples_per_s",))
+        _positive_numbers(entry["bf16"], ("samples_per_s",))
+        assert 0 <= entry["label_agreement"] <= 1 and entry["max_abs_probability_difference"] >= 0
+        assert entry["samples"] == 32

@@ -247,16 +247,3 @@ def test_parity_is_refused_on_data_other_than_the_runs(run_copy, tiny_dataset, t
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("distilora")]
     assert len(err) == 1 and "not the data this run was trained and evaluated on" in err[0]
     assert not (run_copy / "export").exists()
-
-
-def test_cpu_info_reads_the_flags_that_decide_int8_and_bf16_speed(tmp_path):
-    from distilora.export.machine import CPU_FLAGS, cpu_info
-
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: Example CPU\nflags\t\t: fpu avx2 fma avx512_vnni amx_int8\n\n"
-                       "processor\t: 1\nmodel name\t: Example CPU\nflags\t\t: fpu avx2 fma avx512_vnni amx_int8\n")
-    info = cpu_info(cpuinfo)
-    assert info["model"] == "Example CPU"
-    assert set(info["flags"]) == set(CPU_FLAGS)
-    assert {flag for flag, present in info["flags"].items() if present} == {"avx2", "fma", "avx512_vnni", "amx_int8"}
-    assert cpu_info(tmp_path / "missing")["flags"] == {}

@@ -140,17 +140,22 @@ class TfidfConfig:
 
 
 CLASS_WEIGHTS = ("none", "balanced")
+PRECISIONS = ("fp32", "bf16", "auto")
+"""``fp32``; ``bf16`` (autocast around the forward, fp32 weights; refused without native bf16); ``auto``: bf16 exactly
+where the CPU / GPU computes it natively (:mod:`distilora.precision`)."""
 
 
-PRESETS: dict[str, dict[str, dict[str, float]]] = {
+PRESETS: dict[str, dict[str, dict[str, float] | str]] = {
     "cpu": {},
     "gpu": {
+        "precision": "auto",
         "teacher_training": {"epochs": 3, "batch_size": 32, "learning_rate": 5e-5},
         "student_training": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-4},
         "lora_training": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3},
     },
 }
-"""Named settings on top of the defaults; ``cpu`` is the default itself."""
+"""Named settings on top of the defaults (``ExperimentConfig`` fields, or a training's fields by its name); ``cpu`` is
+the default itself."""
 
 
 @dataclass
@@ -175,6 +180,8 @@ class ExperimentConfig:
     """``balanced``: weight each class's cross-entropy by n / (classes · count) of the training labels."""
     collapse_share: float = 0.98
     """A model that gives one class to at least this share of validation is flagged as collapsed."""
+    precision: str = "fp32"
+    """Training and inference precision: ``fp32``, ``bf16`` or ``auto`` (see ``PRECISIONS``)."""
     report: bool = True
     """Write report.html / report.md / plots at the end of the run."""
     measure_speed: bool = True
@@ -198,6 +205,8 @@ class ExperimentConfig:
             raise ValueError(f"--class-weight {self.class_weight!r}: choose from {', '.join(CLASS_WEIGHTS)}")
         if not 0.5 < self.collapse_share <= 1:
             raise ValueError(f"collapse_share must be in (0.5, 1], got {self.collapse_share}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision {self.precision!r}: choose from {', '.join(PRECISIONS)}")
 
     def resolved_output_dir(self) -> Path:
         """``output_dir`` or ``runs/<dataset name>``."""
@@ -207,12 +216,15 @@ class ExperimentConfig:
         return Path("runs") / name.replace("/", "_")
 
     def apply_preset(self, name: str) -> None:
-        """``cpu`` (the defaults above) or ``gpu``: more epochs and larger batches where compute is cheap."""
+        """``cpu`` (the defaults above) or ``gpu``: more epochs where compute is cheap, and ``precision="auto"``."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-        for training, values in PRESETS[name].items():
-            for key, value in values.items():
-                setattr(getattr(self, training), key, value)
+        for field_name, values in PRESETS[name].items():
+            if isinstance(values, dict):
+                for key, value in values.items():
+                    setattr(getattr(self, field_name), key, value)
+            else:
+                setattr(self, field_name, values)
 
     def trainings(self) -> list[TrainConfig]:
         """Every route's training settings (to change something for all of them)."""
@@ -262,6 +274,8 @@ class ServeConfig:
     """Host header values served (a defence against DNS rebinding); ``*`` allows any."""
     torch_threads: int | None = None
     """Threads of the one model worker; default: every core."""
+    precision: str = "fp32"
+    """Inference precision of the served models: ``fp32``, ``bf16`` or ``auto`` (see ``PRECISIONS``)."""
     model_process: bool = True
     """Run the models in a child process, so that they and the web server do not take turns on one GIL
     (``create_app(run_dir)`` only; a registry passed in is used as it is)."""
@@ -282,6 +296,8 @@ class ServeConfig:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.torch_threads is not None and self.torch_threads <= 0:
             raise ValueError(f"torch_threads must be > 0, got {self.torch_threads}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision {self.precision!r}: choose from {', '.join(PRECISIONS)}")
         self.allowed_hosts = tuple(self.allowed_hosts)
         if self.backend not in SERVE_BACKENDS:
             raise ValueError(f"--backend {self.backend!r}: choose from {', '.join(SERVE_BACKENDS)}")

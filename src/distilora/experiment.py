@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -12,6 +15,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel, set_seed
 
+from distilora import distributed
 from distilora.artifacts import verified_snapshot
 from distilora.config import ExperimentConfig
 from distilora.data import TaskData, encode_splits, load_task_data, token_rows
@@ -23,10 +27,12 @@ from distilora.evaluation.speed import speed_report, timing_texts
 from distilora.inference import Classifier, forward_in_batches
 from distilora.models import load_tokenizer, resolve_checkpoint
 from distilora.models.architectures import encoder_depth
+from distilora.precision import FP32, default_device_type, precision_report, resolve_precision
 from distilora.routes import Route, configured_routes
 from distilora.routes.lora import ADAPTER_DIR
-from distilora.run_dir import RunDirectory, StageRecord, fingerprint
-from distilora.training.teacher_targets import CACHE_FORMAT, cached_teacher_targets, with_example_index
+from distilora.run_dir import RunDirectory, RunLocked, StageRecord
+from distilora.training.teacher_targets import cache_key, cached_teacher_targets, with_example_index
+from distilora.training.trainer import TrainResult
 from distilora.versions import library_versions
 
 logger = logging.getLogger(__name__)
@@ -36,17 +42,27 @@ TEACHER = "teacher"
 
 
 class Experiment:
-    """Holds what every stage shares (data, tokenizer, run directory) and is the routes' :class:`RouteContext`."""
+    """Holds what every stage shares (data, tokenizer, run directory) and is the routes' :class:`RouteContext`.
+
+    Under ``torchrun`` every process builds one: all of them train the gradient routes together (DDP), and only the
+    main process writes the run directory, fits the text baselines, evaluates and reports (:mod:`.distributed`).
+    """
 
     def __init__(self, config: ExperimentConfig):
         self.config = config
+        distributed.quiet_other_processes()
+        self.device_type = default_device_type()
+        # Resolved once, before anything is read or written: bf16 without native support is refused here.
+        self.precision = resolve_precision(config.precision, self.device_type)
+        self.world_size = distributed.world_size()
         self.run_dir = RunDirectory(config.resolved_output_dir(), config.seed)
         self.checkpoint = resolve_checkpoint(config.teacher)
         self.teacher_depth = encoder_depth(AutoConfig.from_pretrained(self.checkpoint))
         # Every route name and layer spec is checked before anything is read, written or trained.
         self.routes: list[Route] = configured_routes(config, self.teacher_depth)
         self.run_dir.ensure_writable()
-        self.data: TaskData = load_task_data(config.data, config.seed)
+        with distributed.main_process_first():  # the datasets cache is filled once
+            self.data: TaskData = load_task_data(config.data, config.seed)
         self.labels = self.data.labels
         self.data_fingerprint = self.data.fingerprint
         self.tokenizer = load_tokenizer(self.checkpoint)
@@ -79,10 +95,12 @@ class Experiment:
         """The teacher's logits and per-layer [CLS] states on the training split, cached by the teacher's *weights*."""
         if self._teacher_targets is None:
             _, weights = self.teacher_identity()
-            key = fingerprint(weights, self.data_fingerprint, self.config.data.max_length, CACHE_FORMAT)
+            key = cache_key(weights, self.data_fingerprint, self.config.data.max_length, self.precision)
             started = time.perf_counter()
-            self._teacher_targets = cached_teacher_targets(self.teacher_model(), self.tokenizer, self.encoded["train"],
-                                                           self.run_dir.teacher_targets_file(key))
+            with distributed.main_process_first():  # the main process computes and saves, the others read the file
+                self._teacher_targets = cached_teacher_targets(self.teacher_model(), self.tokenizer,
+                                                               self.encoded["train"],
+                                                               self.run_dir.teacher_targets_file(key), self.precision)
             self.stage_seconds["teacher_targets"] = time.perf_counter() - started
         return self._teacher_targets
 
@@ -99,7 +117,8 @@ class Experiment:
     def validation_scores(self, model: PreTrainedModel) -> tuple[float, float]:
         if self._validation_encodings is None:
             self._validation_encodings = token_rows(self.encoded["validation"])
-        logits = forward_in_batches(model, self._validation_encodings, self.tokenizer, batch_size=128).logits
+        logits = forward_in_batches(model, self._validation_encodings, self.tokenizer, batch_size=128,
+                                    precision=self.precision).logits
         metrics = classification_metrics(self.data.splits["validation"]["label"], logits, self.labels)
         return metrics["loss"], metrics["macro_f1"]
 
@@ -111,12 +130,15 @@ class Experiment:
 
     # ---- training ------------------------------------------------------------------------------------------------
     def train(self, route: Route, seed: int) -> StageRecord:
-        """Train ``route`` with ``seed`` unless a finished stage with the same fingerprint exists; save atomically."""
+        """Train ``route`` with ``seed`` unless a finished stage with the same fingerprint exists; save atomically.
+
+        Under torchrun the main process decides about reuse and saves; a gradient route trains on every process.
+        """
         stage_dir = self.run_dir.model_dir(route.name, seed)
         label = route.name if seed == self.config.seed else f"{route.name} seed {seed}"
         started = time.perf_counter()
         fp = route.fingerprint(self, seed)
-        record = self.run_dir.completed(stage_dir, fp)
+        record = distributed.from_main_process(lambda: self.run_dir.completed(stage_dir, fp))
         if record is not None:
             logger.info("[%s] reusing finished stage in %s", label, stage_dir)
             self.reused.append(label)
@@ -125,22 +147,31 @@ class Experiment:
             logger.info("[%s] training (%s: %s)", label, route.kind.value, route.describe(self.config))
             set_seed(seed)
             work = self.run_dir.work_dir(route.name, fp)
-            result = route.train(self, seed, work)
-            partial = self.run_dir.start_stage(stage_dir)
-            route.save(result.model, partial)
-            if route.tokenized:
-                self.tokenizer.save_pretrained(partial)
-            record = StageRecord(name=route.name, route=route.kind.value, fingerprint=fp, layers=route.layers,
-                                 seed=seed, train_loss=result.train_loss, train_loss_mean=result.train_loss_mean,
-                                 train_seconds=result.train_seconds, trainable_params=result.trainable_params,
-                                 history=result.history, details=route.details())
-            self.run_dir.finish_stage(partial, stage_dir, record, self.data_fingerprint)
-            self.run_dir.remove_work(work)
+            result = route.train(self, seed, work) if route.uses_trainer or distributed.is_main_process() else None
+            distributed.wait_for_everyone()  # every process is done with the checkpoints in ``work``
+            record = distributed.from_main_process(lambda: self.save_stage(route, seed, fp, result, stage_dir, work))
         if seed == self.config.seed:
             self.records[route.name] = record
         else:
             self.seed_records[(route.name, seed)] = record
         self.stage_seconds[label] = time.perf_counter() - started
+        return record
+
+    def save_stage(self, route: Route, seed: int, fp: str, result: TrainResult, stage_dir: Path,
+                   work: Path) -> StageRecord:
+        """Save a trained model and its record into place (main process), and drop its Trainer checkpoints."""
+        partial = self.run_dir.start_stage(stage_dir)
+        route.save(result.model, partial)
+        if route.tokenized:
+            self.tokenizer.save_pretrained(partial)
+        record = StageRecord(name=route.name, route=route.kind.value, fingerprint=fp, layers=route.layers,
+                             seed=seed, train_loss=result.train_loss, train_loss_mean=result.train_loss_mean,
+                             train_seconds=result.train_seconds, trainable_params=result.trainable_params,
+                             precision=self.precision if route.uses_trainer else None,
+                             world_size=self.world_size if route.uses_trainer else 1,
+                             history=result.history, details=route.details())
+        self.run_dir.finish_stage(partial, stage_dir, record, self.data_fingerprint)
+        self.run_dir.remove_work(work)
         return record
 
     # ---- evaluation ----------------------------------------------------------------------------------------------
@@ -153,7 +184,7 @@ class Experiment:
             model_dir = self.run_dir.model_dir(name)
             logger.info("[%s] evaluating on validation and test", name)
             started = time.perf_counter()
-            classifiers[name] = Classifier.load(model_dir)
+            classifiers[name] = Classifier.load(model_dir, precision=self.precision)
             metrics, predictions = evaluate_classifier(classifiers[name], self.data.splits, self.labels)
             self.run_dir.write_predictions(name, predictions)
             entry = {
@@ -169,6 +200,8 @@ class Experiment:
                 "trainable_params": record.trainable_params,
                 "size_mb": round(weights_size_mb(model_dir), 3),
                 "train_seconds": record.train_seconds,
+                "precision": record.precision or (FP32 if routes[name].uses_trainer else None),
+                "world_size": record.world_size or 1,
                 "eval_seconds": time.perf_counter() - started,
                 "path": name,
                 "history": record.history,
@@ -203,7 +236,7 @@ class Experiment:
         runs = {name: [{"seed": self.config.seed, "metrics": entry["metrics"]}] for name, entry in models.items()}
         for (name, seed), _record in sorted(self.seed_records.items(), key=lambda item: item[0][1]):
             logger.info("[%s seed %d] evaluating", name, seed)
-            classifier = Classifier.load(self.run_dir.model_dir(name, seed))
+            classifier = Classifier.load(self.run_dir.model_dir(name, seed), precision=self.precision)
             metrics, _ = evaluate_classifier(classifier, self.data.splits, self.labels)
             runs[name].append({"seed": seed, "metrics": metrics})
         return runs
@@ -218,6 +251,8 @@ class Experiment:
                             for split, info in self.data.report.items()},
             "data_fingerprint": self.data_fingerprint,
             "seed": self.config.seed,
+            "precision": precision_report(self.config.precision, self.precision, self.device_type),
+            "world_size": self.world_size,
             "models": models,
             "speed": speed,
             "stage_seconds": self.stage_seconds,
@@ -227,13 +262,36 @@ class Experiment:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """The run directory's lock, held by the main process; every process stops if it is taken."""
+        with contextlib.ExitStack() as stack:
+
+            def take() -> str | None:
+                try:
+                    stack.enter_context(self.run_dir.lock())
+                except RunLocked as locked:
+                    return str(locked)
+                return None
+
+            taken_by_another = distributed.from_main_process(take)
+            if taken_by_another:
+                raise RunLocked(taken_by_another)
+            yield
+
     def run(self) -> dict[str, Any]:
-        """Train, evaluate, write results.json and results.md, then the report; return the results."""
-        with self.run_dir.lock():
+        """Train, evaluate, write results.json and results.md, then the report; return the results.
+
+        Under torchrun, every process trains; then the main process evaluates, writes and returns the results while
+        the others return an empty dict.
+        """
+        with self.lock():
             for seed in self.config.all_seeds():
                 for route in self.routes:
                     if seed == self.config.seed or not route.main_seed_only:
                         self.train(route, seed)
+            if not distributed.is_main_process():
+                return {}
             models, speed = self.evaluate()
             results = self.results(models, speed)
             if self.seed_records:

@@ -22,6 +22,7 @@ from distilora.artifacts import verified_snapshot
 from distilora.config import MAX_TEXT_CHARS
 from distilora.data.encoding import TOKEN_FIELDS
 from distilora.models.text_baselines import TextBaseline, is_text_baseline
+from distilora.precision import FP32, autocast, resolve_precision
 from distilora.run_dir import ONNX_FILE, RunDirectory
 
 
@@ -46,10 +47,12 @@ def forward_in_batches(
     tokenizer: PreTrainedTokenizerBase,
     batch_size: int = 64,
     want_cls: bool = False,
+    precision: str = FP32,
 ) -> ForwardOutput:
     """Run ``model`` over tokenized examples in length-sorted batches (little padding); results in input order.
 
     ``want_cls``: also the [CLS] state after the embeddings and after every layer, ``(n, depth + 1, hidden)``.
+    ``precision``: ``bf16`` runs the forward pass under bf16 autocast (weights stay fp32); outputs are fp32 either way.
     """
     device = next(model.parameters()).device
     order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
@@ -62,7 +65,8 @@ def forward_in_batches(
             chunk = order[start : start + batch_size]
             batch = tokenizer.pad([encodings[i] for i in chunk], return_tensors="pt")
             batch = {k: v.to(device) for k, v in batch.items()}
-            outputs = model(**batch, output_hidden_states=want_cls)
+            with autocast(precision, device.type):
+                outputs = model(**batch, output_hidden_states=want_cls)
             batch_logits = outputs.logits.float().cpu().numpy()
             batch_cls = (torch.stack([h[:, 0] for h in outputs.hidden_states], dim=1).float().cpu().numpy()
                          if want_cls else None)
@@ -85,30 +89,34 @@ class Classifier:
     """What runs the model: ``pytorch``, ``onnxruntime`` (an export) or ``numpy`` (TF-IDF / majority baselines)."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str = "model",
-                 max_length: int | None = None, batch_size: int = 64):
+                 max_length: int | None = None, batch_size: int = 64, precision: str = FP32):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
         self.max_length = int(max_length or min(tokenizer.model_max_length, 512))
         self.batch_size = batch_size
+        self.precision = resolve_precision(precision, next(model.parameters()).device.type)
+        """``fp32`` or ``bf16`` (``auto`` resolved for the model's device; ``bf16`` refused without native support)."""
         # Fast tokenizers are not safe to call from several threads at once.
         self._tokenizer_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | Path, name: str | None = None, device: str | None = None,
-             verify: bool = True) -> Classifier:
+             verify: bool = True, precision: str = FP32) -> Classifier:
         """Load model ``name`` (teacher, odd, even, lora, …) of a run directory, or a model directory itself (an
         ONNX export directory, ``RUN/export/NAME[-int8]``, gives an :class:`~distilora.export.OnnxClassifier`).
 
         The directory's checksums are verified first (``verify=False`` skips that for models not made by distilora).
+        ``precision``: ``fp32``, ``bf16`` or ``auto`` (bf16 where the device computes it natively).
         """
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        resolve_precision(precision, torch.device(device).type)  # refuse bf16 without native support before anything
         path = Path(path)
         model_dir = RunDirectory(path).model_dir(name) if name else path
         if not (model_dir / "config.json").exists():
             available = sorted(p.name for p in path.iterdir() if (p / "config.json").exists()) if path.is_dir() else []
             hint = f"; models in {path}: {', '.join(available)}" if available else ""
             raise FileNotFoundError(f"{model_dir}: no saved model here (no config.json){hint}")
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         with contextlib.ExitStack() as stack:
             # Load from a private copy of exactly the bytes whose checksums were verified.
             source = stack.enter_context(verified_snapshot(model_dir)) if verify else model_dir
@@ -120,7 +128,7 @@ class Classifier:
                 return OnnxClassifier.from_directory(source, name=name or model_dir.name)
             model = AutoModelForSequenceClassification.from_pretrained(source).to(device)
             tokenizer = AutoTokenizer.from_pretrained(source)
-        return cls(model, tokenizer, name=name or model_dir.name)
+        return cls(model, tokenizer, name=name or model_dir.name, precision=precision)
 
     @property
     def device(self) -> str:
@@ -159,7 +167,8 @@ class Classifier:
     def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
         """The logits of ``texts`` and which texts were truncated."""
         encodings, truncated = self.encode(texts)
-        return forward_in_batches(self.model, encodings, self.tokenizer, self.batch_size).logits, truncated
+        output = forward_in_batches(self.model, encodings, self.tokenizer, self.batch_size, precision=self.precision)
+        return output.logits, truncated
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         return self.scores(texts)[0]
@@ -191,6 +200,7 @@ class TextBaselineClassifier(Classifier):
         self.name = name
         self.batch_size = batch_size
         self.max_length = MAX_TEXT_CHARS
+        self.precision = None  # scikit-learn / counting: no tensor precision to choose
 
     @property
     def device(self) -> str:

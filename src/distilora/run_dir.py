@@ -78,6 +78,11 @@ class StageRecord:
     train_loss_mean: float | None = None
     train_seconds: float | None = None
     trainable_params: int | None = None
+    precision: str | None = None
+    """``fp32`` / ``bf16`` the stage trained in; None: not trained by gradient, or trained before precisions existed
+    (fp32)."""
+    world_size: int | None = None
+    """Processes that trained it together (torchrun); None: trained before this was recorded (1)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     """Route-specific facts (importance scores, the C a search chose, …), copied into results.json."""
@@ -192,7 +197,7 @@ class RunDirectory:
     def ensure_writable(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".write-test"
+            probe = self.root / f".write-test-{os.getpid()}"  # one per process: torchrun's run them side by side
             probe.write_text("ok")
             probe.unlink()
         except OSError as error:

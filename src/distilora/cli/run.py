@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from distilora.config import CLASS_WEIGHTS, PRESETS, DataConfig, DistillationConfig, ExperimentConfig, LoraConfig
+from distilora.config import (
+    CLASS_WEIGHTS,
+    PRECISIONS,
+    PRESETS,
+    DataConfig,
+    DistillationConfig,
+    ExperimentConfig,
+    LoraConfig,
+)
 from distilora.routes import registered_routes, route_groups
 from distilora.routes.lora import VARIANTS
 
@@ -60,7 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--seeds", type=_positive(int), default=defaults.num_seeds,
                      help="train students and LoRA with this many seeds (seed, seed+1, …) for mean ± std")
     run.add_argument("--preset", choices=tuple(PRESETS), default=next(iter(PRESETS)),
-                     help="cpu: tuned for minutes on 2 cores; gpu: more epochs (explicit options still win)")
+                     help="cpu: tuned for minutes on 2 cores; gpu: more epochs and --precision auto (explicit options "
+                          "still win)")
+    run.add_argument("--precision", choices=PRECISIONS, default=None,
+                     help=f"training and inference precision; bf16: autocast around the forward pass with fp32 "
+                          f"weights, refused where the CPU / GPU has no native bf16; auto: bf16 exactly where it is "
+                          f"native (default: {defaults.precision}, or the preset's)"),
     epochs = ", ".join(f"{name} {training.epochs:g}" for name, training in
                        (("teacher", defaults.teacher_training), ("students", defaults.student_training),
                         ("LoRA", defaults.lora_training)))
@@ -118,6 +131,8 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
                         target_modules=tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())),
     )
     config.apply_preset(args.preset)
+    if args.precision is not None:
+        config.precision = args.precision
     for training in config.trainings():
         if args.epochs is not None:
             training.epochs = args.epochs
@@ -127,11 +142,14 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def main(args: argparse.Namespace) -> int:
+    from distilora import distributed
     from distilora.evaluation import results_markdown
     from distilora.experiment import Experiment
 
     config = config_from_args(args)
     results = Experiment(config).run()
+    if not distributed.is_main_process():  # torchrun: the main process evaluates, writes and prints
+        return 0
     print(results_markdown(results))
     print(f"Saved to {config.resolved_output_dir()}")
     return 0

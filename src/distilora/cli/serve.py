@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from distilora.config import SERVE_BACKENDS, ServeConfig
+from distilora.config import PRECISIONS, SERVE_BACKENDS, ServeConfig
 
 HELP = "serve a web page and a JSON API that classify text with a run's models"
 
@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=SERVE_BACKENDS, default=defaults.backend,
                         help="pytorch: the run's models; onnx: its ONNX exports that passed their parity gate "
                              "(distilora export), named NAME and NAME-int8")
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help="inference precision: fp32; bf16 (refused without native bf16); auto: bf16 where native")
     parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="HOST",
                         help="also answer to this Host header (repeatable; * for any; default: "
                              f"{', '.join(defaults.allowed_hosts)})")
@@ -54,7 +56,10 @@ def main(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         hosts = (*hosts, args.host)
     config = ServeConfig(host=args.host, port=args.port, timeout_s=args.timeout, allowed_hosts=hosts,
-                         torch_threads=args.threads, backend=args.backend)
+                         torch_threads=args.threads, backend=args.backend, precision=args.precision)
+    from distilora.precision import resolve_precision
+
+    resolve_precision(config.precision)  # bf16 without native support: one line here, not in the model process
     run_dir = resolve_run(args.run)
 
     import uvicorn

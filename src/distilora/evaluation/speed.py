@@ -61,6 +61,7 @@ def speed_report(classifiers: Mapping[str, Classifier], texts: Sequence[str], so
     speeds = measure(classifiers, texts)
     for name, classifier in classifiers.items():
         speeds[name]["device"] = classifier.device
+        speeds[name]["precision"] = classifier.precision
     return {"models": speeds, "texts": source,
             "machine": f"{platform.machine()}, {platform.system()}, torch threads {torch.get_num_threads()}"}
 

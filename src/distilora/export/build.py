@@ -23,12 +23,12 @@ import numpy as np
 from distilora.config import DataConfig, ExportConfig
 from distilora.data import load_task_data
 from distilora.evaluation.metrics import classification_metrics
-from distilora.export.machine import cpu_info
 from distilora.export.onnx import EXPORTER, choose_int8, export_onnx, quantize_int8
 from distilora.export.parity import EXPORTED, REFERENCE, agreement, labels_of, probability_deltas, split_parity
 from distilora.export.runtime import OnnxClassifier
 from distilora.inference import Classifier
 from distilora.models.text_baselines import is_text_baseline
+from distilora.precision import cpu_name, recorded_cpu_flags
 from distilora.routes import registered_routes, route_groups
 from distilora.run_dir import ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
 from distilora.versions import library_versions
@@ -160,7 +160,7 @@ def _write_export(partial: Path, reference: Classifier, splits: dict[str, tuple[
                      "batch_size": config.batch_size, "max_length": reference.max_length,
                      "versions": {**library_versions(), "onnx": onnx.__version__,
                                   "onnxruntime": onnxruntime.__version__},
-                     "cpu": cpu_info()},
+                     "cpu": {"model": cpu_name(), "flags": recorded_cpu_flags()}},
         "int8_variants": variants or None,
         "source": {"model": name, "path": name},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -21,6 +21,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
 from distilora.config import ExperimentConfig, TrainConfig
+from distilora.precision import FP32
 from distilora.run_dir import StageRecord, fingerprint
 from distilora.training.losses import CrossEntropyObjective, Objective
 from distilora.training.trainer import TrainResult, train_model
@@ -58,6 +59,10 @@ class RouteContext(Protocol):
     tokenizer: PreTrainedTokenizerBase
     encoded: datasets.DatasetDict
     """The tokenized splits."""
+    precision: str
+    """The run's resolved precision, ``fp32`` or ``bf16`` (:mod:`distilora.precision`)."""
+    world_size: int
+    """Processes training together (torchrun); 1 for a plain run."""
 
     def teacher_model(self) -> PreTrainedModel:
         """The fine-tuned teacher, frozen and in eval mode."""
@@ -105,6 +110,9 @@ class Route(ABC):
     """Early-stop and keep the best validation checkpoint (False: the final model)."""
     can_collapse: ClassVar[bool] = True
     """Checked for collapse after training (not the majority class, which is collapsed by design)."""
+    uses_trainer: ClassVar[bool] = True
+    """Trained by the one Trainer loop: on every process of a torchrun run, in the run's precision. False: fitted by
+    the main process alone, whatever the precision (TF-IDF, majority)."""
 
     def __init__(self, name: str, layers: list[int] | None = None):
         self.name = name
@@ -138,8 +146,20 @@ class Route(ABC):
         """Route-specific facts for results.json, saved with the stage (e.g. the importance scores)."""
         return {}
 
+    def execution_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
+        """How the training ran, where that changes the model: bf16, several processes (a larger global batch).
+
+        Empty for fp32 in one process, so stages trained before these options existed keep their fingerprints.
+        """
+        if not self.uses_trainer:
+            return ()
+        parts = {"precision": ctx.precision} if ctx.precision != FP32 else {}
+        if ctx.world_size > 1:
+            parts["world_size"] = ctx.world_size
+        return (parts,) if parts else ()
+
     def fingerprint(self, ctx: RouteContext, seed: int) -> str:
-        return fingerprint(*self.fingerprint_parts(ctx), ctx.config.class_weight, seed)
+        return fingerprint(*self.fingerprint_parts(ctx), ctx.config.class_weight, seed, *self.execution_parts(ctx))
 
     def train(self, ctx: RouteContext, seed: int, work_dir: Path) -> TrainResult:
         """Build the model and train it with the one Trainer loop (the seed is already set)."""
@@ -147,7 +167,8 @@ class Route(ABC):
         return train_model(model, ctx.tokenizer, ctx.training_data(self), ctx.encoded["validation"],
                            self.objective(ctx), self.training(ctx.config), work_dir, seed, ctx.labels,
                            callbacks=self.callbacks(model), restore_best=self.restore_best,
-                           teacher_targets=ctx.teacher_targets() if self.needs_teacher_targets else None)
+                           teacher_targets=ctx.teacher_targets() if self.needs_teacher_targets else None,
+                           precision=ctx.precision)
 
     def save(self, model: PreTrainedModel, directory: Path) -> None:
         """Save the trained model so that plain ``transformers`` loads it from ``directory``."""

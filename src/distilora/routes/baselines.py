@@ -19,6 +19,7 @@ class TextBaselineRoute(Route):
     kind = RouteKind.BASELINE
     main_seed_only = True
     tokenized = False
+    uses_trainer = False
 
     def __init__(self, name: str):
         super().__init__(name)

@@ -9,6 +9,7 @@ from typing import Any
 
 from transformers import PreTrainedModel
 
+from distilora import distributed
 from distilora.config import ExperimentConfig, TrainConfig
 from distilora.models.layer_selection import FIXED_STRATEGIES, fixed_layers, greedy_layer_elimination
 from distilora.models.students import build_student, parse_layer_spec, student_name
@@ -65,8 +66,9 @@ class ImportanceStudent(DistilledStudent):
         teacher = ctx.teacher_model()
         logger.info("[%s] choosing %d of %d layers by greedy elimination on validation", self.name,
                     self.student_depth, ctx.teacher_depth)
-        chosen, steps = greedy_layer_elimination(
-            ctx.teacher_depth, self.student_depth, lambda kept: ctx.validation_scores(build_student(teacher, kept)))
+        # Chosen once (by the main process of a torchrun run) so that every process builds the same student.
+        chosen, steps = distributed.from_main_process(lambda: greedy_layer_elimination(
+            ctx.teacher_depth, self.student_depth, lambda kept: ctx.validation_scores(build_student(teacher, kept))))
         self.layers = chosen
         self.importance = {"criterion": "validation loss (ties: macro-F1)", "steps": steps, "chosen": chosen}
         logger.info("[%s] kept layers %s (removed in order: %s)", self.name, chosen, [s["removed"] for s in steps])

@@ -98,7 +98,7 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
         if not settings.model_process:
             torch.set_num_threads(threads)
         registry = ModelRegistry.load(run_dir, (settings.forward_texts, threads) if settings.model_process else None,
-                                      backend=settings.backend)
+                                      backend=settings.backend, precision=settings.precision)
     settings = settings or ServeConfig()
     for classifier in registry.classifiers.values():
         if hasattr(classifier, "batch_size"):

@@ -23,12 +23,12 @@ MODEL_NICENESS = 5
 class ModelProcess:
     """A child process holding ``models`` (name → model directory); :meth:`predictor` gives one model's stand-in."""
 
-    def __init__(self, models: dict[str, Path], forward_texts: int, torch_threads: int):
+    def __init__(self, models: dict[str, Path], forward_texts: int, torch_threads: int, precision: str = "fp32"):
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
         self._conn, child = context.Pipe()
         paths = {name: str(path) for name, path in models.items()}
-        self._process = context.Process(target=_serve, args=(child, paths, forward_texts, torch_threads),
-                                        name="distilora-models", daemon=True)
+        self._process = context.Process(target=_serve, name="distilora-models", daemon=True,
+                                        args=(child, paths, forward_texts, torch_threads, precision))
         self._process.start()
         child.close()
         self._lock = threading.Lock()
@@ -77,14 +77,14 @@ class RemoteClassifier:
         return self.process.predict(self.name, texts)
 
 
-def _serve(conn: Connection, models: dict[str, str], forward_texts: int, torch_threads: int) -> None:
+def _serve(conn: Connection, models: dict[str, str], forward_texts: int, torch_threads: int, precision: str) -> None:
     import torch
 
     # The web server answers first (health checks, 503s); the models take the CPU it leaves.
     os.nice(MODEL_NICENESS)
     torch.set_num_threads(torch_threads)
     try:
-        classifiers = {name: Classifier.load(path) for name, path in models.items()}
+        classifiers = {name: Classifier.load(path, precision=precision) for name, path in models.items()}
         for classifier in classifiers.values():
             classifier.batch_size = forward_texts
             classifier.predict(["warm-up"])  # first-call costs are paid here, not by the first request

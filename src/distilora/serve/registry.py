@@ -59,11 +59,12 @@ class ModelRegistry:
 
     @classmethod
     def load(cls, run_dir: str | Path, process: tuple[int, int] | None = None,
-             backend: str = "pytorch") -> ModelRegistry:
+             backend: str = "pytorch", precision: str = "fp32") -> ModelRegistry:
         """Load every model listed in the run's results (teacher, odd, even, lora, …), in the run's order; with
         ``backend="onnx"``, the run's ONNX exports that passed their parity gate (``export/NAME[-int8]``) instead.
 
         ``process=(forward_texts, torch_threads)`` loads them in a child process (:mod:`.model_process`) instead.
+        ``precision``: the models' inference precision (``fp32``, ``bf16``, ``auto``).
         """
         run = RunDirectory(run_dir)
         results = run.read_results()
@@ -80,12 +81,12 @@ class ModelRegistry:
             from distilora.serve.model_process import ModelProcess
 
             logger.info("loading %s from %s in a model process", ", ".join(names), run.root)
-            models = ModelProcess(sources, *process)
+            models = ModelProcess(sources, *process, precision=precision)
             return cls(run.root, {name: models.predictor(name) for name in names}, results, models)
         classifiers = {}
         for name in names:
             logger.info("loading model %s from %s", name, sources[name])
-            classifiers[name] = Classifier.load(sources[name])
+            classifiers[name] = Classifier.load(sources[name], precision=precision)
             classifiers[name].predict(["warm-up"])  # first-call costs are paid here, not by the first request
         return cls(run.root, classifiers, results)
 

@@ -18,6 +18,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distilora.data.encoding import token_rows
 from distilora.inference import forward_in_batches
+from distilora.precision import FP32
+from distilora.run_dir import fingerprint
 from distilora.training.losses import TEACHER_LAYER_CLS, TEACHER_LOGITS
 
 logger = logging.getLogger(__name__)
@@ -27,22 +29,31 @@ CACHE_FORMAT = "layer-cls-v2"
 """Part of the cache key: targets written by an older layout are never read as this one."""
 
 
+def cache_key(teacher_weights: str, data_fingerprint: str, max_length: int, precision: str = FP32) -> str:
+    """What names the cache file: the teacher's weights, the data, the truncation, the layout, and the precision of
+    the pass (bf16 targets are not fp32 targets; fp32 keeps the key it had before precisions existed)."""
+    parts = (teacher_weights, data_fingerprint, max_length, CACHE_FORMAT)
+    return fingerprint(*parts) if precision == FP32 else fingerprint(*parts, {"precision": precision})
+
+
 def compute_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                            train: datasets.Dataset, batch_size: int = 128) -> dict[str, np.ndarray]:
-    output = forward_in_batches(teacher, token_rows(train), tokenizer, batch_size=batch_size, want_cls=True)
+                            train: datasets.Dataset, batch_size: int = 128,
+                            precision: str = FP32) -> dict[str, np.ndarray]:
+    output = forward_in_batches(teacher, token_rows(train), tokenizer, batch_size=batch_size, want_cls=True,
+                                precision=precision)
     return {TEACHER_LOGITS: output.logits.astype(np.float32), TEACHER_LAYER_CLS: output.cls.astype(np.float32)}
 
 
 def cached_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: datasets.Dataset,
-                           cache_file: Path) -> dict[str, np.ndarray]:
-    """Load the targets from ``cache_file`` (named by a content hash) or compute and save them."""
+                           cache_file: Path, precision: str = FP32) -> dict[str, np.ndarray]:
+    """Load the targets from ``cache_file`` (named by :func:`cache_key`) or compute and save them."""
     if cache_file.exists():
         targets = load_file(str(cache_file))
         if len(targets.get(TEACHER_LOGITS, ())) == len(train) and TEACHER_LAYER_CLS in targets:
             logger.info("Teacher targets: reusing %s", cache_file)
             return targets
     logger.info("Teacher targets: one teacher pass over %d training examples", len(train))
-    targets = compute_teacher_targets(teacher, tokenizer, train)
+    targets = compute_teacher_targets(teacher, tokenizer, train, precision=precision)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     partial = cache_file.with_suffix(".partial")
     save_file(targets, str(partial))

@@ -24,9 +24,11 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
+from distilora import distributed
 from distilora.config import TrainConfig
 from distilora.data.encoding import TOKEN_FIELDS
 from distilora.evaluation.metrics import classification_metrics
+from distilora.precision import BF16, FP32
 from distilora.training.losses import TEACHER_CLS, TEACHER_LAYER_CLS, TEACHER_LOGITS
 from distilora.training.teacher_targets import EXAMPLE_INDEX
 
@@ -105,17 +107,23 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def steps_per_epoch(config: TrainConfig, num_train: int) -> int:
-    return math.ceil(num_train / (config.batch_size * config.gradient_accumulation_steps))
+def steps_per_epoch(config: TrainConfig, num_train: int, processes: int | None = None) -> int:
+    """Optimizer steps per epoch; each of the ``processes`` (default: this run's) takes ``batch_size`` per step."""
+    processes = processes or distributed.world_size()
+    return math.ceil(num_train / (config.batch_size * config.gradient_accumulation_steps * processes))
 
 
-def num_training_steps(config: TrainConfig, num_train: int) -> int:
+def num_training_steps(config: TrainConfig, num_train: int, processes: int | None = None) -> int:
     """Optimizer steps of a full training run (without early stopping)."""
-    return math.ceil(steps_per_epoch(config, num_train) * config.epochs)
+    return math.ceil(steps_per_epoch(config, num_train, processes) * config.epochs)
 
 
 def training_arguments(config: TrainConfig, work_dir: Path, num_train: int, seed: int,
-                       restore_best: bool = True) -> TrainingArguments:
+                       restore_best: bool = True, precision: str = FP32) -> TrainingArguments:
+    """The Trainer's settings. ``precision="bf16"``: the Trainer's own mixed precision (accelerate's autocast around
+    the forward pass, fp32 weights, gradients and optimizer state), on CPU as on GPU."""
+    if precision not in (FP32, BF16):
+        raise ValueError(f"precision {precision!r}: resolve it first (fp32 or bf16)")
     per_epoch = steps_per_epoch(config, num_train)
     eval_steps = max(1, per_epoch // max(1, config.evals_per_epoch))
     on_gpu = torch.cuda.is_available()
@@ -146,8 +154,9 @@ def training_arguments(config: TrainConfig, work_dir: Path, num_train: int, seed
         remove_unused_columns=False,
         label_names=["labels"],
         train_sampling_strategy="group_by_length",
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        bf16=precision == BF16,
         use_cpu=not on_gpu,
+        ddp_timeout=int(distributed.TIMEOUT.total_seconds()),
     )
 
 
@@ -180,12 +189,15 @@ def train_model(
     callbacks: list[TrainerCallback] | None = None,
     teacher_targets: dict[str, np.ndarray] | None = None,
     restore_best: bool = True,
+    precision: str = FP32,
 ) -> TrainResult:
     """Train ``model`` with ``objective``; early-stop on validation macro-F1 and restore the best checkpoint.
 
     ``teacher_targets``: the teacher's cached outputs, looked up by the training split's ``example_index``.
     ``restore_best=False``: keep the final model and train every epoch (no early stopping).
-    A checkpoint left in ``work_dir`` by an interrupted run is resumed from.
+    ``precision``: ``fp32`` or ``bf16`` (resolved; see :mod:`distilora.precision`).
+    A checkpoint left in ``work_dir`` by an interrupted run is resumed from. Under torchrun every process calls this
+    (DDP); the main process alone inspects and cleans ``work_dir`` before the start.
     """
 
     def compute_metrics(prediction) -> dict[str, float]:
@@ -194,7 +206,7 @@ def train_model(
 
     trainer = ClassifierTrainer(
         model=model,
-        args=training_arguments(config, work_dir, len(train_dataset), seed, restore_best),
+        args=training_arguments(config, work_dir, len(train_dataset), seed, restore_best, precision),
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         data_collator=TeacherTargetCollator(tokenizer, teacher_targets),
@@ -204,7 +216,7 @@ def train_model(
                      else []), *(callbacks or [])],
         objective=objective,
     )
-    resume = last_complete_checkpoint(work_dir)
+    resume = distributed.from_main_process(lambda: last_complete_checkpoint(work_dir))
     if resume:
         logger.info("Resuming from %s", resume)
     started = time.perf_counter()
@@ -212,11 +224,14 @@ def train_model(
     seconds = time.perf_counter() - started
     history = trainer.state.log_history
     losses = [entry["loss"] for entry in history if "loss" in entry]
+    # Without the autocast accelerate wrapped the forward pass in for bf16: the model given back computes in fp32
+    # unless its caller asks for bf16 again.
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     return TrainResult(
-        model=trainer.model,
+        model=model,
         history=history,
         train_loss=losses[-1] if losses else float(output.training_loss),
         train_loss_mean=float(output.training_loss),
         train_seconds=seconds,
-        trainable_params=count_parameters(trainer.model, trainable_only=True),
+        trainable_params=count_parameters(model, trainable_only=True),
     )
