@@ -81,7 +81,7 @@ def _num(value: float, digits: int = 1) -> str:
 def format_report(results: dict) -> str:
     """Plain-text tables: peak, training, inference, int8, targets."""
     meta, peak = results["meta"], results["peak"]
-    flags = ", ".join(flag for flag, present in meta.get("cpu_flags", {}).items() if present) or "none recorded"
+    flags = ", ".join(meta.get("cpu_flags", [])) or "none recorded"
     lines = [f"distilora bench — {meta['cpu']}, {meta['torch_threads']} torch threads, device {meta['device']}, "
              f"load average at start {meta['load_average_start'][0]:.2f}, {meta.get('seconds', 0):.0f} s",
              f"CPU flags: {flags}",
