@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", help="texts to classify; none: read lines from stdin")
     parser.add_argument("--run", required=True, help="a run directory made by distilora run")
     parser.add_argument("--model", default="odd", help="teacher, odd, even, lora, …")
+    parser.add_argument("--argmax", action="store_true",
+                        help="raw softmax scores and the argmax label (what a plain transformers pipeline gives) "
+                             "instead of the calibrated scores and the threshold tuned on validation")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -22,7 +25,11 @@ def main(args: argparse.Namespace) -> int:
     if not texts:
         raise ValueError("no text given: pass texts as arguments or one per line on stdin")
     classifier = Classifier.load(args.run, args.model)
-    for text, prediction in zip(texts, classifier.predict(texts), strict=True):
+    calibrated = not args.argmax and classifier.calibration is not None
+    rule = classifier.calibration.describe() if calibrated else "argmax of the raw softmax (not calibrated)"
+    print(f"{args.model}: {rule}", file=sys.stderr)
+    for text, prediction in zip(texts, classifier.predict(texts, calibrated=not args.argmax), strict=True):
         print(json.dumps({"text": text, "label": prediction.label, "scores": prediction.scores,
-                          "truncated": prediction.truncated}))
+                          "truncated": prediction.truncated, "threshold": prediction.threshold,
+                          "calibrated": calibrated}))
     return 0
