@@ -123,6 +123,20 @@ def test_run_flags_reach_the_configuration():
     assert config.lora.target_modules == ("query", "key", "value")
 
 
+def test_operating_point_flags_reach_the_configuration_and_are_checked(capsys):
+    assert parse("--target-precision", "0.9").calibration.target_precision == 0.9
+    assert parse("--target-recall", "1").calibration.target_recall == 1.0
+    assert parse().calibration.target_precision is None and parse().calibration.target_recall is None
+    for flags, phrase in ((["--target-precision", "0"], "must be in (0, 1]"),
+                          (["--target-recall", "1.2"], "must be in (0, 1]"),
+                          (["--target-recall", "high"], "must be a number in (0, 1]"),
+                          (["--target-precision", "0.9", "--target-recall", "0.8"], "not allowed with argument")):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args(["run", *flags])
+        assert exit_info.value.code == 2
+        assert phrase in capsys.readouterr().err, flags
+
+
 def test_default_output_dir_is_named_after_the_dataset():
     assert str(parse("--dataset", "../shared/datasets/tweet_eval_hate/").resolved_output_dir()) == \
         "runs/tweet_eval_hate"
@@ -139,8 +153,25 @@ def test_predict_prints_one_json_line_per_text(tiny_run, capsys):
     for answer in answers:
         assert answer["label"] in ("neutral", "toxic")
         assert sum(answer["scores"].values()) == pytest.approx(1.0, abs=1e-6)
-        assert answer["label"] == max(answer["scores"], key=answer["scores"].get)
+        assert answer["threshold"] is not None and answer["calibrated"] is True
+        assert answer["label"] == ("toxic" if answer["scores"]["toxic"] >= answer["threshold"] else "neutral")
     assert [a["truncated"] for a in answers] == [False, True]
+
+
+def test_predict_says_which_threshold_it_applies_and_argmax_skips_it(tiny_run, capsys):
+    from distilora import Classifier
+
+    calibration = Classifier.load(tiny_run, "odd").calibration
+    assert main(["-q", "predict", "--run", str(tiny_run), "--model", "odd", "hello there"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1] == f"odd: {calibration.describe()}"
+    assert f"P(toxic) ≥ {calibration.threshold:.3f}" in captured.err
+    assert json.loads(captured.out)["threshold"] == calibration.threshold
+    assert main(["-q", "predict", "--run", str(tiny_run), "--model", "odd", "--argmax", "hello there"]) == 0
+    captured = capsys.readouterr()
+    answer = json.loads(captured.out)
+    assert (answer["threshold"], answer["calibrated"]) == (None, False) and "argmax" in captured.err
+    assert answer["label"] == max(answer["scores"], key=answer["scores"].get)
 
 
 def test_predict_reads_stdin(tiny_run, capsys, monkeypatch):

@@ -151,7 +151,7 @@ def assert_saved_models_match_the_evaluation(run: Path, splits=("validation", "t
         predictions = json.loads((run / "predictions" / f"{name}.json").read_text())
         if is_text_baseline(model_dir):
             for split in splits:
-                probs = Classifier.load(run, name).predict_proba(list(data.splits[split]["text"]))
+                probs = Classifier.load(run, name).predict_proba(list(data.splits[split]["text"]), calibrated=False)
                 np.testing.assert_allclose(probs, np.asarray(predictions[split]["probs"]), atol=2e-5)
                 counted = probs.argmax(1)
                 assert results["models"][name]["metrics"][split]["macro_f1"] == pytest.approx(
@@ -201,8 +201,13 @@ def test_classifier_predicts_labels_with_probabilities(tiny_run):
     assert set(prediction.scores) == set(classifier.labels)
     assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=1e-6)
     assert all(0 <= p <= 1 for p in prediction.scores.values())
-    assert prediction.label == max(prediction.scores, key=prediction.scores.get)
     assert prediction.truncated is False
+    # The run calibrated the model: the label is the tuned threshold's call on the calibrated score of 'toxic'.
+    threshold = classifier.calibration.threshold
+    assert prediction.threshold == threshold is not None
+    assert prediction.label == ("toxic" if prediction.scores["toxic"] >= threshold else "neutral")
+    [raw] = classifier.predict(["some text"], calibrated=False)
+    assert raw.threshold is None and raw.label == max(raw.scores, key=raw.scores.get)
     long_text = "you are so " * 40
     single, many = classifier.predict(long_text), classifier.predict(["hello", long_text, ""])
     assert len(single) == 1 and len(many) == 3

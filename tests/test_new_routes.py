@@ -268,7 +268,12 @@ def test_the_default_group_trains_the_ablation_and_baselines_beside_the_students
     assert set(results["speed"]["models"]) == set(models)
     tfidf = Classifier.load(default_run, "tfidf")
     texts = ["you are awful", "what a lovely day"]
-    assert [p.label for p in tfidf.predict(texts)] == [tfidf.labels[i] for i in tfidf.logits(texts).argmax(1)]
+    assert [p.label for p in tfidf.predict(texts, calibrated=False)] == [tfidf.labels[i]
+                                                                         for i in tfidf.logits(texts).argmax(1)]
+    # Calibrated: the tuned threshold on the temperature-scaled scores, the same path as the transformer models.
+    assert tfidf.calibration is not None
+    decided = tfidf.calibration.decide(tfidf.calibration.probabilities(tfidf.logits(texts)))
+    assert [p.label for p in tfidf.predict(texts)] == [tfidf.labels[i] for i in decided]
     registry = ModelRegistry.load(default_run)
     assert {"tfidf", "majority", "odd-no-kd"} <= set(registry.names)
 

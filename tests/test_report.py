@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from distilora.evaluation.calibration import calibration_summary, fit_calibration
 from distilora.evaluation.metrics import classification_metrics
 from distilora.evaluation.speed import measure, timing_texts
 from distilora.report import rebuild_report
@@ -21,7 +22,8 @@ from distilora.run_dir import RunDirectory
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MODELS = ("teacher", "odd", "even", "lora")
-PLOTS = ["macro_f1_ci.png", "tradeoff.png"] + [f"{kind}_{m}.png" for kind in ("training", "confusion") for m in MODELS]
+PLOTS = ["macro_f1_ci.png", "tradeoff.png", "reliability.png"] + [
+    f"{kind}_{m}.png" for kind in ("training", "confusion") for m in MODELS]
 TABLE_HEADERS = [
     "accuracy [95 % CI]", "macro-F1 [95 % CI]", "precision (macro)", "recall (macro)", "| loss |",
     "| parameters |", "| trainable |", "size on disk (MiB)", "training time (s)", "final training loss",
@@ -156,6 +158,9 @@ def make_fake_run(run: Path, *, seeds: bool = True, label_counts: bool = True, n
     models = {}
     for name, acc in accuracy.items():
         probs = {split: fake_predictions(truth, acc, rng) for split, truth in y.items()}
+        logits = {split: np.log(p) for split, p in probs.items()}
+        calibration, at_threshold = calibration_summary(fit_calibration(logits["validation"], y["validation"], LABELS),
+                                                        logits, y)
         (run / "predictions" / f"{name}.json").write_text(json.dumps(
             {split: {"y_true": y[split].tolist(), "probs": probs[split].tolist()} for split in y}))
         models[name] = {
@@ -165,6 +170,7 @@ def make_fake_run(run: Path, *, seeds: bool = True, label_counts: bool = True, n
             "train_loss": 0.3, "train_loss_mean": 0.4, "params": 22_000_000 if routes[name] != "distil" else 12_000_000,
             "trainable_params": 300_000 if name == "lora" else 22_000_000, "size_mb": 86.0 if name != "odd" else 48.0,
             "train_seconds": 100.0, "history": fake_history(routes[name] == "distil"),
+            "calibration": calibration, "metrics_at_threshold": at_threshold,
         }
     data_report = {split: {"rows": len(y.get(split, range(n * 2))), "dropped": 0, "reasons": {}}
                    for split in ("train", "validation", "test")}

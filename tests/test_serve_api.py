@@ -83,6 +83,13 @@ def test_models_endpoint_reports_layers_sizes_and_the_runs_metrics(client, tiny_
         for split in ("validation", "test"):
             assert info["metrics"][split]["macro_f1"] == pytest.approx(expected["metrics"][split]["macro_f1"])
             assert info["metrics"][split]["accuracy"] == pytest.approx(expected["metrics"][split]["accuracy"])
+    for name, info in by_name.items():  # the decision the model applies, and the metrics it gives there
+        calibration = results["models"][name]["calibration"]
+        assert info["decision"]["rule"] == "threshold" and info["decision"]["positive_label"] == "toxic"
+        assert info["decision"]["threshold"] == pytest.approx(calibration["threshold"])
+        assert info["decision"]["temperature"] == pytest.approx(calibration["temperature"])
+        assert info["metrics_at_threshold"]["test"]["macro_f1"] == pytest.approx(
+            results["models"][name]["metrics_at_threshold"]["test"]["macro_f1"])
     assert by_name["lora"]["trainable_params"] < by_name["lora"]["params"]
     assert by_name["lora"]["adapter_size_mb"] > 0
     assert "/" not in (body["dataset"] or "")  # a name, never a local path
@@ -104,6 +111,7 @@ def test_models_endpoint_describes_every_kind_with_description_and_collapse(tmp_
     assert by_name["tfidf"]["layers"] is None and by_name["tfidf"]["num_layers"] == 0
     assert by_name["odd-lora"]["layers"] == [1, 3, 5] and by_name["odd-lora"]["route"] == "hybrid"
     assert body["default_model"] == "odd"  # the best distilled student; hybrids and baselines are not defaults
+    assert by_name["odd"]["decision"]["rule"] == "argmax", "a model without calibration decides by the argmax"
 
 
 def test_default_model_is_the_best_student_by_validation_macro_f1(client, tiny_run):
@@ -131,7 +139,9 @@ def test_classify_returns_one_normalised_result_per_text_in_order(client, regist
     response = classify(client, texts, "teacher")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"model", "results", "elapsed_ms"}
+    assert set(body) == {"model", "results", "decision", "elapsed_ms"}
+    decision = body["decision"]
+    assert decision == registry.get("teacher").decision and decision["rule"] == "threshold"
     assert body["model"] == "teacher"
     assert body["elapsed_ms"] > 0
     assert len(body["results"]) == len(texts)
@@ -139,7 +149,8 @@ def test_classify_returns_one_normalised_result_per_text_in_order(client, regist
         assert set(result) == {"label", "scores", "truncated"}
         assert list(result["scores"]) == registry.labels
         assert math.fsum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
-        assert result["label"] == max(result["scores"], key=result["scores"].get)
+        positive = result["scores"][decision["positive_label"]] >= decision["threshold"]
+        assert (result["label"] == decision["positive_label"]) == positive
         assert result["truncated"] is False
     # In request order: classifying one text alone gives the same answer as in the batch.
     alone = classify(client, [texts[1]], "teacher").json()["results"][0]
@@ -153,6 +164,7 @@ def test_each_model_answers_like_its_classifier(client, tiny_run, name):
     expected = Classifier.load(tiny_run, name).predict(texts)
     body = classify(client, texts, name).json()
     assert body["model"] == name
+    assert body["decision"]["threshold"] == expected[0].threshold is not None
     for got, want in zip(body["results"], expected, strict=True):
         assert got["label"] == want.label
         assert got["scores"] == pytest.approx(want.scores, abs=1e-5)

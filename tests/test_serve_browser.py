@@ -68,7 +68,7 @@ def _bars(card) -> dict[str, float]:
     return bars
 
 
-def test_classify_one_text_then_compare_all_four_models(page, tmp_path):
+def test_classify_one_text_then_compare_all_four_models(page, tmp_path, tiny_run):
     options = page.locator("#model option").all_inner_texts()
     assert [o.split()[0] for o in options[:4]] == MODELS and options[4].startswith("compare all")
 
@@ -84,7 +84,11 @@ def test_classify_one_text_then_compare_all_four_models(page, tmp_path):
     bars = _bars(card)
     assert set(bars) == LABELS
     assert math.fsum(bars.values()) == pytest.approx(1.0, abs=0.002)
-    assert max(bars, key=bars.get) == label
+    # The label is the tuned threshold's call on the calibrated score, and the card says so.
+    threshold = json.loads((tiny_run / "results.json").read_text())["models"]["teacher"]["calibration"]["threshold"]
+    toxic = float(card.locator('li.bar[data-label="toxic"]').get_attribute("data-score"))
+    assert (label == "toxic") == (toxic >= threshold)
+    assert f"toxic if P ≥ {threshold:.3f}" in card.locator(".decision").inner_text()
     assert card.locator(".meta.time").inner_text().replace("\u00a0", " ").split()[1] == "ms"
     assert "test F1" in card.inner_text().replace("\u00a0", " ")
     page.screenshot(path=str(tmp_path / "single.png"), full_page=True)
@@ -178,6 +182,7 @@ def test_about_panel_shows_each_models_trade_off(page, tiny_run):
         assert cells[0].split()[0] == name
         test = results["models"][name]["metrics"]["test"]
         assert cells[5] == f"{test['macro_f1']:.3f}" and cells[6] == f"{test['accuracy']:.3f}"
+        assert cells[7] == f"toxic if P ≥ {results['models'][name]['calibration']['threshold']:.3f}"
         assert "MB" in cells[4]
     assert rows.nth(1).locator("td").nth(1).inner_text() == "1, 3 (2)"
 

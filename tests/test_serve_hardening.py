@@ -218,11 +218,14 @@ def test_models_served_from_a_child_process_answer_like_the_classifier(tiny_run)
         texts = ["love coffee and music", "worthless scum and vermin", "you are " * 40]
         with TestClient(app, base_url=LOCAL) as client:
             body = client.post("/api/v1/classify", json={"texts": texts, "model": "even"}).json()
-            expected = Classifier.load(tiny_run, "even").predict(texts)
+            even = Classifier.load(tiny_run, "even")
+            expected = even.predict(texts)
+            assert body["decision"] == even.decision and body["decision"]["threshold"] == expected[0].threshold
             for got, want in zip(body["results"], expected, strict=True):
                 assert (got["label"], got["truncated"]) == (want.label, want.truncated)
                 assert got["scores"] == pytest.approx(want.scores, abs=1e-5)
-            assert client.get("/api/v1/models").json()["models"][2]["layers"] == [2, 4]
+            described = client.get("/api/v1/models").json()["models"][2]
+            assert described["layers"] == [2, 4] and described["decision"] == even.decision
         assert not process._process.is_alive(), "shutting the app down stops the model process"
     finally:
         process.close()

@@ -85,6 +85,16 @@ def write_manifest(directory: Path, info: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
+def add_to_manifest(directory: Path, manifest: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """Write ``manifest`` (one already verified; its info and checksums kept as they are) into ``directory``, with
+    the files ``names`` hashed anew from there: what is added is listed, and nothing else is re-blessed."""
+    files = {**manifest["files"], **{name: sha256_file(_listed_file(directory, name)) for name in names}}
+    updated = {**manifest, "files": dict(sorted(files.items()))}
+    _check_listing(directory, updated["files"])
+    write_atomic(directory / MANIFEST, json.dumps(updated, indent=1))
+    return updated
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     """The manifest of ``directory``, checked for shape and for listing a complete model; no checksums yet."""
     file = directory / MANIFEST

@@ -145,6 +145,38 @@ PRECISIONS = ("fp32", "bf16", "auto")
 where the CPU / GPU computes it natively (:mod:`distilora.precision`)."""
 
 
+@dataclass
+class CalibrationConfig:
+    """Calibrated scores and the operating point, fitted per model on the validation split after training.
+
+    Temperature scaling for every model; for binary tasks a decision threshold on the calibrated probability of
+    the positive class (label id 1): by default the one maximising validation macro-F1, or the one with the highest
+    recall whose precision is at least ``target_precision`` (the highest precision whose recall is at least
+    ``target_recall``). Refitted at every run from the saved models, so changing a target never retrains.
+    """
+
+    target_precision: float | None = None
+    target_recall: float | None = None
+    ece_bins: int = 15
+    """Equal-width bins of the top-class probability for the expected calibration error."""
+    temperature_bounds: tuple[float, float] = (0.05, 20.0)
+    """The search interval of the temperature (bounded scalar minimisation of the validation NLL)."""
+
+    def __post_init__(self) -> None:
+        if self.target_precision is not None and self.target_recall is not None:
+            raise ValueError("--target-precision and --target-recall are exclusive: give one of them")
+        for name in ("target_precision", "target_recall"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
+        if self.ece_bins < 1:
+            raise ValueError(f"ece_bins must be >= 1, got {self.ece_bins}")
+        self.temperature_bounds = tuple(self.temperature_bounds)
+        low, high = self.temperature_bounds
+        if not 0 < low < 1 < high:
+            raise ValueError(f"temperature_bounds must satisfy 0 < low < 1 < high, got {self.temperature_bounds}")
+
+
 PRESETS: dict[str, dict[str, dict[str, float] | str]] = {
     "cpu": {},
     "gpu": {
@@ -193,6 +225,7 @@ class ExperimentConfig:
     distillation: DistillationConfig = field(default_factory=DistillationConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     tfidf: TfidfConfig = field(default_factory=TfidfConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def __post_init__(self) -> None:
         if self.num_seeds < 1:

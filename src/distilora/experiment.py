@@ -6,6 +6,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,21 @@ from distilora import distributed
 from distilora.artifacts import verified_snapshot
 from distilora.config import ExperimentConfig
 from distilora.data import TaskData, encode_splits, load_task_data, token_rows
-from distilora.evaluation import evaluate_classifier, results_markdown
+from distilora.evaluation import results_markdown
+from distilora.evaluation.calibration import Calibration, calibration_summary, fit_calibration
 from distilora.evaluation.collapse import collapse_check
-from distilora.evaluation.evaluate import count_saved_parameters, weights_size_mb
+from distilora.evaluation.evaluate import count_saved_parameters, evaluate_logits, split_logits, weights_size_mb
 from distilora.evaluation.metrics import classification_metrics
 from distilora.evaluation.speed import speed_report, timing_texts
 from distilora.inference import Classifier, forward_in_batches
+from distilora.model_card import render_model_card
 from distilora.models import load_tokenizer, resolve_checkpoint
 from distilora.models.architectures import encoder_depth
 from distilora.precision import FP32, default_device_type, precision_report, resolve_precision
+from distilora.report.statistics import metric_intervals
 from distilora.routes import Route, configured_routes
 from distilora.routes.lora import ADAPTER_DIR
-from distilora.run_dir import RunDirectory, RunLocked, StageRecord
+from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, RunDirectory, RunLocked, StageRecord
 from distilora.training.teacher_targets import cache_key, cached_teacher_targets, with_example_index
 from distilora.training.trainer import TrainResult
 from distilora.versions import library_versions
@@ -72,6 +76,8 @@ class Experiment:
         self.seed_records: dict[tuple[str, int], StageRecord] = {}
         self.stage_seconds: dict[str, float] = {}
         self.reused: list[str] = []
+        self.calibrations: dict[tuple[str, int], Calibration] = {}
+        """Each evaluated model's calibration by (name, seed), written into its directory at the end of the run."""
         self._teacher: PreTrainedModel | None = None
         self._teacher_identity: tuple[str, str] | None = None
         self._teacher_targets: dict[str, np.ndarray] | None = None
@@ -185,14 +191,20 @@ class Experiment:
             logger.info("[%s] evaluating on validation and test", name)
             started = time.perf_counter()
             classifiers[name] = Classifier.load(model_dir, precision=self.precision)
-            metrics, predictions = evaluate_classifier(classifiers[name], self.data.splits, self.labels)
+            logits = split_logits(classifiers[name], self.data.splits)
+            metrics, predictions = evaluate_logits(logits, self.data.splits, self.labels)
             self.run_dir.write_predictions(name, predictions)
+            calibration, calibration_entry, at_threshold = self.calibrate(name, self.config.seed, logits)
+            classifiers[name].calibration = calibration  # timed below as it will serve
             entry = {
                 "route": record.route,
                 "description": routes[name].describe(self.config),
                 "layers": record.layers,
                 "num_layers": self.num_layers(routes[name], record),
                 "metrics": metrics,
+                "intervals": self.intervals(logits),
+                "metrics_at_threshold": at_threshold,
+                "calibration": calibration_entry,
                 "collapse": self.collapse(name, predictions) if routes[name].can_collapse else None,
                 "train_loss": record.train_loss,
                 "train_loss_mean": record.train_loss_mean,
@@ -204,6 +216,7 @@ class Experiment:
                 "world_size": record.world_size or 1,
                 "eval_seconds": time.perf_counter() - started,
                 "path": name,
+                "training": asdict(routes[name].training(self.config)) if routes[name].tokenized else None,
                 "history": record.history,
             }
             if (model_dir / ADAPTER_DIR).exists():
@@ -215,6 +228,55 @@ class Experiment:
             source = f"{len(texts)} texts sampled (seed 0) from the test split of {self.config.data.dataset}"
             speed = speed_report(classifiers, texts, source)
         return models, speed
+
+    def calibrate(self, name: str, seed: int, logits: dict[str, np.ndarray]
+                  ) -> tuple[Calibration, dict[str, Any], dict[str, Any] | None]:
+        """Fit temperature and threshold on validation; results.json's ``calibration`` and ``metrics_at_threshold``."""
+        label = name if seed == self.config.seed else f"{name} seed {seed}"
+        y_true = {split: self.data.splits[split]["label"] for split in logits}
+        settings = self.config.calibration
+        calibration = fit_calibration(logits["validation"], y_true["validation"], self.labels, settings)
+        summary, at_threshold = calibration_summary(calibration, logits, y_true)
+        self.calibrations[(name, seed)] = calibration
+        targeted = settings.target_precision is not None or settings.target_recall is not None
+        constant = len(np.unique(np.asarray(logits["validation"]), axis=0)) < 2  # the majority class: no ranking
+        if targeted and calibration.threshold is None and len(self.labels) == 2 and not constant:
+            logger.warning("[%s] %s; its decisions stay at the argmax", label, calibration.note)
+        test_ece = summary["ece"].get("test", {})
+        logger.info("[%s] calibrated on validation: %s; test ECE %.3f → %.3f", label, calibration.describe(),
+                    test_ece.get("before", float("nan")), test_ece.get("after", float("nan")))
+        if summary.get("prior_shift"):
+            rates = summary["predicted_positive_rate"]
+            logger.info("[%s] prior shift: it calls %.1f %% of validation but %.1f %% of test texts %s", label,
+                        100 * rates["validation"]["estimate"], 100 * rates["test"]["estimate"],
+                        calibration.labels[1])
+        return calibration, summary, at_threshold
+
+    def intervals(self, logits: dict[str, np.ndarray]) -> dict[str, dict[str, dict[str, float]]]:
+        """95 % bootstrap intervals of accuracy and macro-F1 (argmax) per split (the report's, for the model card)."""
+        return {split: metric_intervals(self.data.splits[split]["label"], split_logits_.argmax(axis=1),
+                                        len(self.labels))
+                for split, split_logits_ in logits.items()}
+
+    def write_model_files(self, results: dict[str, Any]) -> None:
+        """``calibration.json`` and the model card (``README.md``) into every evaluated model's directory."""
+        entries = [(name, self.config.seed, entry) for name, entry in results["models"].items()]
+        for name, runs in (results.get("seed_runs") or {}).items():
+            for run in runs:
+                record = self.seed_records.get((name, run["seed"]))
+                if record is None:
+                    continue
+                model_dir = self.run_dir.model_dir(name, run["seed"])
+                entries.append((name, run["seed"], {
+                    **results["models"][name], **run, "collapse": None, "history": record.history,
+                    "train_seconds": record.train_seconds, "trainable_params": record.trainable_params,
+                    "params": count_saved_parameters(model_dir), "size_mb": round(weights_size_mb(model_dir), 3)}))
+        for name, seed, entry in entries:
+            files = {MODEL_CARD: render_model_card(name, entry, results)}
+            calibration = self.calibrations.get((name, seed))
+            if calibration is not None:
+                files[CALIBRATION_FILE] = calibration.to_json()
+            self.run_dir.add_to_stage(self.run_dir.model_dir(name, seed), files)
 
     def num_layers(self, route: Route, record: StageRecord) -> int:
         """The model's encoder depth: its kept layers, all the teacher's, or 0 (TF-IDF, majority)."""
@@ -237,8 +299,11 @@ class Experiment:
         for (name, seed), _record in sorted(self.seed_records.items(), key=lambda item: item[0][1]):
             logger.info("[%s seed %d] evaluating", name, seed)
             classifier = Classifier.load(self.run_dir.model_dir(name, seed), precision=self.precision)
-            metrics, _ = evaluate_classifier(classifier, self.data.splits, self.labels)
-            runs[name].append({"seed": seed, "metrics": metrics})
+            logits = split_logits(classifier, self.data.splits)
+            metrics, _ = evaluate_logits(logits, self.data.splits, self.labels)
+            _, calibration, at_threshold = self.calibrate(name, seed, logits)
+            runs[name].append({"seed": seed, "metrics": metrics, "intervals": self.intervals(logits),
+                               "metrics_at_threshold": at_threshold, "calibration": calibration})
         return runs
 
     def results(self, models: dict[str, Any], speed: dict[str, Any] | None) -> dict[str, Any]:
@@ -298,6 +363,7 @@ class Experiment:
                 results["seed_runs"] = self.seed_runs(models)
             table = results_markdown(results)
             self.run_dir.write_results(results, table)
+            self.write_model_files(results)
             if self.config.report:
                 from distilora.report import build_report
 

@@ -1,4 +1,9 @@
-"""Batched inference and the two-line user API: ``Classifier.load(run_dir, "odd").predict(["text"])``."""
+"""Batched inference and the two-line user API: ``Classifier.load(run_dir, "odd").predict(["text"])``.
+
+A model directory with a ``calibration.json`` (every model a run evaluated) gives temperature-scaled scores, and
+for binary tasks the label its tuned threshold decides (``Prediction.threshold`` says which); ``calibrated=False``
+gives the raw softmax and the argmax, which is what a plain ``transformers`` pipeline returns.
+"""
 
 from __future__ import annotations
 
@@ -21,18 +26,22 @@ from transformers import (
 from distilora.artifacts import verified_snapshot
 from distilora.config import MAX_TEXT_CHARS
 from distilora.data.encoding import TOKEN_FIELDS
+from distilora.evaluation.calibration import ARGMAX, Calibration
 from distilora.models.text_baselines import TextBaseline, is_text_baseline
 from distilora.precision import FP32, autocast, resolve_precision
-from distilora.run_dir import ONNX_FILE, RunDirectory
+from distilora.run_dir import CALIBRATION_FILE, ONNX_FILE, RunDirectory
 
 
 @dataclass
 class Prediction:
-    """One text's answer: the predicted label, every class's probability, and whether the text was truncated."""
+    """One text's answer: the predicted label, every class's probability, whether the text was truncated, and the
+    threshold that decided the label (None: the argmax)."""
 
     label: str
     scores: dict[str, float]
     truncated: bool = False
+    threshold: float | None = None
+    """The positive class was chosen when its (calibrated) probability was at least this; None: the argmax."""
 
 
 @dataclass
@@ -87,9 +96,13 @@ class Classifier:
 
     backend = "pytorch"
     """What runs the model: ``pytorch``, ``onnxruntime`` (an export) or ``numpy`` (TF-IDF / majority baselines)."""
+    calibration: Calibration | None = None
+    """Temperature and decision threshold (``calibration.json``); None: raw softmax and argmax."""
+    precision: str | None = None
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str = "model",
-                 max_length: int | None = None, batch_size: int = 64, precision: str = FP32):
+                 max_length: int | None = None, batch_size: int = 64, precision: str = FP32,
+                 calibration: Calibration | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -97,6 +110,8 @@ class Classifier:
         self.batch_size = batch_size
         self.precision = resolve_precision(precision, next(model.parameters()).device.type)
         """``fp32`` or ``bf16`` (``auto`` resolved for the model's device; ``bf16`` refused without native support)."""
+        self.calibration = calibration
+        """Temperature and decision threshold (``calibration.json``); None: raw softmax and argmax."""
         # Fast tokenizers are not safe to call from several threads at once.
         self._tokenizer_lock = threading.Lock()
 
@@ -108,6 +123,7 @@ class Classifier:
 
         The directory's checksums are verified first (``verify=False`` skips that for models not made by distilora).
         ``precision``: ``fp32``, ``bf16`` or ``auto`` (bf16 where the device computes it natively).
+        Its ``calibration.json``, when there is one, sets the temperature and the decision threshold.
         """
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         resolve_precision(precision, torch.device(device).type)  # refuse bf16 without native support before anything
@@ -120,15 +136,21 @@ class Classifier:
         with contextlib.ExitStack() as stack:
             # Load from a private copy of exactly the bytes whose checksums were verified.
             source = stack.enter_context(verified_snapshot(model_dir)) if verify else model_dir
+            calibration_file = source / CALIBRATION_FILE
+            calibration_text = calibration_file.read_text(encoding="utf-8") if calibration_file.is_file() else None
             if is_text_baseline(source):
-                return TextBaselineClassifier(TextBaseline.load(source), name=name or model_dir.name)
+                baseline = TextBaselineClassifier(TextBaseline.load(source), name=name or model_dir.name)
+                baseline.calibration = _calibration(calibration_text, baseline.labels, model_dir)
+                return baseline
             if (source / ONNX_FILE).is_file():
                 from distilora.export.runtime import OnnxClassifier
 
                 return OnnxClassifier.from_directory(source, name=name or model_dir.name)
             model = AutoModelForSequenceClassification.from_pretrained(source).to(device)
             tokenizer = AutoTokenizer.from_pretrained(source)
-        return cls(model, tokenizer, name=name or model_dir.name, precision=precision)
+        classifier = cls(model, tokenizer, name=name or model_dir.name, precision=precision)
+        classifier.calibration = _calibration(calibration_text, classifier.labels, model_dir)
+        return classifier
 
     @property
     def device(self) -> str:
@@ -173,21 +195,49 @@ class Classifier:
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         return self.scores(texts)[0]
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities, one row per text (columns in ``self.labels`` order)."""
-        return softmax(self.logits(texts), axis=-1)
+    def probabilities(self, logits: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Class probabilities from logits: temperature-scaled when calibrated (and calibrated=True)."""
+        if calibrated and self.calibration is not None:
+            return self.calibration.probabilities(logits)
+        return softmax(np.asarray(logits, dtype=np.float64), axis=-1)
 
-    def predict(self, texts: Sequence[str] | str) -> list[Prediction]:
-        """The label and class probabilities for each text."""
+    def predict_proba(self, texts: Sequence[str], calibrated: bool = True) -> np.ndarray:
+        """Class probabilities, one row per text (columns in ``self.labels`` order); ``calibrated=False``: the raw
+        softmax (a plain ``pipeline``'s)."""
+        return self.probabilities(self.logits(texts), calibrated)
+
+    def predict(self, texts: Sequence[str] | str, calibrated: bool = True) -> list[Prediction]:
+        """The label and class probabilities for each text: calibrated scores and the tuned threshold where the model
+        has them; ``calibrated=False``: the raw softmax and the argmax."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         logits, truncated = self.scores(texts)
-        probs = softmax(logits, axis=-1)
+        probs = self.probabilities(logits, calibrated)
+        use = self.calibration if calibrated else None
+        decided = use.decide(probs) if use is not None else probs.argmax(axis=1) if len(probs) else []
+        threshold = use.threshold if use is not None else None
         labels = self.labels
         return [
-            Prediction(labels[int(row.argmax())], {label: float(p) for label, p in zip(labels, row, strict=True)}, cut)
-            for row, cut in zip(probs, truncated, strict=True)
+            Prediction(labels[int(k)], {label: float(p) for label, p in zip(labels, row, strict=True)}, cut, threshold)
+            for row, k, cut in zip(probs, decided, truncated, strict=True)
         ]
 
+    @property
+    def decision(self) -> dict:
+        """How :meth:`predict` picks labels: ``rule`` (threshold / argmax), ``threshold``, ``positive_label``,
+        ``policy``, ``target`` and ``temperature`` (None: not calibrated)."""
+        if self.calibration is None:
+            return {"rule": ARGMAX, "threshold": None, "positive_label": None, "policy": ARGMAX, "target": None,
+                    "temperature": None}
+        return self.calibration.decision()
+
+
+def _calibration(text: str | None, labels: list[str], model_dir: Path) -> Calibration | None:
+    if text is None:
+        return None
+    try:
+        return Calibration.from_json(text, labels)
+    except ValueError as error:
+        raise ValueError(f"{model_dir}: {error}") from None
 
 
 class TextBaselineClassifier(Classifier):
@@ -195,12 +245,14 @@ class TextBaselineClassifier(Classifier):
 
     backend = "numpy"
 
-    def __init__(self, baseline: TextBaseline, name: str = "model", batch_size: int = 64):
+    def __init__(self, baseline: TextBaseline, name: str = "model", batch_size: int = 64,
+                 calibration: Calibration | None = None):
         self.baseline = baseline
         self.name = name
         self.batch_size = batch_size
         self.max_length = MAX_TEXT_CHARS
         self.precision = None  # scikit-learn / counting: no tensor precision to choose
+        self.calibration = calibration
 
     @property
     def device(self) -> str:

@@ -4,6 +4,8 @@
 <run>/
   teacher/ odd/ even/ lora/ …   finished stages: weights + tokenizer + stage.json + manifest.json
   seeds/<seed>/<name>/          the same for the extra seeds of ``num_seeds``
+  <name>/calibration.json       temperature and decision threshold fitted on validation by the evaluation
+  <name>/README.md              the model card, written after the evaluation
   <name>.partial/               a stage being written; renamed into place once its manifest exists
   predictions/<name>.json       per-item true labels and class probabilities (validation, test)
   results.json  results.md      every metric / the comparison table
@@ -16,6 +18,8 @@
 A stage's directory appears only when the stage is complete: it trains into ``<name>.partial/``, writes
 ``stage.json`` (its training record) and then ``manifest.json`` (checksums), and only then is renamed into place.
 A directory whose manifest verifies and whose fingerprint matches is reused; anything else is trained again.
+The evaluation adds ``calibration.json`` and ``README.md`` to finished stages the same way (a hard-linked copy with
+the new files and manifest, swapped into place), so a crash leaves the old stage or the new one, never a mix.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from distilora.artifacts import (
+    MANIFEST,
     ArtifactError,
+    add_to_manifest,
     fsync_directory,
     fsync_tree,
+    sha256_bytes,
     verify_manifest,
     write_atomic,
     write_manifest,
@@ -47,6 +54,10 @@ logger = logging.getLogger(__name__)
 RESULTS = "results.json"
 RESULTS_TABLE = "results.md"
 STAGE_FILE = "stage.json"
+CALIBRATION_FILE = "calibration.json"
+MODEL_CARD = "README.md"
+STAGE_EXTRAS = (CALIBRATION_FILE, MODEL_CARD)
+"""Files the evaluation adds to a finished stage (:meth:`RunDirectory.add_to_stage`)."""
 REPORT_FILES = ("report.html", "report.md")
 CHECKS_DIR = "checks"
 EXPORT_DIR = "export"
@@ -314,6 +325,33 @@ class RunDirectory:
         })
         self._swap(partial, stage_dir)
 
+    def add_to_stage(self, stage_dir: Path, files: dict[str, str]) -> bool:
+        """Add or replace ``files`` (name → text; only :data:`STAGE_EXTRAS`) in a finished stage and list them in its
+        manifest, keeping the manifest's info and the checksums it verified. False when nothing changes.
+
+        Made on ``<name>.partial/`` (hard links to the verified files, the new files written beside them) and
+        swapped into place like a trained stage: reuse (:meth:`completed`), crash recovery and checksum-verified
+        loading see the old stage or the new one.
+        """
+        unknown = sorted(set(files) - set(STAGE_EXTRAS))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a file the evaluation adds to a model directory")
+        manifest = verify_manifest(stage_dir)
+        encoded = {name: text.encode("utf-8") for name, text in files.items()}
+        if all(manifest["files"].get(name) == sha256_bytes(data) for name, data in encoded.items()):
+            return False
+        partial = self.start_stage(stage_dir)
+        partial.rmdir()
+        shutil.copytree(stage_dir, partial, copy_function=_link_or_copy,
+                        ignore=lambda folder, names: [MANIFEST] if Path(folder) == stage_dir else [])
+        for name, text in files.items():
+            (partial / name).unlink(missing_ok=True)  # never write through a hard link into the finished stage
+            write_atomic(partial / name, text)
+        fsync_tree(partial)
+        add_to_manifest(partial, manifest, sorted(files))
+        self._swap(partial, stage_dir)
+        return True
+
     @staticmethod
     def _swap(partial: Path, stage_dir: Path) -> None:
         old = _sibling(stage_dir, ".old")
@@ -335,6 +373,14 @@ class RunDirectory:
         shutil.rmtree(work, ignore_errors=True)
         with contextlib.suppress(OSError):  # only removed when no other stage left work behind
             work.parent.rmdir()
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link (no bytes copied), or a copy where the file system has none."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _sibling(stage_dir: Path, suffix: str) -> Path:

@@ -144,7 +144,8 @@ def summarise(suite: Suite, predictions: Mapping[str, Sequence[int]], labels: Se
         "label_mapping_source": suite.mapping_source,
         "gold_counts": {labels[i]: int((gold == i).sum()) for i in range(len(labels))},
         "threshold": "argmax",
-        "threshold_note": "calibrated operating points are not available yet: every model predicts its argmax class",
+        "threshold_note": "every model predicts its argmax class, as results.json's metrics count it; the thresholds "
+                          "tuned on validation (calibration.json) are not applied here",
         "interval": f"{config.confidence:.0%} Wilson score interval",
         "confidence": config.confidence,
         "paired_test": "McNemar's exact test per group, Holm-adjusted across the groups of one grouping",

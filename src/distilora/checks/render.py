@@ -28,8 +28,8 @@ def summary_line(check: Mapping) -> str:
     mapping = ", ".join(f"{gold} → {run}" for gold, run in check["label_mapping"].items())
     return (f"Check '{check['name']}': {suite['used']} cases from {Path(suite['file']).name} ({suite['format']} "
             f"format; {suite['dropped_blank_text']} dropped for a blank text); gold labels {mapping} "
-            f"({check['label_mapping_source']}); threshold: {check['threshold']} (no calibrated operating point "
-            f"yet); intervals: {check['interval']}.")
+            f"({check['label_mapping_source']}); threshold: {check['threshold']} (as in the run's metrics; tuned "
+            f"thresholds not applied); intervals: {check['interval']}.")
 
 
 def overall_table(check: Mapping) -> Table:

@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="odd", help="teacher, odd, even, lora, …")
     parser.add_argument("--precision", choices=PRECISIONS, default=PRECISIONS[0],
                         help="fp32; bf16 (refused without native bf16); auto: bf16 where native")
+    parser.add_argument("--argmax", action="store_true",
+                        help="raw softmax scores and the argmax label (what a plain transformers pipeline gives) "
+                             "instead of the calibrated scores and the threshold tuned on validation")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -26,7 +29,11 @@ def main(args: argparse.Namespace) -> int:
     if not texts:
         raise ValueError("no text given: pass texts as arguments or one per line on stdin")
     classifier = Classifier.load(args.run, args.model, precision=args.precision)
-    for text, prediction in zip(texts, classifier.predict(texts), strict=True):
+    calibrated = not args.argmax and classifier.calibration is not None
+    rule = classifier.calibration.describe() if calibrated else "argmax of the raw softmax (not calibrated)"
+    print(f"{args.model}: {rule}", file=sys.stderr)
+    for text, prediction in zip(texts, classifier.predict(texts, calibrated=not args.argmax), strict=True):
         print(json.dumps({"text": text, "label": prediction.label, "scores": prediction.scores,
-                          "truncated": prediction.truncated}))
+                          "truncated": prediction.truncated, "threshold": prediction.threshold,
+                          "calibrated": calibrated}))
     return 0

@@ -8,6 +8,7 @@ from distilora.config import (
     CLASS_WEIGHTS,
     PRECISIONS,
     PRESETS,
+    CalibrationConfig,
     DataConfig,
     DistillationConfig,
     ExperimentConfig,
@@ -27,6 +28,16 @@ def _positive(kind):
         return value
 
     return parse
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +104,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weight of matching each student layer's [CLS] state to the teacher layer it was copied "
                              "from (patient KD; mean squared distance of the unit vectors)")
 
+    operating = parser.add_argument_group(
+        "operating point (binary tasks; fitted on validation after training, so changing it never retrains)")
+    targets = operating.add_mutually_exclusive_group()
+    targets.add_argument("--target-precision", type=_share, default=None, metavar="P",
+                         help="decision threshold: the highest validation recall whose precision for the positive "
+                              "class (label 1) is at least P (default: the threshold maximising validation macro-F1)")
+    targets.add_argument("--target-recall", type=_share, default=None, metavar="R",
+                         help="decision threshold: the highest validation precision whose recall for the positive "
+                              "class (label 1) is at least R")
+
     adapters = parser.add_argument_group("LoRA")
     adapters.add_argument("--lora-r", type=_positive(int), default=lora.r, help="adapter rank")
     adapters.add_argument("--lora-alpha", type=_positive(int), default=lora.alpha, help="adapter scaling numerator")
@@ -129,6 +150,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
         distillation=DistillationConfig(args.w_ce, args.w_kd, args.w_cos, args.temperature, args.w_hidden),
         lora=LoraConfig(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
                         target_modules=tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())),
+        calibration=CalibrationConfig(target_precision=args.target_precision, target_recall=args.target_recall),
     )
     config.apply_preset(args.preset)
     if args.precision is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import datasets
 import numpy as np
@@ -10,23 +11,37 @@ from safetensors import safe_open
 from scipy.special import softmax
 
 from distilora.evaluation.metrics import classification_metrics
-from distilora.inference import Classifier
+
+if TYPE_CHECKING:  # inference imports the calibration, part of this package
+    from distilora.inference import Classifier
 
 WEIGHT_SUFFIXES = (".safetensors",)
 SPLITS = ("validation", "test")
 
 
+def split_logits(classifier: Classifier, splits: datasets.DatasetDict,
+                 split_names: tuple[str, ...] = SPLITS) -> dict[str, np.ndarray]:
+    """The classifier's raw logits on each split's texts."""
+    return {split: classifier.logits(splits[split]["text"]) for split in split_names}
+
+
+def evaluate_logits(logits: dict[str, np.ndarray], splits: datasets.DatasetDict,
+                    labels: list[str]) -> tuple[dict, dict]:
+    """Metrics per split (argmax: what a plain ``pipeline`` predicts), and per-item predictions (true label and raw
+    class probabilities) for the report."""
+    metrics, predictions = {}, {}
+    for split, split_logits in logits.items():
+        y_true = splits[split]["label"]
+        metrics[split] = classification_metrics(y_true, split_logits, labels)
+        probs = softmax(split_logits.astype(np.float64), axis=-1)
+        predictions[split] = {"y_true": list(y_true), "probs": np.round(probs, 6).tolist()}
+    return metrics, predictions
+
+
 def evaluate_classifier(classifier: Classifier, splits: datasets.DatasetDict, labels: list[str],
                         split_names: tuple[str, ...] = SPLITS) -> tuple[dict, dict]:
     """Metrics per split, and per-item predictions (true label and class probabilities) for the report."""
-    metrics, predictions = {}, {}
-    for split in split_names:
-        texts, y_true = splits[split]["text"], splits[split]["label"]
-        logits = classifier.logits(texts)
-        metrics[split] = classification_metrics(y_true, logits, labels)
-        probs = softmax(logits.astype(np.float64), axis=-1)
-        predictions[split] = {"y_true": list(y_true), "probs": np.round(probs, 6).tolist()}
-    return metrics, predictions
+    return evaluate_logits(split_logits(classifier, splits, split_names), splits, labels)
 
 
 def weights_size_mb(model_dir: Path) -> float:

@@ -13,12 +13,16 @@ from sklearn.metrics import (
 )
 
 
-def classification_metrics(y_true, logits, labels: list[str]) -> dict:
-    """Loss (mean cross-entropy), accuracy, macro P/R/F1, per-class F1, confusion matrix, ROC-AUC if binary."""
+def classification_metrics(y_true, logits, labels: list[str], y_pred=None) -> dict:
+    """Loss (mean cross-entropy), accuracy, macro P/R/F1, per-class F1, confusion matrix, ROC-AUC if binary.
+
+    The labels are the argmax of ``logits`` unless ``y_pred`` gives them (a decision threshold); loss and ROC-AUC
+    always come from ``logits``.
+    """
     y_true = np.asarray(y_true, dtype=np.int64)
     logits = np.asarray(logits[0] if isinstance(logits, tuple) else logits, dtype=np.float64)
     classes = list(range(len(labels)))
-    y_pred = logits.argmax(axis=-1)
+    y_pred = logits.argmax(axis=-1) if y_pred is None else np.asarray(y_pred, dtype=np.int64)
     log_probs = log_softmax(logits, axis=-1)
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, labels=classes, average="macro", zero_division=0

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distilora.checks.render import check_section
+from distilora.data.known import known_dataset
 from distilora.report import plots, tables
 from distilora.report.analysis import run_statistics
+from distilora.report.calibration import calibrated, calibration_blocks
 from distilora.report.context import BASELINE, ReportContext, load_predictions, majority_baseline
 from distilora.report.document import Block, Bullets, Document, Image, Section, render_html, render_markdown
 from distilora.report.findings import findings
@@ -89,6 +91,9 @@ def _plots(out: Path, ctx: ReportContext) -> dict[str, Path]:
         if entry.get("importance"):
             written[f"importance:{name}"] = plots.importance_plot(name, entry["importance"],
                                                                   out / f"importance_{stem}.png")
+    reliable = {n: c for n, c in calibrated(ctx).items() if (c.get("reliability") or {}).get("test")}
+    if reliable:
+        written["reliability"] = plots.reliability_diagrams(reliable, len(ctx.labels), out / "reliability.png")
     names = [n for n in ctx.models if n in ctx.intervals]
     base_f1 = ctx.intervals[BASELINE]["macro_f1"]["estimate"]
     written["macro_f1"] = plots.macro_f1_intervals(names, ctx.intervals, ctx.seeds, base_f1, out / "macro_f1_ci.png")
@@ -127,6 +132,11 @@ def _importance_sections(ctx: ReportContext, figures: dict[str, Path]) -> list[S
             for name, entry in ctx.models.items() if f"importance:{name}" in figures]
 
 
+def _known_limits(dataset: str | None) -> list[Block]:
+    known = known_dataset(dataset)
+    return [Bullets([f"Known limit: {limit}" for limit in known.limits])] if known else []
+
+
 def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
     r, method = ctx.results, ctx.statistics["method"]
     overview = (f"Teacher {r.get('teacher', '?')}; labels {', '.join(ctx.labels)}; seed {r.get('seed', '?')}; "
@@ -139,6 +149,7 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
                                  Image(figures["macro_f1"], "Test macro-F1 with 95 % CIs",
                                        "Points: test macro-F1; bars: 95 % bootstrap CI; dashed: majority baseline.")]),
         Section("Validation results", [tables.validation_table(ctx)]),
+        Section("Calibration and operating point", calibration_blocks(ctx, figures)),
     ]
     seed_table = tables.seed_table(ctx)
     if seed_table:
@@ -156,7 +167,8 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
                          *[f"Warning: {w}." for info in ctx.results.get("data_report", {}).values()
                            for w in info.get("warnings", [])],
                          f"Majority-class baseline: always '{ctx.baseline.label}', the most frequent class in the "
-                         f"{ctx.baseline.source}."]),
+                         f"{ctx.baseline.source}.",
+                         *_known_limits(r.get("dataset"))]),
         Section("Method", [Bullets([
             f"Confidence intervals: {method['confidence']:.0%} {method['bootstrap']}; {method['resamples']:,} "
             f"resamples, seed {method['seed']}.",

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from distilora.report import formatting as f
 from distilora.report.analysis import ablation_of, ranking
+from distilora.report.calibration import calibrated, prior_shift_sentences
 from distilora.report.context import MAJORITY_MODEL, ReportContext
 from distilora.routes.base import RouteKind
 
@@ -19,7 +20,8 @@ MAX_SPELLED_OUT = 8
 
 def findings(ctx: ReportContext) -> list[str]:
     """Every finding, in reading order."""
-    sentences = [*_best(ctx), *_baseline(ctx), *_distillation_gain(ctx), *_half_depth(ctx), *_collapsed(ctx)]
+    sentences = [*_best(ctx), *_baseline(ctx), *_distillation_gain(ctx), *_half_depth(ctx), *_collapsed(ctx),
+                 *_prior_shift(ctx)]
     # The best-vs-runner-up and the ablation comparisons are already told above.
     ablation = ablation_of(ctx.models)
     rest = [c for c in ctx.statistics["comparisons"]
@@ -164,6 +166,14 @@ def _collapsed(ctx: ReportContext) -> list[str]:
         out.append(f"{name} is flagged as collapsed: {reasons}" + (f" ({'; '.join(details)})" if details else "")
                    + ".")
     return out
+
+
+def _prior_shift(ctx: ReportContext) -> list[str]:
+    """The calibration section's prior-shift sentence, when the shares called positive shift (binary runs)."""
+    entries = calibrated(ctx)
+    if len(ctx.labels) != 2 or not any(c.get("prior_shift") for c in entries.values()):
+        return []
+    return [s + " (See 'Calibration and operating point'.)" for s in prior_shift_sentences(ctx, entries, ctx.labels[1])]
 
 
 def _comparison(c: Mapping) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -216,4 +217,55 @@ def importance_plot(name: str, importance: Mapping, path: Path) -> Path:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     else:
         ax.text(0.5, 0.5, "no elimination steps recorded", ha="center", va="center", transform=ax.transAxes)
+    return save_figure(fig, path)
+
+
+def _reliability_curve(ax: Axes, bins: Sequence[Mapping], label: str, **style) -> None:
+    filled = [b for b in bins if b.get("count")]
+    if not filled:
+        return
+    total = sum(b["count"] for b in filled)
+    confidence = [b["confidence"] for b in filled]
+    accuracy = [b["accuracy"] for b in filled]
+    ax.plot(confidence, accuracy, label=label, linewidth=1.6, color=style.get("color"),
+            linestyle=style.get("linestyle", "-"), zorder=2)
+    # Marker area: the bin's share of the items, so sparse bins are seen as such.
+    ax.scatter(confidence, accuracy, s=[12 + 260 * b["count"] / total for b in filled], zorder=3, **style)
+
+
+def reliability_diagrams(entries: Mapping[str, Mapping], num_classes: int, path: Path, split: str = "test") -> Path:
+    """One panel per model: accuracy against mean confidence (top-class probability) per bin on ``split``, before
+    (raw softmax) and after temperature scaling, with the diagonal of perfect calibration."""
+    names = list(entries)
+    columns = min(4, max(1, len(names)))
+    rows = -(-len(names) // columns)
+    width = 3.6 * columns + 0.4
+    fig = Figure(figsize=(width, 3.4 * rows + 0.9), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)).ravel()
+    low = 1 / num_classes if num_classes else 0.0
+    for ax, name in zip(axes, names, strict=False):
+        calibration = entries[name]
+        curves = calibration["reliability"][split]
+        ece = calibration.get("ece", {}).get(split, {})
+        ax.plot([low, 1], [low, 1], color="grey", linewidth=0.9, linestyle=":", label="perfect calibration")
+        _reliability_curve(ax, curves["before"], "raw softmax", color="#888888", marker="o", facecolors="none",
+                           edgecolors="#666666", linestyle="--")
+        _reliability_curve(ax, curves["after"], "temperature-scaled", color=PALETTE[0], marker="s")
+        ax.set_title(f"{name}: T = {calibration['temperature']:.2f}\nECE {ece.get('before', float('nan')):.3f} → "
+                     f"{ece.get('after', float('nan')):.3f}", fontsize=10)
+        ax.set_xlim(low - 0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    for ax in axes[(rows - 1) * columns:]:
+        ax.set_xlabel("confidence (top-class probability)")
+    for ax in axes[::columns]:
+        ax.set_ylabel("accuracy")
+    title = (f"Reliability on {split}: accuracy against confidence per bin, before and after temperature scaling "
+             f"(fitted on validation); marker area: share of the {split} items in the bin")
+    fig.suptitle(textwrap.fill(title, width=int(width * 11)), fontsize=10)
     return save_figure(fig, path)

@@ -139,3 +139,15 @@ def summarise_seeds(seed_runs: Sequence[Mapping], splits: Sequence[str] = ("vali
                     "values": values,
                 }
     return summary
+
+
+def metric_intervals(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int, *, n_resamples: int = RESAMPLES,
+                     seed: int = SEED) -> dict[str, dict[str, float]]:
+    """``{metric: {estimate, low, high}}`` for one model's predictions (the same resamples as the report's, so the
+    same intervals)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    replicates = bootstrap_replicates(y_true, {"model": y_pred}, num_classes, n_resamples=n_resamples,
+                                      seed=seed)["model"]
+    return {metric: percentile_interval(replicates[metric],
+                                        point_estimate(metric, y_true, y_pred, num_classes)).to_dict()
+            for metric in METRICS}

@@ -27,6 +27,7 @@ from distilora.serve.schemas import (
     ClassifyRequest,
     ClassifyResponse,
     ClassifyResult,
+    Decision,
     ErrorResponse,
     Health,
     ModelsResponse,
@@ -43,6 +44,9 @@ without its teacher, TF-IDF, the majority class) — whichever routes the run tr
 Limits: at most {MAX_TEXTS} texts per request, each at most {MAX_TEXT_CHARS:,} characters (more: 413);
 texts longer than a model's maximum length are truncated and the result says so (`truncated`). Concurrent
 requests are classified together in small batches; when the queue is full the answer is 503 with Retry-After.
+Scores are calibrated (temperature scaling fitted on validation) and, for binary tasks, the positive label is chosen
+at a threshold tuned on validation: every response's `decision` names the threshold applied (or the argmax). A
+plain transformers pipeline on the same model gives the raw softmax and the argmax.
 Every error is JSON: `{{"status", "error", "message", "details"}}`, and never repeats the input."""
 
 
@@ -162,7 +166,8 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
         job = scheduler.submit(name, registry.get(name), parsed.texts)
         result = await _answer(job, request, scheduler, settings.timeout_s)
         results = [ClassifyResult(label=p.label, scores=p.scores, truncated=p.truncated) for p in result.predictions]
-        return ClassifyResponse(model=name, results=results, elapsed_ms=round(result.model_ms, 3))
+        return ClassifyResponse(model=name, results=results, decision=Decision(**registry.decision(name)),
+                                elapsed_ms=round(result.model_ms, 3))
 
     # The request schema is declared above by reference; make sure it is in the document.
     original_openapi = app.openapi

@@ -39,7 +39,7 @@ class ModelProcess:
         if kind != "ready":
             self.close()
             raise RuntimeError(f"the model process could not load the models: {payload}")
-        self.info: dict[str, tuple[list[str], list[int] | None, int, str]] = payload
+        self.info: dict[str, tuple[list[str], list[int] | None, int, str, dict]] = payload
 
     def predict(self, name: str, texts: list[str]) -> list[Prediction]:
         with self._lock:
@@ -47,11 +47,11 @@ class ModelProcess:
             kind, payload = self._conn.recv()
         if kind != "ok":
             raise RuntimeError(f"model {name} failed in the model process ({payload})")
-        return [Prediction(label, scores, truncated) for label, scores, truncated in payload]
+        return [Prediction(*answer) for answer in payload]
 
     def predictor(self, name: str) -> RemoteClassifier:
-        labels, layers, max_length, backend = self.info[name]
-        return RemoteClassifier(self, name, labels, layers, max_length, backend)
+        labels, layers, max_length, backend, decision = self.info[name]
+        return RemoteClassifier(self, name, labels, layers, max_length, backend, decision)
 
     def close(self) -> None:
         if self._process.is_alive():
@@ -69,9 +69,11 @@ class RemoteClassifier:
     """What the registry and the batcher need of a :class:`Classifier`, answered by the model process."""
 
     def __init__(self, process: ModelProcess, name: str, labels: list[str], layers: list[int] | None,
-                 max_length: int, backend: str | None = None):
+                 max_length: int, backend: str | None = None, decision: dict | None = None):
         self.process, self.name = process, name
         self.labels, self.layers, self.max_length, self.backend = labels, layers, max_length, backend
+        self.decision = decision
+        """How the model in the child process picks labels (its calibration.json)."""
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         return self.process.predict(self.name, texts)
@@ -91,7 +93,8 @@ def _serve(conn: Connection, models: dict[str, str], forward_texts: int, torch_t
     except Exception as error:  # reported to the parent, which refuses to start
         conn.send(("error", f"{type(error).__name__}: {error}"))
         return
-    conn.send(("ready", {n: (c.labels, c.layers, c.max_length, c.backend) for n, c in classifiers.items()}))
+    conn.send(("ready", {n: (c.labels, c.layers, c.max_length, c.backend, c.decision)
+                         for n, c in classifiers.items()}))
     while True:
         try:
             message = conn.recv()
@@ -101,7 +104,7 @@ def _serve(conn: Connection, models: dict[str, str], forward_texts: int, torch_t
             return
         name, texts = message
         try:
-            answers = [(p.label, p.scores, p.truncated) for p in classifiers[name].predict(texts)]
+            answers = [(p.label, p.scores, p.truncated, p.threshold) for p in classifiers[name].predict(texts)]
         except Exception as error:  # the server answers 500 without details; the type goes to its log
             logger.exception("model %s failed", name)
             conn.send(("error", type(error).__name__))

@@ -11,6 +11,7 @@ from typing import Any
 from distilora.inference import Classifier
 from distilora.routes.base import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
+from distilora.serve.schemas import ARGMAX_DECISION
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,14 @@ def _finite(value: Any) -> Any:
 def _dataset_name(dataset: Any) -> str | None:
     """The dataset's name only: a local path says nothing useful to a client."""
     return Path(str(dataset).rstrip("/")).name or None if dataset else None
+
+
+def _metric_subset(metrics: Any) -> dict[str, Any]:
+    """The API's metric keys of each split."""
+    if not isinstance(metrics, dict):
+        return {}
+    return {split: {k: values[k] for k in METRIC_KEYS if k in values}
+            for split, values in metrics.items() if isinstance(values, dict)}
 
 
 @dataclass
@@ -105,6 +114,10 @@ class ModelRegistry:
             raise UnknownModel(name, self.names)
         return classifier
 
+    def decision(self, name: str) -> dict[str, Any]:
+        """How model ``name`` picks labels (its calibration.json), as responses state it."""
+        return _finite(getattr(self.get(name), "decision", None) or ARGMAX_DECISION)
+
     def entry(self, name: str) -> dict[str, Any]:
         return self.results.get("models", {}).get(name, {})
 
@@ -125,10 +138,8 @@ class ModelRegistry:
         """What ``GET /api/v1/models`` says about one model."""
         classifier = self.classifiers[name]
         entry = self.entry(name)
-        metrics = {
-            split: {k: values[k] for k in METRIC_KEYS if k in values}
-            for split, values in (entry.get("metrics") or {}).items() if isinstance(values, dict)
-        }
+        metrics = _metric_subset(entry.get("metrics"))
+        at_threshold = _metric_subset(entry.get("metrics_at_threshold")) or None
         return _finite({
             "name": name,
             "route": entry.get("route"),
@@ -146,6 +157,8 @@ class ModelRegistry:
             "quantization": entry.get("quantization"),
             "parity": entry.get("parity"),
             "metrics": metrics,
+            "decision": self.decision(name),
+            "metrics_at_threshold": at_threshold,
         })
 
     def describe_all(self) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,11 +44,32 @@ class ClassifyResult(BaseModel):
                                         "and only its beginning was classified.")
 
 
+class Decision(BaseModel):
+    """How a model's labels are chosen: a threshold tuned on validation (binary tasks), or the argmax."""
+
+    rule: Literal["threshold", "argmax"] = Field(
+        description="threshold: positive_label when its score is at least `threshold`; argmax: the top score.")
+    threshold: float | None = Field(None, description="The applied threshold on the positive label's score; "
+                                                      "null with the argmax.")
+    positive_label: str | None = Field(None, description="The label the threshold is for; null with the argmax.")
+    policy: str = Field(description="How the threshold was chosen on validation: max-macro-f1, target-precision, "
+                                    "target-recall; argmax when there is none.")
+    target: float | None = Field(None, description="The precision or recall the policy had to reach, if any.")
+    temperature: float | None = Field(None, description="Scores are softmax(logits / temperature), fitted on "
+                                                        "validation; null: the raw softmax (not calibrated).")
+
+
+ARGMAX_DECISION = {"rule": "argmax", "threshold": None, "positive_label": None, "policy": "argmax", "target": None,
+                   "temperature": None}
+
+
 class ClassifyResponse(BaseModel):
-    """The model used, one result per text (in request order), and the time the model took."""
+    """The model used, one result per text (in request order), how the labels were decided, and the model's time."""
 
     model: str
     results: list[ClassifyResult]
+    decision: Decision = Field(description="Which threshold (or the argmax) chose the labels. A plain transformers "
+                                           "pipeline on the same model gives the raw softmax and the argmax.")
     elapsed_ms: float = Field(description="Milliseconds the model took for the whole batch.")
 
 
@@ -87,7 +108,10 @@ class ModelInfo(BaseModel):
     quantization: str | None = Field(None, description="int8 for an int8 ONNX export; null: not quantized.")
     parity: dict[str, float] | None = Field(None, description="An export's label agreement with its PyTorch model "
                                                               "per split (parity.json); null: not an export.")
-    metrics: dict[str, Metrics] = Field(default_factory=dict, description="validation and test scores.")
+    metrics: dict[str, Metrics] = Field(default_factory=dict, description="validation and test scores (argmax).")
+    decision: Decision = Field(description="How its labels are chosen (see POST /api/v1/classify).")
+    metrics_at_threshold: dict[str, Metrics] | None = Field(
+        None, description="validation and test scores at the tuned threshold; null with the argmax.")
 
 
 class ModelsResponse(BaseModel):

@@ -114,6 +114,21 @@ function modelCell(info) {
   return cell;
 }
 
+// How a model's labels are chosen (the API's `decision`): a threshold tuned on validation, or the argmax.
+function decisionText(decision) {
+  if (!decision || decision.rule !== "threshold" || typeof decision.threshold !== "number") return "argmax";
+  return `${decision.positive_label} if P ≥ ${decision.threshold.toFixed(3)}`;
+}
+
+function decisionNote(decision) {
+  if (!decision) return null;
+  const scores = typeof decision.temperature === "number"
+    ? `scores calibrated (temperature ${decision.temperature.toFixed(2)})` : "raw scores";
+  const rule = decision.rule === "threshold"
+    ? `label: ${decisionText(decision)} (threshold tuned on validation, ${decision.policy})` : "label: the top score (argmax)";
+  return `${rule}; ${scores}`;
+}
+
 function fillAbout() {
   const body = document.querySelector("#about-table tbody");
   body.replaceChildren();
@@ -136,7 +151,8 @@ function fillAbout() {
       cell("Parameters", params),
       cell("Size", size),
       cell("Test macro-F1", fixed(test.macro_f1), "num"),
-      cell("Test accuracy", fixed(test.accuracy), "num")));
+      cell("Test accuracy", fixed(test.accuracy), "num"),
+      cell("Decision", decisionText(info.decision))));
   }
 }
 
@@ -160,7 +176,7 @@ async function loadModels() {
 }
 
 // ---- one text ----------------------------------------------------------------------------------------------------
-function resultCard(name, result, elapsedMs, badge) {
+function resultCard(name, result, elapsedMs, badge, decision) {
   const info = state.byName[name] || {};
   const card = el("article", { class: "result", "data-model": name, "data-label": result.label });
   card.append(el("header", {},
@@ -169,6 +185,8 @@ function resultCard(name, result, elapsedMs, badge) {
     el("span", { class: "meta", title: "macro-F1 on the test split",
       text: parts(`${millions(info.params)} params`, `test F1 ${fixed(testF1(info))}`) })));
   card.append(el("p", { class: "prediction" }, "Predicted: ", el("strong", { class: "label", text: result.label })));
+  const how = decisionNote(decision);
+  if (how) card.append(el("p", { class: "note decision", text: how }));
   if (badge) {
     card.classList.add("disagrees");
     card.append(el("p", { class: "badge", text: `⚠ ${badge}` }));
@@ -217,7 +235,7 @@ async function classifyOne() {
     const answers = [];
     for (const name of names) {  // one after another, so each model's time is its own
       const data = await classify([text], name);
-      answers.push({ name: data.model, result: data.results[0], elapsedMs: data.elapsed_ms });
+      answers.push({ name: data.model, result: data.results[0], elapsedMs: data.elapsed_ms, decision: data.decision });
     }
     answer.replaceChildren();
     if (model === COMPARE) {
@@ -230,11 +248,11 @@ async function classifyOne() {
       for (const a of answers) {
         let badge = null;
         if (!unanimous) badge = majority === null ? "split vote" : a.result.label === majority ? null : `disagrees (majority: ${majority})`;
-        grid.append(resultCard(a.name, a.result, a.elapsedMs, badge));
+        grid.append(resultCard(a.name, a.result, a.elapsedMs, badge, a.decision));
       }
       answer.append(grid);
     } else {
-      answer.append(resultCard(answers[0].name, answers[0].result, answers[0].elapsedMs, null));
+      answer.append(resultCard(answers[0].name, answers[0].result, answers[0].elapsedMs, null, answers[0].decision));
     }
   } catch (error) {
     showError(errorBox, error.message);

