@@ -30,7 +30,7 @@ from distilora.inference import Classifier
 from distilora.models.text_baselines import is_text_baseline
 from distilora.precision import cpu_name, recorded_cpu_flags
 from distilora.routes import registered_routes, route_groups
-from distilora.run_dir import ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
+from distilora.run_dir import CALIBRATION_FILE, ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
 from distilora.versions import library_versions
 
 logger = logging.getLogger(__name__)
@@ -118,6 +118,8 @@ def _write_export(partial: Path, reference: Classifier, splits: dict[str, tuple[
     """model.onnx, tokenizer, config and parity_labels.json into ``partial``; the parity numbers."""
     reference.tokenizer.save_pretrained(partial)
     reference.model.config.save_pretrained(partial)
+    if reference.calibration is not None:  # the export decides like its model: same temperature and threshold
+        (partial / CALIBRATION_FILE).write_text(reference.calibration.to_json(), encoding="utf-8")
     logger.info("[%s] PyTorch logits on validation and test", name)
     reference_logits = {split: reference.logits(texts) for split, (texts, _) in splits.items()}
     variants: dict[str, Any] = {}

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
+from distilora.evaluation.calibration import Calibration
 from distilora.export.onnx import OUTPUT
 from distilora.inference import Classifier
-from distilora.run_dir import ONNX_FILE, PARITY_FILE
+from distilora.run_dir import CALIBRATION_FILE, ONNX_FILE, PARITY_FILE
 
 
 class ExportRejected(ValueError):
@@ -55,9 +56,13 @@ class OnnxClassifier(Classifier):
                 f"{directory}: this export failed its parity gate (label agreement {gate.get('agreement')} < "
                 f"--min-agreement {gate.get('min_agreement')}); its numbers are in {PARITY_FILE}. Export it again "
                 "with a lower --min-agreement to accept it.")
-        return cls.from_file(directory / ONNX_FILE, AutoTokenizer.from_pretrained(directory),
-                             AutoConfig.from_pretrained(directory), name=name or directory.name, threads=threads,
-                             info=info)
+        classifier = cls.from_file(directory / ONNX_FILE, AutoTokenizer.from_pretrained(directory),
+                                   AutoConfig.from_pretrained(directory), name=name or directory.name,
+                                   threads=threads, info=info)
+        calibration = directory / CALIBRATION_FILE
+        if calibration.is_file():
+            classifier.calibration = Calibration.from_json(calibration.read_text(encoding="utf-8"), classifier.labels)
+        return classifier
 
     @classmethod
     def from_file(cls, onnx_file: Path, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig,
