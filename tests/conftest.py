@@ -78,6 +78,7 @@ def tiny_experiment_config(dataset: Path, teacher: Path, output: Path, **overrid
         student_training=TrainConfig(**fast),
         lora_training=TrainConfig(**fast),
         measure_speed=False,
+        precision="fp32",  # the same numbers on every machine; bf16 runs are tests/test_precision.py's
     )
     for key, value in overrides.items():
         setattr(config, key, value)

@@ -126,11 +126,11 @@ def test_model_card_states_base_model_known_limits_and_prior_shift(tiny_run):
     calibration["prior_shift"] = True
     calibration["predicted_positive_rate"]["test"] = {"estimate": 0.87, "low": 0.85, "high": 0.89, "count": 2584,
                                                       "n": 2970}
-    card = render_model_card("odd", entry, results, extra_sections=[("Export", "ONNX file: model.onnx")])
+    card = render_model_card("odd", entry, results)
     meta = front_matter(card)
     assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert meta["datasets"] == ["cardiffnlp/tweet_eval"]
-    assert "known to be shifted" in card and "(a prior shift)" in card and "## Export\n\nONNX file" in card
+    assert "known to be shifted" in card and "(a prior shift)" in card and "ONNX" not in card
     baseline = {**entry, "num_layers": 0, "layers": None, "route": "baseline"}
     meta = front_matter(render_model_card("tfidf", baseline, results))
     assert meta["library_name"] == "distilora" and "base_model" not in meta

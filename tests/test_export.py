@@ -137,6 +137,39 @@ def test_plain_onnxruntime_and_tokenizer_reproduce_the_parity_labels(exported, t
     assert np.mean(np.array(labels) == recorded["test"]["pytorch"]) == pytest.approx(parity["test"]["agreement"])
 
 
+@pytest.mark.parametrize("export", ["odd", "odd-int8"])
+def test_every_export_has_a_model_card_with_its_parity_and_code_that_runs(exported, export):
+    import re
+
+    import numpy as np
+    from huggingface_hub import ModelCard
+
+    directory = exported / "export" / export
+    assert "README.md" in verify_manifest(directory)["files"]  # covered by the export's checksums
+    card = ModelCard.load(directory / "README.md")
+    parity = json.loads((directory / PARITY_FILE).read_text())
+    data = card.data.to_dict()
+    assert data["library_name"] == "onnx" and data["pipeline_tag"] == "text-classification"
+    assert "onnx" in data["tags"] and ("int8" in data["tags"]) == (export == "odd-int8")
+    # The model-index holds the export's own test macro-F1, not its PyTorch model's.
+    (index,) = data["model-index"]
+    f1 = {r["dataset"]["split"]: r["metrics"][0]["value"] for r in index["results"]
+          if r["metrics"][0]["type"] == "f1"}
+    assert f1["test"] == pytest.approx(parity["metrics"]["test"]["macro_f1"], abs=1e-4)
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (validation|test) \| \d+ \| ([0-9.]+) \|", card.text,
+                                                       re.MULTILINE)}
+    assert {split: float(v) for split, v in rows.items()} == {
+        split: pytest.approx(parity[split]["agreement"], abs=1e-4) for split in ("validation", "test")}
+    assert ("variant `" in card.text) == (export == "odd-int8") and "Parity gate**: passed" in card.text
+
+    # The card's plain-onnxruntime snippet, run as written (with this directory), gives the export's logits.
+    snippet = re.findall(r"```python\n(.*?)```", card.text, re.DOTALL)[1]
+    namespace: dict = {}
+    exec(snippet.replace("path/to/this/directory", str(directory)), namespace)  # noqa: S102 - the card's own code
+    expected = OnnxClassifier.from_directory(directory).logits(["some text"])
+    np.testing.assert_allclose(namespace["logits"], expected, atol=1e-5)
+
+
 def test_classifier_load_of_an_export_is_an_onnx_classifier(exported):
     onnx = Classifier.load(exported / "export" / "odd")
     torch_model = Classifier.load(exported, "odd")
@@ -226,6 +259,7 @@ def test_serve_backend_onnx_serves_the_exports(exported):
         by_name = {model["name"]: model for model in info["models"]}
         assert list(by_name) == ["odd", "odd-int8"] and info["default_model"] == "odd"
         assert {m["backend"] for m in by_name.values()} == {"onnxruntime"}
+        assert {m["precision"] for m in by_name.values()} == {None}  # no torch precision applies to onnxruntime
         assert by_name["odd"]["quantization"] is None and by_name["odd-int8"]["quantization"] == "int8"
         assert by_name["odd"]["parity"] == {"validation": 1.0, "test": 1.0}
         assert by_name["odd"]["route"] == "distil" and by_name["odd"]["layers"] == [1, 3]

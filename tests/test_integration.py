@@ -36,10 +36,12 @@ def real_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("integration") / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     # 200 training rows, one epoch; batches of 100 and 64 tokens keep it to 2 optimiser steps per model on CPU.
+    # fp32: plain transformers must reproduce the evaluation's probabilities to 2e-5 below (bf16 evaluation differs
+    # from an fp32 reload by ~1e-3; bf16 runs are tests/test_precision.py's).
     proc = subprocess.run(
         [*distilora_command(), "-q", "run", "--dataset", str(TWEET_EVAL.resolve()), "--output-dir", str(output),
          "--max-train-samples", "200", "--max-eval-samples", "100", "--epochs", "1",
-         "--batch-size", "100", "--max-length", "64"],
+         "--batch-size", "100", "--max-length", "64", "--precision", "fp32"],
         capture_output=True, text=True, timeout=900, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]

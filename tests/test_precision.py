@@ -64,12 +64,12 @@ def test_native_check_wants_bf16_flags_not_plain_avx512(monkeypatch):
 
 
 def test_config_and_presets():
-    assert ExperimentConfig().precision == FP32, "fp32 stays the default until the full runs say otherwise"
+    assert ExperimentConfig().precision == "auto", "bf16 where native: the full default run stayed inside fp32's CIs"
     with pytest.raises(ValueError, match="--precision 'fp16'"):
         ExperimentConfig(precision="fp16")
-    config = ExperimentConfig()
+    config = ExperimentConfig(precision=FP32)
     config.apply_preset("gpu")
-    assert config.precision == "auto" and config.teacher_training.epochs == 3
+    assert config.precision == FP32 and config.teacher_training.epochs == 3, "the preset leaves precision alone"
 
 
 # ---- the command line --------------------------------------------------------------------------------------------
@@ -81,8 +81,8 @@ def test_cli_precision_flag_and_preset(tmp_path):
     def parse(*argv):
         return config_from_args(build_parser().parse_args(["run", *argv]))
 
-    assert parse().precision == FP32
-    assert parse("--precision", "auto").precision == "auto"
+    assert parse().precision == "auto"
+    assert parse("--precision", "fp32").precision == FP32
     assert parse("--preset", "gpu").precision == "auto"
     assert parse("--preset", "gpu", "--precision", "fp32").precision == FP32, "an explicit option wins"
 
@@ -190,7 +190,7 @@ def test_bf16_run_records_its_precision_everywhere(tiny_teacher, tiny_dataset, t
 
     output = tmp_path / "run"
     results = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, precision="auto",
-                                                routes=("odd", "tfidf"), report=False)).run()
+                                                routes=("odd", "tfidf"), report=False, measure_speed=True)).run()
     assert results["precision"] | {"cpu_flags": None} == {
         "requested": "auto", "resolved": BF16, "device": "cpu", "native_bf16": True, "cpu": precision.cpu_name(),
         "cpu_flags": None}
@@ -198,6 +198,10 @@ def test_bf16_run_records_its_precision_everywhere(tiny_teacher, tiny_dataset, t
     assert {name: entry["precision"] for name, entry in results["models"].items()} == \
         {"teacher": BF16, "odd": BF16, "tfidf": None}
     assert json.loads((output / "odd" / "stage.json").read_text())["precision"] == BF16
+    # Timed as `distilora serve` runs the models by default (fp32): bf16 is slower on single texts.
+    assert results["speed"]["precision"] == FP32
+    assert {name: s["precision"] for name, s in results["speed"]["models"].items()} == \
+        {"teacher": FP32, "odd": FP32, "tfidf": None}
     weights = load_file(output / "odd" / "model.safetensors")
     assert {tensor.dtype for tensor in weights.values()} == {torch.float32}, "saved in fp32"
     key = cache_key(RunDirectory.weights_hash(output / "teacher"), results["data_fingerprint"], 32, BF16)

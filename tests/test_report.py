@@ -92,6 +92,12 @@ def test_markdown_has_every_table_and_plot(tiny_report):
     assert "over seeds" not in md  # a single-seed run has no seed columns
     assert "Across seeds" not in md
     assert "sampled (seed 0) from the test split" in md  # the dataset exists, so speed used real test texts
+    assert "of all of them, in fp32 (how `distilora serve` runs the models by default)." in md
+    precision = json.loads((run / "results.json").read_text())["precision"]
+    native = "has" if precision["native_bf16"] else "has no"
+    where = f"cpu ({precision['cpu']})" if precision["cpu"] else "cpu"
+    assert (f"Precision: {precision['resolved']} for training and evaluation (--precision {precision['requested']}; "
+            f"the {where} {native} native bf16); 1 training process.") in md
     findings = md.split("## What the numbers say")[1].split("## ")[0]
     assert "the KL term (× T²)" in findings and "the cosine term (1 − cos)" in findings
     odd_cost = next(line for line in findings.splitlines() if line.startswith("- odd compared with teacher"))

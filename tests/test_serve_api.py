@@ -78,6 +78,7 @@ def test_models_endpoint_reports_layers_sizes_and_the_runs_metrics(client, tiny_
         expected = results["models"][name]
         assert info["labels"] == results["labels"]
         assert info["max_length"] == 32  # the tiny run's --max-length
+        assert info["backend"] == "pytorch" and info["precision"] == "fp32"  # served at the default precision
         assert info["params"] == expected["params"] > 0
         assert info["size_mb"] == expected["size_mb"] > 0
         for split in ("validation", "test"):

@@ -89,7 +89,9 @@ def test_classify_one_text_then_compare_all_four_models(page, tmp_path, tiny_run
     toxic = float(card.locator('li.bar[data-label="toxic"]').get_attribute("data-score"))
     assert (label == "toxic") == (toxic >= threshold)
     assert f"toxic if P ≥ {threshold:.3f}" in card.locator(".decision").inner_text()
-    assert card.locator(".meta.time").inner_text().replace("\u00a0", " ").split()[1] == "ms"
+    meta = card.locator(".meta.time").inner_text().replace("\u00a0", " ")
+    assert meta.split()[1] == "ms" and meta.endswith("· pytorch fp32")  # what computed the answer
+    assert page.locator("#run-info").inner_text().endswith("· runs on pytorch fp32.")
     assert "test F1" in card.inner_text().replace("\u00a0", " ")
     page.screenshot(path=str(tmp_path / "single.png"), full_page=True)
 

@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrai
 
 from distilora import distributed
 from distilora.artifacts import verified_snapshot
-from distilora.config import ExperimentConfig
+from distilora.config import ExperimentConfig, ServeConfig
 from distilora.data import TaskData, encode_splits, load_task_data, token_rows
 from distilora.evaluation import results_markdown
 from distilora.evaluation.calibration import Calibration, calibration_summary, fit_calibration
@@ -226,7 +226,9 @@ class Experiment:
         if self.config.measure_speed:
             texts = timing_texts(self.data.splits["test"]["text"])
             source = f"{len(texts)} texts sampled (seed 0) from the test split of {self.config.data.dataset}"
-            speed = speed_report(classifiers, texts, source)
+            # Timed as `distilora serve` runs them by default, whatever the run trained and evaluated in.
+            serving = resolve_precision(ServeConfig().precision, self.device_type)
+            speed = speed_report(classifiers, texts, source, serving)
         return models, speed
 
     def calibrate(self, name: str, seed: int, logits: dict[str, np.ndarray]

@@ -1,13 +1,14 @@
 """Model cards: a ``README.md`` in the Hugging Face convention (YAML metadata, then Markdown) for a saved model.
 
 :func:`render_model_card` takes a model's entry of results.json and the run's results and returns the text; the run
-writes it into every model directory it evaluated (listed in the directory's manifest), and an export can write the
-same text beside its files (``extra_sections`` adds what the export knows).
+writes it into every model directory it evaluated (listed in the directory's manifest), and ``distilora export`` writes
+one into every export (``export``: its parity.json — format, quantization, agreement with the PyTorch model, and how
+to run it with plain onnxruntime).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,17 +67,23 @@ def is_text_baseline_entry(entry: Mapping) -> bool:
     return entry.get("num_layers") == 0
 
 
-def metadata(name: str, entry: Mapping, results: Mapping) -> ModelCardData:
+def _quantized(export: Mapping | None) -> bool:
+    return bool(export and (export.get("settings") or {}).get("quantization"))
+
+
+def metadata(name: str, entry: Mapping, results: Mapping, export: Mapping | None = None) -> ModelCardData:
     """The YAML front matter: library, pipeline tag, datasets, metrics, base model, tags and test / validation
-    results (``model-index``)."""
+    results (``model-index``; an export's own metrics for an export)."""
     known = known_dataset(results.get("dataset"))
     dataset_name = _dataset_name(results.get("dataset"))
     dataset_id = known.hub_id if known and known.hub_id else dataset_name
     route = entry.get("route") or "model"
     tags = ["distilora", "text-classification", "hate-speech", KIND_TAGS.get(route, route)]
+    if export:
+        tags += ["onnx"] + (["int8"] if _quantized(export) else [])
     evals = []
     for split in ("test", "validation"):
-        metrics = (entry.get("metrics") or {}).get(split) or {}
+        metrics = ((export or entry).get("metrics") or {}).get(split) or {}
         for key, metric_type, label in (("macro_f1", "f1", "macro-F1 (argmax)"), ("accuracy", "accuracy",
                                                                                   "accuracy (argmax)")):
             if isinstance(metrics.get(key), int | float):
@@ -86,13 +93,13 @@ def metadata(name: str, entry: Mapping, results: Mapping) -> ModelCardData:
                                         metric_value=round(float(metrics[key]), 4)))
     return ModelCardData(
         language=["en"],
-        library_name="distilora" if is_text_baseline_entry(entry) else "transformers",
+        library_name="onnx" if export else "distilora" if is_text_baseline_entry(entry) else "transformers",
         pipeline_tag="text-classification",
         datasets=[dataset_id],
         metrics=["f1", "accuracy"],
         base_model=None if is_text_baseline_entry(entry) else base_model(results.get("teacher")),
         tags=list(dict.fromkeys(tags)),
-        model_name=name,
+        model_name=export["export"] if export else name,
         eval_results=evals or None,
     )
 
@@ -204,7 +211,8 @@ def _speed(name: str, entry: Mapping, results: Mapping) -> list[str]:
     return [f"- Single text: {mine['latency_ms']:.2f} ms (median; p90 {_num(mine.get('latency_ms_p90'), 2)} ms).",
             f"- Batch of {mine.get('batch_size', '?')}: {mine['throughput']:.0f} texts/s.",
             f"- Measured once during the run on {speed.get('machine', 'the run’s machine')} (device "
-            f"{mine.get('device', '?')}), on {speed.get('texts', 'test texts')}; other hardware differs."]
+            f"{mine.get('device', '?')}" + (f", {mine['precision']}" if mine.get("precision") else "")
+            + f"), on {speed.get('texts', 'test texts')}; other hardware differs."]
 
 
 def _prior_shift(entry: Mapping) -> str | None:
@@ -268,28 +276,84 @@ def _usage(name: str, entry: Mapping) -> list[str]:
     return lines
 
 
+def _export_parity(export: Mapping) -> list[str]:
+    settings = export.get("settings") or {}
+    quantization = settings.get("quantization")
+    lines = [f"- **Format**: ONNX (opset {settings.get('opset', '?')}, `{settings.get('exporter', '?')}`), dynamic "
+             f"batch and sequence axes; inputs {', '.join(f'`{i}`' for i in settings.get('inputs') or [])}, output "
+             f"`logits`; {_num(export.get('size_mb'), 1)} MiB. Texts are truncated to "
+             f"{settings.get('max_length', '?')} tokens, as in the evaluation."]
+    if quantization:
+        share = quantization.get("quantized_weight_share")
+        tried = export.get("int8_variants") or {}
+        activations = quantization.get("activations", "quantized at run time")
+        lines.append(f"- **int8**: {quantization.get('method', 'dynamic quantization')}, variant "
+                     f"`{quantization.get('variant')}` ({_num(share * 100 if share is not None else None, 0)} % of "
+                     f"the MatMul weights in int8; activations {activations}), chosen on validation of "
+                     + ", ".join(f"`{v}` {t['validation_agreement'] * 100:.1f} %" for v, t in tried.items())
+                     + " label agreement. Its answers can depend slightly on which texts share a batch.")
+    gate = export.get("gate") or {}
+    verdict = "passed" if export.get("passed") else "**failed** (distilora refuses to load or serve it)"
+    lines += [f"- **Parity gate**: {verdict} — label agreement with the PyTorch model "
+              f"{_num(gate.get('agreement'), 4)} on {gate.get('split', '?')}, required ≥ "
+              f"{gate.get('min_agreement', '?')} on validation and on test.", "",
+              "| split | n | label agreement | max abs Δp | macro-F1 PyTorch | macro-F1 ONNX | difference [95 % CI] |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for split in ("validation", "test"):
+        p = export.get(split)
+        if p:
+            f1, diff = p.get("macro_f1") or {}, p.get("macro_f1_difference") or {}
+            lines.append(f"| {split} | {p.get('n', DASH)} | {_num(p.get('agreement'), 4)} | "
+                         f"{_num(p.get('max_abs_dp'), 4)} | {_num(f1.get('pytorch'))} | {_num(f1.get('onnx'))} | "
+                         f"{_num(diff.get('estimate'))} [{_num(diff.get('low'))}, {_num(diff.get('high'))}] |")
+    cpu = (settings.get("cpu") or {}).get("model")
+    lines += ["", "Paired bootstrap over the items for the difference (ONNX − PyTorch)"
+              + (f"; measured on {cpu}." if cpu else ".")]
+    return lines
+
+
+def _onnx_usage(export: Mapping) -> list[str]:
+    inputs = (export.get("settings") or {}).get("inputs") or ["input_ids", "attention_mask"]
+    max_length = (export.get("settings") or {}).get("max_length", 128)
+    return ["```python", "from distilora import Classifier", "",
+            "clf = Classifier.load(\"path/to/this/directory\")  # onnxruntime; calibration applied",
+            "clf.predict([\"some text\"])", "```", "",
+            "With onnxruntime and `transformers`' tokenizer alone (raw logits; argmax, no threshold):", "",
+            "```python", "import onnxruntime", "from transformers import AutoTokenizer", "",
+            "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/directory\")",
+            "session = onnxruntime.InferenceSession(\"path/to/this/directory/model.onnx\")",
+            f"batch = tokenizer([\"some text\"], truncation=True, max_length={max_length}, padding=True, "
+            "return_tensors=\"np\")",
+            f"logits = session.run([\"logits\"], {{k: batch[k].astype(\"int64\") for k in {list(inputs)!r}}})[0]",
+            "```", "", "`distilora serve --backend onnx --run RUN` serves the run's exports that passed their gate."]
+
+
 def render_model_card(name: str, entry: Mapping[str, Any], results: Mapping[str, Any],
-                      extra_sections: Sequence[tuple[str, str]] = ()) -> str:
+                      export: Mapping[str, Any] | None = None) -> str:
     """The model card (``README.md``) of model ``name``: ``entry`` is its results.json entry (``metrics``,
     ``intervals``, ``calibration``, ``metrics_at_threshold``, …), ``results`` the run's results.json (dataset,
-    teacher, labels, data report, speed, versions). ``extra_sections``: more ``(title, Markdown)`` sections."""
+    teacher, labels, data report, speed, versions). ``export``: the parity.json of an ONNX export of it — the card
+    is then the export's (its format, parity and onnxruntime usage; the model's own numbers as its source)."""
     seed = entry.get("seed")
     extra = f" (seed {seed})" if seed is not None and seed != results.get("seed") else ""
     title = f"{name}{extra} — {_dataset_name(results.get('dataset'))} classifier made with distilora"
+    if export:
+        title = f"{export['export']} — ONNX{' int8' if _quantized(export) else ''} export of {title}"
     sections = [
         ("How it was made", _how_made(name, entry, results)),
-        ("Evaluation", _evaluation(entry)),
+        *([("ONNX export and parity with the PyTorch model", _export_parity(export))] if export else []),
+        ("Evaluation" + (" of the PyTorch model it was exported from" if export else ""), _evaluation(entry)),
         ("Calibration and decision threshold", _calibration(entry)),
-        ("Speed", _speed(name, entry, results)),
+        ("Speed" + (" of the PyTorch model (`make bench` times the ONNX exports)" if export else ""),
+         _speed(name, entry, results)),
         ("Data and its known limits", _data(entry, results)),
         ("Intended use", _intended_use(name, entry, results)),
-        ("How to use", _usage(name, entry)),
-        *((heading, [text]) for heading, text in extra_sections),
+        ("How to use", _onnx_usage(export) if export else _usage(name, entry)),
     ]
     body = [f"# {title}", "", entry.get("description") or "", ""]
     for heading, lines in sections:
         body += [f"## {heading}", "", *lines, ""]
     created = results.get("created")
     body.append(f"*Card written by distilora from the run's results{f' ({created})' if created else ''}.*")
-    card = ModelCard(f"---\n{metadata(name, entry, results).to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
+    card = ModelCard(f"---\n{metadata(name, entry, results, export).to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
     return str(card)

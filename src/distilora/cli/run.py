@@ -79,12 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--seeds", type=_positive(int), default=defaults.num_seeds,
                      help="train students and LoRA with this many seeds (seed, seed+1, …) for mean ± std")
     run.add_argument("--preset", choices=tuple(PRESETS), default=next(iter(PRESETS)),
-                     help="cpu: tuned for minutes on 2 cores; gpu: more epochs and --precision auto (explicit options "
-                          "still win)")
+                     help="cpu: tuned for minutes on 2 cores; gpu: more epochs (explicit options still win)")
     run.add_argument("--precision", choices=PRECISIONS, default=None,
                      help=f"training and inference precision; bf16: autocast around the forward pass with fp32 "
                           f"weights, refused where the CPU / GPU has no native bf16; auto: bf16 exactly where it is "
-                          f"native (default: {defaults.precision}, or the preset's)"),
+                          f"native, else fp32 (default: {defaults.precision})"),
     epochs = ", ".join(f"{name} {training.epochs:g}" for name, training in
                        (("teacher", defaults.teacher_training), ("students", defaults.student_training),
                         ("LoRA", defaults.lora_training)))

@@ -1,18 +1,21 @@
 """Inference speed of the run's models on this machine: single-text latency and batch throughput.
 
-Measured once, during the evaluation, on the loaded models and test texts the run already holds."""
+Measured once, during the evaluation, on the loaded models and test texts the run already holds, at the precision
+the models are served in by default (fp32), whatever the run trained and evaluated in."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from distilora.inference import Classifier
+from distilora.precision import FP32
 
 logger = logging.getLogger(__name__)
 
@@ -53,16 +56,34 @@ def measure(classifiers: Mapping[str, Classifier], texts: Sequence[str], *, sing
     }
 
 
-def speed_report(classifiers: Mapping[str, Classifier], texts: Sequence[str], source: str) -> dict:
-    """Time the already loaded ``classifiers`` together on ``texts``; what results.json keeps under ``speed``."""
+@contextlib.contextmanager
+def running_at(classifiers: Mapping[str, Classifier], precision: str) -> Iterator[None]:
+    """The PyTorch ``classifiers`` compute at ``precision`` (resolved) inside the block, as before after it."""
+    before = {name: c.precision for name, c in classifiers.items()}
+    try:
+        for classifier in classifiers.values():
+            if classifier.precision is not None:  # numpy baselines have none
+                classifier.precision = precision
+        yield
+    finally:
+        for name, classifier in classifiers.items():
+            classifier.precision = before[name]
+
+
+def speed_report(classifiers: Mapping[str, Classifier], texts: Sequence[str], source: str,
+                 precision: str = FP32) -> dict:
+    """Time the already loaded ``classifiers`` together on ``texts`` at ``precision``, the one ``distilora serve``
+    and ``predict`` use by default (bf16 autocast is faster on batches but slower on single texts); what
+    results.json keeps under ``speed``."""
     import torch
 
-    logger.info("Timing inference of %s on %d texts", ", ".join(classifiers), len(texts))
-    speeds = measure(classifiers, texts)
-    for name, classifier in classifiers.items():
-        speeds[name]["device"] = classifier.device
-        speeds[name]["precision"] = classifier.precision
-    return {"models": speeds, "texts": source,
+    logger.info("Timing inference of %s on %d texts (%s)", ", ".join(classifiers), len(texts), precision)
+    with running_at(classifiers, precision):
+        speeds = measure(classifiers, texts)
+        for name, classifier in classifiers.items():
+            speeds[name]["device"] = classifier.device
+            speeds[name]["precision"] = classifier.precision
+    return {"models": speeds, "texts": source, "precision": precision,
             "machine": f"{platform.machine()}, {platform.system()}, torch threads {torch.get_num_threads()}"}
 
 

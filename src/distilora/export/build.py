@@ -1,6 +1,7 @@
 """``export_model``: one model of a run as ONNX (fp32 or int8) in ``RUN/export/NAME[-int8]/``, compared with the
 PyTorch model on the run's own validation and test items before it is installed.
 
+Beside ``parity.json`` goes a model card (``README.md``) saying what the export is and how far it is from its model.
 The export is written into ``export/NAME[-int8].partial/`` and renamed into place only once ``parity.json`` and the
 manifest are written; any error (or Ctrl-C) removes the partial directory, so ``export/`` never holds half an
 export. An export below ``min_agreement`` is installed *marked failed* (``parity.json``: ``"passed": false``): its
@@ -27,10 +28,11 @@ from distilora.export.onnx import EXPORTER, choose_int8, export_onnx, quantize_i
 from distilora.export.parity import EXPORTED, REFERENCE, agreement, labels_of, probability_deltas, split_parity
 from distilora.export.runtime import OnnxClassifier
 from distilora.inference import Classifier
+from distilora.model_card import render_model_card
 from distilora.models.text_baselines import is_text_baseline
 from distilora.precision import cpu_name, recorded_cpu_flags
 from distilora.routes import registered_routes, route_groups
-from distilora.run_dir import CALIBRATION_FILE, ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
+from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
 from distilora.versions import library_versions
 
 logger = logging.getLogger(__name__)
@@ -97,6 +99,8 @@ def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
             parity = _write_export(partial, reference, splits, list(results["labels"]), config, name)
             parity["source"]["weights"] = RunDirectory.weights_hash(model_dir)
             _write_json(partial / PARITY_FILE, parity)
+            (partial / MODEL_CARD).write_text(render_model_card(name, results["models"][name], results, parity),
+                                              encoding="utf-8")
             run_dir.finish_export(partial, target, {"export": target.name, "model": name,
                                                    "quantize": config.quantize, "passed": parity["passed"]})
         except BaseException:

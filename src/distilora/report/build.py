@@ -137,6 +137,18 @@ def _known_limits(dataset: str | None) -> list[Block]:
     return [Bullets([f"Known limit: {limit}" for limit in known.limits])] if known else []
 
 
+def _precision_line(results: dict) -> str:
+    """How the run computed: precision asked and used, the hardware's bf16 support, training processes."""
+    p = results.get("precision") or {}
+    if not p:
+        return "Precision: fp32 (not recorded: a run older than --precision)."
+    native = "has" if p.get("native_bf16") else "has no"
+    where = f"{p.get('device', '?')} ({p['cpu']})" if p.get("cpu") and p.get("device") == "cpu" else p.get("device")
+    processes = results.get("world_size") or 1
+    return (f"Precision: {p.get('resolved', '?')} for training and evaluation (--precision {p.get('requested', '?')}; "
+            f"the {where} {native} native bf16); {processes} training process{'es' if processes != 1 else ''}.")
+
+
 def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
     r, method = ctx.results, ctx.statistics["method"]
     overview = (f"Teacher {r.get('teacher', '?')}; labels {', '.join(ctx.labels)}; seed {r.get('seed', '?')}; "
@@ -174,8 +186,11 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
             f"resamples, seed {method['seed']}.",
             f"Paired test: {method['paired_test']}.",
             f"Multiple comparisons: {method['multiple_comparisons']}.",
+            _precision_line(r),
             "Speed: " + (f"measured during the run's evaluation on {ctx.speed['texts']}; median single-text latency "
-                         "after a warm-up, and texts per second for one batch of all of them."
+                         "after a warm-up, and texts per second for one batch of all of them"
+                         + (f", in {ctx.speed['precision']} (how `distilora serve` runs the models by default)"
+                            if ctx.speed.get("precision") else "") + "."
                          if ctx.speed else "not measured."),
         ])]),
     ]

@@ -265,7 +265,7 @@ def reliability_diagrams(entries: Mapping[str, Mapping], num_classes: int, path:
         ax.set_xlabel("confidence (top-class probability)")
     for ax in axes[::columns]:
         ax.set_ylabel("accuracy")
-    title = (f"Reliability on {split}: accuracy against confidence per bin, before and after temperature scaling "
-             f"(fitted on validation); marker area: share of the {split} items in the bin")
-    fig.suptitle(textwrap.fill(title, width=int(width * 11)), fontsize=10)
+    lines = (f"Reliability on {split}: accuracy against confidence per bin, before and after temperature scaling "
+             "(fitted on validation)", f"marker area: share of the {split} items in the bin")
+    fig.suptitle("\n".join(textwrap.fill(line, width=int(width * 11)) for line in lines), fontsize=10)
     return save_figure(fig, path)

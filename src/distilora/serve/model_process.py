@@ -39,7 +39,7 @@ class ModelProcess:
         if kind != "ready":
             self.close()
             raise RuntimeError(f"the model process could not load the models: {payload}")
-        self.info: dict[str, tuple[list[str], list[int] | None, int, str, dict]] = payload
+        self.info: dict[str, tuple[list[str], list[int] | None, int, str, dict, str | None]] = payload
 
     def predict(self, name: str, texts: list[str]) -> list[Prediction]:
         with self._lock:
@@ -50,8 +50,8 @@ class ModelProcess:
         return [Prediction(*answer) for answer in payload]
 
     def predictor(self, name: str) -> RemoteClassifier:
-        labels, layers, max_length, backend, decision = self.info[name]
-        return RemoteClassifier(self, name, labels, layers, max_length, backend, decision)
+        labels, layers, max_length, backend, decision, precision = self.info[name]
+        return RemoteClassifier(self, name, labels, layers, max_length, backend, decision, precision)
 
     def close(self) -> None:
         if self._process.is_alive():
@@ -69,9 +69,11 @@ class RemoteClassifier:
     """What the registry and the batcher need of a :class:`Classifier`, answered by the model process."""
 
     def __init__(self, process: ModelProcess, name: str, labels: list[str], layers: list[int] | None,
-                 max_length: int, backend: str | None = None, decision: dict | None = None):
+                 max_length: int, backend: str | None = None, decision: dict | None = None,
+                 precision: str | None = None):
         self.process, self.name = process, name
         self.labels, self.layers, self.max_length, self.backend = labels, layers, max_length, backend
+        self.precision = precision
         self.decision = decision
         """How the model in the child process picks labels (its calibration.json)."""
 
@@ -93,7 +95,7 @@ def _serve(conn: Connection, models: dict[str, str], forward_texts: int, torch_t
     except Exception as error:  # reported to the parent, which refuses to start
         conn.send(("error", f"{type(error).__name__}: {error}"))
         return
-    conn.send(("ready", {n: (c.labels, c.layers, c.max_length, c.backend, c.decision)
+    conn.send(("ready", {n: (c.labels, c.layers, c.max_length, c.backend, c.decision, c.precision)
                          for n, c in classifiers.items()}))
     while True:
         try:

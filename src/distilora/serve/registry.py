@@ -155,6 +155,7 @@ class ModelRegistry:
             "adapter_size_mb": entry.get("adapter_size_mb"),
             "backend": entry.get("backend") or getattr(classifier, "backend", None),
             "quantization": entry.get("quantization"),
+            "precision": getattr(classifier, "precision", None),
             "parity": entry.get("parity"),
             "metrics": metrics,
             "decision": self.decision(name),

@@ -106,6 +106,8 @@ class ModelInfo(BaseModel):
     backend: str | None = Field(None, description="What runs the model: pytorch, onnxruntime (an ONNX export: "
                                                   "distilora serve --backend onnx) or numpy (TF-IDF, majority).")
     quantization: str | None = Field(None, description="int8 for an int8 ONNX export; null: not quantized.")
+    precision: str | None = Field(None, description="PyTorch inference precision: fp32, or bf16 (autocast; "
+                                                    "distilora serve --precision); null for onnxruntime and numpy.")
     parity: dict[str, float] | None = Field(None, description="An export's label agreement with its PyTorch model "
                                                               "per split (parity.json); null: not an export.")
     metrics: dict[str, Metrics] = Field(default_factory=dict, description="validation and test scores (argmax).")

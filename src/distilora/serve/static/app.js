@@ -27,6 +27,13 @@ function millions(n) {
   return n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`;
 }
 
+// What computes a model's answers: pytorch fp32 / bf16, onnxruntime (fp32 or int8), numpy.
+function runtimeText(info) {
+  if (!info.backend) return "";
+  const detail = info.quantization || (info.backend === "onnxruntime" ? "fp32" : info.precision);
+  return detail ? `${info.backend} ${detail}` : info.backend;
+}
+
 function layersText(info) {
   if (info.layers && info.layers.length) return `${info.layers.join(", ")} (${info.layers.length})`;
   if (info.num_layers === 0) return "none";
@@ -163,8 +170,9 @@ async function loadModels() {
     state.labels = data.labels;
     state.defaultModel = data.default_model;
     state.byName = Object.fromEntries(data.models.map((m) => [m.name, m]));
-    document.getElementById("run-info").textContent =
-      `Run: ${data.dataset || "unnamed"} · labels: ${data.labels.join(", ")}.`;
+    const runtimes = [...new Set(data.models.map(runtimeText).filter(Boolean))];
+    document.getElementById("run-info").textContent = `Run: ${data.dataset || "unnamed"} · labels: `
+      + `${data.labels.join(", ")}` + (runtimes.length ? ` · runs on ${runtimes.join(", ")}.` : ".");
     fillPicker(document.getElementById("model"));
     fillPicker(document.getElementById("batch-model"));
     fillAbout();
@@ -181,7 +189,8 @@ function resultCard(name, result, elapsedMs, badge, decision) {
   const card = el("article", { class: "result", "data-model": name, "data-label": result.label });
   card.append(el("header", {},
     el("h3", { text: name }),
-    el("span", { class: "meta time", text: parts(`${elapsedMs.toFixed(1)} ms`, `layers ${layersText(info)}`) }),
+    el("span", { class: "meta time", text: parts(`${elapsedMs.toFixed(1)} ms`, `layers ${layersText(info)}`,
+      runtimeText(info)) }),
     el("span", { class: "meta", title: "macro-F1 on the test split",
       text: parts(`${millions(info.params)} params`, `test F1 ${fixed(testF1(info))}`) })));
   card.append(el("p", { class: "prediction" }, "Predicted: ", el("strong", { class: "label", text: result.label })));
