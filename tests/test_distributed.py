@@ -39,6 +39,7 @@ def test_two_processes_make_one_complete_run(tiny_teacher, tiny_dataset, tmp_pat
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.count(f"Saved to {output}") == 1, "the main process alone prints the table"
     assert proc.stderr.count("[teacher] training") == 1, "the other process logs warnings only"
+    assert "find_unused_parameters" not in proc.stderr, "every parameter gets a gradient: no search for unused ones"
 
     results = json.loads((output / "results.json").read_text())
     assert results["world_size"] == PROCESSES
@@ -74,3 +75,18 @@ def test_every_process_stops_when_the_run_is_locked(tiny_teacher, tiny_dataset, 
     assert "distilora run: error: " in proc.stderr and "in use by another distilora run (PID 4242)" in proc.stderr, \
         proc.stderr[-4000:]
     assert not (output / "teacher").exists()
+
+
+def test_every_route_trains_under_ddp_without_searching_for_unused_parameters(tiny_teacher, tiny_dataset, tmp_path):
+    # The Trainer runs DDP with find_unused_parameters=False: a route that left a trainable parameter without a
+    # gradient would stop DDP with an error at its next step, so every route is trained here once.
+    from distilora.routes import route_groups
+
+    output = tmp_path / "run"
+    proc = torchrun(tiny_dataset, tiny_teacher, output, "--routes", "all", "--no-report")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "find_unused_parameters" not in proc.stderr
+    results = json.loads((output / "results.json").read_text())
+    assert set(results["models"]) == {"teacher", *route_groups()["all"]}
+    trained = {name for name, entry in results["models"].items() if entry["world_size"] == PROCESSES}
+    assert trained == set(results["models"]) - {"tfidf", "majority"}, "every gradient route trained in 2 processes"
