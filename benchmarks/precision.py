@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 from transformers import PreTrainedModel
 
@@ -22,6 +21,7 @@ from benchmarks.config import BenchConfig
 from benchmarks.flops import ModelShape, achieved, forward_flops
 from benchmarks.peak import matmul_peak, synchronize
 from benchmarks.sample import BenchSample
+from distilora.export.parity import agreement, probability_deltas
 from distilora.inference import forward_in_batches
 from distilora.precision import BF16, FP32, cpu_name, native_bf16, recorded_cpu_flags
 from distilora.routes import Route
@@ -77,10 +77,9 @@ def measure_inference(model: PreTrainedModel, sample: BenchSample, options: Benc
         seconds = time.perf_counter() - started
         out[precision] = {"seconds": seconds, "samples_per_s": len(encodings) / seconds,
                           "useful_tokens_per_s": sum(sample.infer_lengths) / seconds} | achieved(flops, seconds)
-    probs = {p: torch.softmax(torch.from_numpy(x).double(), dim=-1).numpy() for p, x in logits.items()}
     out["speedup"] = out[BF16]["samples_per_s"] / out[FP32]["samples_per_s"]
-    out["label_agreement"] = float(np.mean(probs[FP32].argmax(-1) == probs[BF16].argmax(-1)))
-    out["max_abs_probability_difference"] = float(np.abs(probs[FP32] - probs[BF16]).max())
+    out["label_agreement"] = agreement(logits[FP32], logits[BF16])
+    out["max_abs_probability_difference"] = float(probability_deltas(logits[FP32], logits[BF16]).max())
     out["samples"] = len(encodings)
     out["batch_size"] = batch
     return out

@@ -15,12 +15,13 @@ from datasets import Dataset
 from fastapi.testclient import TestClient
 from scipy.stats import binomtest
 
-from distilora.checks.compute import group_accuracies, summarise, what_broke, wilson
+from distilora.checks.compute import group_accuracies, summarise, what_broke
 from distilora.checks.plots import accuracy_heatmap
 from distilora.checks.run import choose_models, teacher_of
 from distilora.checks.suite import load_suite, parse_label_map
 from distilora.cli import main
 from distilora.config import CheckConfig
+from distilora.evaluation.metrics import wilson
 from distilora.inference import Classifier
 from distilora.report.statistics import holm
 from distilora.run_dir import RunDirectory

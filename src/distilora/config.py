@@ -145,6 +145,13 @@ PRECISIONS = ("fp32", "bf16", "auto")
 where the CPU / GPU computes it natively (:mod:`distilora.precision`)."""
 
 
+def check_precision(requested: str) -> str:
+    """``requested`` if it is one of :data:`PRECISIONS`; a clear ValueError otherwise."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"--precision {requested!r}: choose from {', '.join(PRECISIONS)}")
+    return requested
+
+
 @dataclass
 class CalibrationConfig:
     """Calibrated scores and the operating point, fitted per model on the validation split after training.
@@ -177,7 +184,7 @@ class CalibrationConfig:
             raise ValueError(f"temperature_bounds must satisfy 0 < low < 1 < high, got {self.temperature_bounds}")
 
 
-PRESETS: dict[str, dict[str, dict[str, float] | str]] = {
+PRESETS: dict[str, dict[str, dict[str, float]]] = {
     "cpu": {},
     "gpu": {
         "teacher_training": {"epochs": 3, "batch_size": 32, "learning_rate": 5e-5},
@@ -185,8 +192,7 @@ PRESETS: dict[str, dict[str, dict[str, float] | str]] = {
         "lora_training": {"epochs": 5, "batch_size": 32, "learning_rate": 1e-3},
     },
 }
-"""Named settings on top of the defaults (``ExperimentConfig`` fields, or a training's fields by its name); ``cpu`` is
-the default itself."""
+"""Named settings of the trainings on top of the defaults; ``cpu`` is the default itself."""
 
 
 @dataclass
@@ -238,8 +244,7 @@ class ExperimentConfig:
             raise ValueError(f"--class-weight {self.class_weight!r}: choose from {', '.join(CLASS_WEIGHTS)}")
         if not 0.5 < self.collapse_share <= 1:
             raise ValueError(f"collapse_share must be in (0.5, 1], got {self.collapse_share}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision {self.precision!r}: choose from {', '.join(PRECISIONS)}")
+        check_precision(self.precision)
 
     def resolved_output_dir(self) -> Path:
         """``output_dir`` or ``runs/<dataset name>``."""
@@ -249,15 +254,12 @@ class ExperimentConfig:
         return Path("runs") / name.replace("/", "_")
 
     def apply_preset(self, name: str) -> None:
-        """``cpu`` (the defaults above) or ``gpu``: more epochs where compute is cheap."""
+        """``cpu`` (the defaults above) or ``gpu``: more epochs and larger batches where compute is cheap."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-        for field_name, values in PRESETS[name].items():
-            if isinstance(values, dict):
-                for key, value in values.items():
-                    setattr(getattr(self, field_name), key, value)
-            else:
-                setattr(self, field_name, values)
+        for training, values in PRESETS[name].items():
+            for key, value in values.items():
+                setattr(getattr(self, training), key, value)
 
     def trainings(self) -> list[TrainConfig]:
         """Every route's training settings (to change something for all of them)."""
@@ -329,8 +331,7 @@ class ServeConfig:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.torch_threads is not None and self.torch_threads <= 0:
             raise ValueError(f"torch_threads must be > 0, got {self.torch_threads}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision {self.precision!r}: choose from {', '.join(PRECISIONS)}")
+        check_precision(self.precision)
         self.allowed_hosts = tuple(self.allowed_hosts)
         if self.backend not in SERVE_BACKENDS:
             raise ValueError(f"--backend {self.backend!r}: choose from {', '.join(SERVE_BACKENDS)}")

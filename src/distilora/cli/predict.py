@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from distilora.config import PRECISIONS
+from distilora.config import PRECISIONS, ServeConfig
 
 HELP = "classify texts (arguments, or one per line on stdin) with a trained model"
 
@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="*", help="texts to classify; none: read lines from stdin")
     parser.add_argument("--run", required=True, help="a run directory made by distilora run")
     parser.add_argument("--model", default="odd", help="teacher, odd, even, lora, …")
-    parser.add_argument("--precision", choices=PRECISIONS, default=PRECISIONS[0],
+    parser.add_argument("--precision", choices=PRECISIONS, default=ServeConfig().precision,
                         help="fp32; bf16 (refused without native bf16); auto: bf16 where native")
     parser.add_argument("--argmax", action="store_true",
                         help="raw softmax scores and the argmax label (what a plain transformers pipeline gives) "

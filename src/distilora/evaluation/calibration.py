@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
-from scipy.stats import binomtest
 
 from distilora.config import CalibrationConfig
-from distilora.evaluation.metrics import classification_metrics
+from distilora.evaluation.metrics import classification_metrics, wilson
 
 POSITIVE_INDEX = 1
 """The positive class of a binary task: label id 1 (the toxic / hate class of the shared datasets)."""
@@ -42,6 +41,14 @@ POLICY_WORDS = {MAX_MACRO_F1: "the highest validation macro-F1",
                 TARGET_RECALL: "the highest validation precision with recall ≥ {target:g}",
                 ARGMAX: "the argmax (no threshold)"}
 CONFIDENCE = 0.95
+ARGMAX_DECISION = {"rule": ARGMAX, "threshold": None, "positive_label": None, "policy": ARGMAX, "target": None,
+                   "temperature": None}
+"""What a response says about a model that is not calibrated: the raw softmax and the argmax."""
+
+
+def policy_words(policy: str | None, target: float | None = None) -> str:
+    """``the highest validation recall with precision ≥ 0.8`` for a threshold policy (its own name if unknown)."""
+    return POLICY_WORDS.get(policy, str(policy)).format(target=target)
 
 
 # ---- temperature ---------------------------------------------------------------------------------------------
@@ -165,7 +172,7 @@ class ThresholdPolicy:
         return cls()
 
     def describe(self) -> str:
-        return POLICY_WORDS[self.kind].format(target=self.target)
+        return policy_words(self.kind, self.target)
 
 
 def choose_threshold(y_true: Sequence[int], p_positive: Sequence[float],
@@ -317,9 +324,8 @@ def proportion_interval(count: int, n: int, confidence: float = CONFIDENCE) -> d
     """The share ``count / n`` with its Wilson score interval (None for ``n = 0``)."""
     if n <= 0:
         return None
-    interval = binomtest(int(count), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return {"estimate": count / n, "low": float(interval.low), "high": float(interval.high), "count": int(count),
-            "n": int(n)}
+    low, high = wilson(count, n, confidence)
+    return {"estimate": count / n, "low": low, "high": high, "count": int(count), "n": int(n)}
 
 
 def intervals_overlap(a: Mapping[str, float], b: Mapping[str, float]) -> bool:

@@ -1,9 +1,10 @@
-"""Classification metrics from logits (scikit-learn does the counting)."""
+"""Classification metrics from logits (scikit-learn does the counting), and the Wilson interval of a share."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import log_softmax, softmax
+from scipy.stats import binomtest
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -41,3 +42,9 @@ def classification_metrics(y_true, logits, labels: list[str], y_pred=None) -> di
         both_present = len(np.unique(y_true)) == 2
         metrics["roc_auc"] = float(roc_auc_score(y_true, softmax(logits, axis=-1)[:, 1])) if both_present else None
     return metrics
+
+
+def wilson(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of ``correct / n`` (scipy's ``binomtest(...).proportion_ci``)."""
+    interval = binomtest(int(correct), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(interval.low), float(interval.high)

@@ -10,10 +10,9 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
-from distilora.evaluation.calibration import Calibration
 from distilora.export.onnx import OUTPUT
-from distilora.inference import Classifier
-from distilora.run_dir import CALIBRATION_FILE, ONNX_FILE, PARITY_FILE
+from distilora.inference import Classifier, read_calibration
+from distilora.run_dir import ONNX_FILE, PARITY_FILE
 
 
 class ExportRejected(ValueError):
@@ -41,11 +40,12 @@ class OnnxClassifier(Classifier):
 
     @classmethod
     def from_directory(cls, directory: str | Path, name: str | None = None, threads: int | None = None,
-                       require_passed: bool = True) -> OnnxClassifier:
+                       require_passed: bool = True, shown_as: Path | None = None) -> OnnxClassifier:
         """Load an export directory. ``threads``: onnxruntime's intra-op threads (default: torch's thread count,
         so ``torch.set_num_threads`` and ``distilora serve --threads`` apply to both backends).
 
         ``require_passed``: refuse an export whose parity.json says it failed its gate (:class:`ExportRejected`).
+        ``shown_as``: the directory named in errors (the one the user gave, when ``directory`` is a snapshot of it).
         """
         directory = Path(directory)
         parity_file = directory / PARITY_FILE
@@ -53,15 +53,13 @@ class OnnxClassifier(Classifier):
         if require_passed and info.get("passed") is False:
             gate = info.get("gate", {})
             raise ExportRejected(
-                f"{directory}: this export failed its parity gate (label agreement {gate.get('agreement')} < "
-                f"--min-agreement {gate.get('min_agreement')}); its numbers are in {PARITY_FILE}. Export it again "
-                "with a lower --min-agreement to accept it.")
+                f"{shown_as or directory}: this export failed its parity gate (label agreement "
+                f"{gate.get('agreement')} < --min-agreement {gate.get('min_agreement')}); its numbers are in "
+                f"{PARITY_FILE}. Export it again with a lower --min-agreement to accept it.")
         classifier = cls.from_file(directory / ONNX_FILE, AutoTokenizer.from_pretrained(directory),
                                    AutoConfig.from_pretrained(directory), name=name or directory.name,
                                    threads=threads, info=info)
-        calibration = directory / CALIBRATION_FILE
-        if calibration.is_file():
-            classifier.calibration = Calibration.from_json(calibration.read_text(encoding="utf-8"), classifier.labels)
+        classifier.calibration = read_calibration(directory, classifier.labels, shown_as)
         return classifier
 
     @classmethod

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from distilora.evaluation.calibration import POLICY_WORDS, positive_class_rates
+from distilora.evaluation.calibration import policy_words, positive_class_rates
 from distilora.report import formatting as f
 from distilora.report.context import ReportContext
 from distilora.report.document import Block, Image, Table
@@ -34,7 +34,7 @@ def _rule(c: Mapping) -> str:
 def _policy(c: Mapping) -> str:
     if c.get("threshold") is None:
         return f.DASH
-    words = POLICY_WORDS.get(c.get("policy"), str(c.get("policy"))).format(target=c.get("target"))
+    words = policy_words(c.get("policy"), c.get("target"))
     validation = c.get("validation_at_threshold") or {}
     return (f"{words} (validation: precision {f.num(validation.get('precision'))}, recall "
             f"{f.num(validation.get('recall'))})")
@@ -49,12 +49,6 @@ def calibration_table(ctx: ReportContext, entries: Mapping[str, Mapping]) -> Tab
                  rows, numeric=[False, True, True, True, False],
                  caption=f"Temperature scaling fitted on validation (minimum NLL); expected calibration error over "
                          f"{bins} equal-width bins of the top-class probability, raw softmax → calibrated")
-
-
-def _share(interval: Mapping | None) -> str:
-    if not interval:
-        return f.DASH
-    return f"{interval['estimate'] * 100:.1f} % [{interval['low'] * 100:.1f}, {interval['high'] * 100:.1f}]"
 
 
 def operating_point_table(ctx: ReportContext, entries: Mapping[str, Mapping], positive: str) -> Table:
@@ -73,7 +67,7 @@ def operating_point_table(ctx: ReportContext, entries: Mapping[str, Mapping], po
                      f.num(argmax.get("macro_f1")), f.num(tuned.get("macro_f1")) if tuned else "same",
                      f.num(at_half["precision"]), f.num(at_tuned.get("precision")) if tuned else "same",
                      f.num(at_half["recall"]), f.num(at_tuned.get("recall")) if tuned else "same",
-                     _share(rates.get("validation")), _share(rates.get("test")),
+                     f.share(rates.get("validation")), f.share(rates.get("test")),
                      "yes" if c.get("prior_shift") else "no"])
     return Table(headers, rows, numeric=[False, True, False] + [True] * 8 + [False],
                  caption=f"Operating point for '{positive}' (label 1), chosen on validation. At 0.5 = the argmax, "

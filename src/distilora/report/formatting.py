@@ -22,6 +22,13 @@ def ci(interval: Mapping | None, digits: int = 3) -> str:
     return f"{interval['estimate']:.{digits}f} [{interval['low']:.{digits}f}, {interval['high']:.{digits}f}]"
 
 
+def share(interval: Mapping | None) -> str:
+    """``41.3 % [38.2, 44.5]``: a share with its interval, in percent."""
+    if not interval:
+        return DASH
+    return f"{interval['estimate'] * 100:.1f} % [{interval['low'] * 100:.1f}, {interval['high'] * 100:.1f}]"
+
+
 def signed_ci(interval: Mapping, digits: int = 3) -> str:
     """``+0.012 [−0.010, +0.034]``."""
     return f"{signed(interval['estimate'], digits)} [{signed(interval['low'], digits)}, " \

@@ -10,14 +10,18 @@ import logging
 import multiprocessing
 import os
 import threading
+from dataclasses import astuple
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from distilora.inference import Classifier, Prediction
 
 logger = logging.getLogger(__name__)
 
 MODEL_NICENESS = 5
+DESCRIBED = ("labels", "layers", "max_length", "backend", "decision", "precision")
+"""What the parent's :class:`RemoteClassifier` knows of each model in the child process (its attributes)."""
 
 
 class ModelProcess:
@@ -39,7 +43,8 @@ class ModelProcess:
         if kind != "ready":
             self.close()
             raise RuntimeError(f"the model process could not load the models: {payload}")
-        self.info: dict[str, tuple[list[str], list[int] | None, int, str, dict, str | None]] = payload
+        self.info: dict[str, dict[str, Any]] = payload
+        """Each model's :data:`DESCRIBED` attributes."""
 
     def predict(self, name: str, texts: list[str]) -> list[Prediction]:
         with self._lock:
@@ -50,8 +55,7 @@ class ModelProcess:
         return [Prediction(*answer) for answer in payload]
 
     def predictor(self, name: str) -> RemoteClassifier:
-        labels, layers, max_length, backend, decision, precision = self.info[name]
-        return RemoteClassifier(self, name, labels, layers, max_length, backend, decision, precision)
+        return RemoteClassifier(self, name, **self.info[name])
 
     def close(self) -> None:
         if self._process.is_alive():
@@ -95,8 +99,7 @@ def _serve(conn: Connection, models: dict[str, str], forward_texts: int, torch_t
     except Exception as error:  # reported to the parent, which refuses to start
         conn.send(("error", f"{type(error).__name__}: {error}"))
         return
-    conn.send(("ready", {n: (c.labels, c.layers, c.max_length, c.backend, c.decision, c.precision)
-                         for n, c in classifiers.items()}))
+    conn.send(("ready", {n: {key: getattr(c, key) for key in DESCRIBED} for n, c in classifiers.items()}))
     while True:
         try:
             message = conn.recv()
@@ -106,7 +109,7 @@ def _serve(conn: Connection, models: dict[str, str], forward_texts: int, torch_t
             return
         name, texts = message
         try:
-            answers = [(p.label, p.scores, p.truncated, p.threshold) for p in classifiers[name].predict(texts)]
+            answers = [astuple(p) for p in classifiers[name].predict(texts)]
         except Exception as error:  # the server answers 500 without details; the type goes to its log
             logger.exception("model %s failed", name)
             conn.send(("error", type(error).__name__))

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distilora.evaluation.calibration import ARGMAX_DECISION
 from distilora.inference import Classifier
 from distilora.routes.base import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
-from distilora.serve.schemas import ARGMAX_DECISION
 
 logger = logging.getLogger(__name__)
 

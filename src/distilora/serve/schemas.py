@@ -59,10 +59,6 @@ class Decision(BaseModel):
                                                         "validation; null: the raw softmax (not calibrated).")
 
 
-ARGMAX_DECISION = {"rule": "argmax", "threshold": None, "positive_label": None, "policy": "argmax", "target": None,
-                   "temperature": None}
-
-
 class ClassifyResponse(BaseModel):
     """The model used, one result per text (in request order), how the labels were decided, and the model's time."""
 
