@@ -191,6 +191,14 @@ class CalibrationConfig:
         if not 0 < low < 1 < high:
             raise ValueError(f"temperature_bounds must satisfy 0 < low < 1 < high, got {self.temperature_bounds}")
 
+    def check_labels(self, labels: list[str]) -> None:
+        """A threshold target is for the positive class of a binary task: a ValueError naming the flag otherwise."""
+        flag = ("--target-precision" if self.target_precision is not None
+                else "--target-recall" if self.target_recall is not None else None)
+        if flag and len(labels) != 2:
+            raise ValueError(f"{flag} sets a threshold for the positive class of a binary task, but the data has "
+                             f"{len(labels)} classes ({', '.join(labels)}), decided at the argmax: drop {flag}")
+
 
 PRESETS: dict[str, dict[str, dict[str, float]]] = {
     "cpu": {},
