@@ -23,19 +23,25 @@ LOCAL = "http://127.0.0.1"
 SPLIT_KEYS = {"n", "agreement", "disagreements", "max_abs_dp", "mean_abs_dp", "macro_f1", "macro_f1_difference"}
 
 
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory, tiny_teacher, tiny_dataset) -> Path:
-    """A finished tiny run with a student and the two baselines that are not transformers models."""
+def _run(dataset: Path, teacher: Path, output: Path, **overrides) -> None:
+    """``distilora run`` of a student and the two baselines that are not transformers models (``overrides``: of the
+    run's config; an existing run is reused stage by stage, as a rerun is)."""
     from conftest import tiny_experiment_config
 
     from distilora.experiment import Experiment
 
-    output = tmp_path_factory.mktemp("export-run") / "run"
-    config = tiny_experiment_config(tiny_dataset, tiny_teacher, output, routes=("odd", "tfidf", "majority"),
-                                    report=False)
+    config = tiny_experiment_config(dataset, teacher, output, routes=("odd", "tfidf", "majority"), report=False,
+                                    **overrides)
     for training in config.trainings():  # long enough to learn the synthetic task (not one class for everything)
         training.epochs, training.learning_rate, training.early_stopping_patience = 8, 3e-3, 100
     Experiment(config).run()
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory, tiny_teacher, tiny_dataset) -> Path:
+    """A finished tiny run with a student and the two baselines that are not transformers models."""
+    output = tmp_path_factory.mktemp("export-run") / "run"
+    _run(tiny_dataset, tiny_teacher, output)
     return output
 
 
@@ -73,6 +79,7 @@ def test_fp32_export_matches_pytorch_and_records_its_parity(exported):
         assert set(numbers) >= SPLIT_KEYS
         assert numbers["n"] == results["models"]["odd"]["metrics"][split]["n"] == 32
         assert numbers["agreement"] == 1.0 and numbers["disagreements"] == 0
+        assert numbers["decision_agreement"] == 1.0 and numbers["decision_disagreements"] == 0
         assert numbers["max_abs_dp"] < 1e-4  # fp32 ONNX computes the same function
         # The same items as the run's evaluation: the PyTorch macro-F1 is the one results.json holds.
         assert numbers["macro_f1"]["pytorch"] == pytest.approx(results["models"]["odd"]["metrics"][split]["macro_f1"])
@@ -81,14 +88,23 @@ def test_fp32_export_matches_pytorch_and_records_its_parity(exported):
         assert difference["low"] <= difference["estimate"] <= difference["high"]
         assert difference["estimate"] == pytest.approx(0.0)
         assert parity["metrics"][split]["macro_f1"] == pytest.approx(numbers["macro_f1"]["onnx"])
-    assert parity["gate"] == {"min_agreement": 0.99, "agreement": 1.0, "split": "validation",
-                              "rule": parity["gate"]["rule"]}
+    assert parity["gate"] == {"min_agreement": 0.99, "agreement": 1.0, "split": "validation", "labels": "argmax",
+                              "argmax_agreement": 1.0, "decision_agreement": 1.0, "rule": parity["gate"]["rule"]}
     settings = parity["settings"]
     assert settings["opset"] == ExportConfig().opset and settings["quantization"] is None
     assert settings["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
     assert settings["versions"]["onnxruntime"] and settings["versions"]["onnx"]
     assert "cpu" in settings and parity["int8_variants"] is None
     assert parity["source"]["weights"] == RunDirectory.weights_hash(exported / "odd")
+    assert parity["source"]["calibration"] == verify_manifest(exported / "odd")["files"]["calibration.json"]
+    calibration = json.loads((exported / "odd" / "calibration.json").read_text())
+    assert calibration["threshold"] is not None  # served at a threshold: the gate checks the labels as served
+    assert parity["decision"]["rule"] == "threshold" and parity["decision"]["threshold"] == calibration["threshold"]
+    assert parity["decision"]["temperature"] == calibration["temperature"]
+    # The export's own scores at its threshold, as results.json has the PyTorch model's.
+    at_threshold = results["models"]["odd"]["metrics_at_threshold"]
+    for split in ("validation", "test"):
+        assert parity["metrics_at_threshold"][split]["macro_f1"] == pytest.approx(at_threshold[split]["macro_f1"])
 
 
 def test_int8_export_tries_every_variant_on_validation_and_keeps_the_best(exported):
@@ -99,16 +115,20 @@ def test_int8_export_tries_every_variant_on_validation_and_keeps_the_best(export
     tried = parity["int8_variants"]
     assert set(tried) == set(INT8_VARIANTS)
     chosen = tried[quantization["variant"]]
-    passing = [v for v in tried.values() if v["validation_agreement"] >= 0.5]  # the gate of this export
+    passing = [v for v in tried.values()  # the gate of this export, on the labels at the argmax and as served
+               if min(v["validation_agreement"], v["validation_decision_agreement"]) >= 0.5]
     assert chosen in passing and chosen["quantized_weight_share"] == max(v["quantized_weight_share"] for v in passing)
     assert tried["per-channel"]["quantized_weight_share"] == 1.0
     # The tiny BERT per layer: 4 attention projections 32 × 32, a feed-forward widening 32 → 64 and narrowing back.
     assert tried["per-channel-fp32-ffn-out"]["quantized_weight_share"] == pytest.approx(1 - 2048 / 8192)
     assert tried["per-channel-fp32-ffn"]["quantized_weight_share"] == pytest.approx(1 - 4096 / 8192)
     assert parity["validation"]["agreement"] == pytest.approx(chosen["validation_agreement"])
+    assert parity["validation"]["decision_agreement"] == pytest.approx(chosen["validation_decision_agreement"])
     for split in ("validation", "test"):
-        assert 0.5 <= parity[split]["agreement"] <= 1
-        assert parity[split]["disagreements"] == round((1 - parity[split]["agreement"]) * parity[split]["n"])
+        for kind in ("", "decision_"):
+            assert 0.5 <= parity[split][f"{kind}agreement"] <= 1
+            assert parity[split][f"{kind}disagreements"] == round((1 - parity[split][f"{kind}agreement"])
+                                                                  * parity[split]["n"])
     import onnx
 
     ops = {node.op_type for node in onnx.load(str(exported / "export" / "odd-int8" / ONNX_FILE)).graph.node}
@@ -135,6 +155,8 @@ def test_plain_onnxruntime_and_tokenizer_reproduce_the_parity_labels(exported, t
     assert labels == recorded["test"]["onnx"]
     parity = json.loads((directory / "parity.json").read_text())
     assert np.mean(np.array(labels) == recorded["test"]["pytorch"]) == pytest.approx(parity["test"]["agreement"])
+    decided = np.array(recorded["test"]["onnx_decision"]) == recorded["test"]["pytorch_decision"]
+    assert np.mean(decided) == pytest.approx(parity["test"]["decision_agreement"])
 
 
 @pytest.mark.parametrize("export", ["odd", "odd-int8"])
@@ -156,10 +178,12 @@ def test_every_export_has_a_model_card_with_its_parity_and_code_that_runs(export
     f1 = {r["dataset"]["split"]: r["metrics"][0]["value"] for r in index["results"]
           if r["metrics"][0]["type"] == "f1"}
     assert f1["test"] == pytest.approx(parity["metrics"]["test"]["macro_f1"], abs=1e-4)
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (validation|test) \| \d+ \| ([0-9.]+) \|", card.text,
-                                                       re.MULTILINE)}
-    assert {split: float(v) for split, v in rows.items()} == {
-        split: pytest.approx(parity[split]["agreement"], abs=1e-4) for split in ("validation", "test")}
+    rows = {m.group(1): m.group(2, 3) for m in re.finditer(r"^\| (validation|test) \| \d+ \| ([0-9.]+) \| ([0-9.]+) \|",
+                                                          card.text, re.MULTILINE)}
+    assert {split: tuple(map(float, v)) for split, v in rows.items()} == {  # at the argmax, and as served
+        split: (pytest.approx(parity[split]["agreement"], abs=1e-4),
+                pytest.approx(parity[split]["decision_agreement"], abs=1e-4)) for split in ("validation", "test")}
+    assert f"calibrated probability is ≥ {parity['decision']['threshold']:.4f}" in card.text
     assert ("variant `" in card.text) == (export == "odd-int8") and "Parity gate**: passed" in card.text
 
     # The card's plain-onnxruntime snippet, run as written (with this directory), gives the export's logits.
@@ -281,3 +305,70 @@ def test_parity_is_refused_on_data_other_than_the_runs(run_copy, tiny_dataset, t
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("distilora")]
     assert len(err) == 1 and "not the data this run was trained and evaluated on" in err[0]
     assert not (run_copy / "export").exists()
+
+
+# ---- what is served is what was gated -----------------------------------------------------------------------------
+def _set_calibration(run: Path, name: str, **changes) -> dict:
+    """Refit model ``name``'s calibration as ``distilora run`` writes it (calibration.json added to the finished
+    model directory, results.json's ``calibration`` and ``metrics_at_threshold``); the new results.json entry."""
+    import dataclasses
+
+    from distilora.evaluation.calibration import Calibration, calibration_summary
+    from distilora.export.build import run_splits
+    from distilora.run_dir import CALIBRATION_FILE
+
+    run_dir = RunDirectory(run)
+    results = run_dir.read_results()
+    calibration = Calibration.from_json((run / name / CALIBRATION_FILE).read_text())
+    calibration = dataclasses.replace(calibration, **changes)
+    splits = run_splits(results)
+    model = Classifier.load(run, name)
+    summary, at_threshold = calibration_summary(calibration, {s: model.logits(t) for s, (t, _) in splits.items()},
+                                                {s: y for s, (_, y) in splits.items()})
+    assert run_dir.add_to_stage(run / name, {CALIBRATION_FILE: calibration.to_json()})
+    results["models"][name].update(calibration=summary, metrics_at_threshold=at_threshold)
+    run_dir.write_results(results)
+    return results["models"][name]
+
+
+def test_an_export_is_gated_on_the_labels_it_serves_at_its_threshold_not_only_at_the_argmax(
+        run_copy, monkeypatch, capsys):
+    import copy
+
+    import numpy as np
+    import torch
+
+    from distilora.export import build
+    from distilora.export.build import run_splits
+
+    # The PyTorch margins (logit of `toxic` − logit of `neutral`) on the gated items; the smallest sets a shift that
+    # changes no argmax, and the threshold is put just below one validation item's score, within that shift.
+    model = Classifier.load(run_copy, "odd")
+    splits = run_splits(RunDirectory(run_copy).read_results())
+    margins = {split: np.diff(model.logits(texts), axis=1)[:, 0] for split, (texts, _) in splits.items()}
+    shift = 0.5 * float(np.abs(np.concatenate(list(margins.values()))).min())
+    temperature = model.calibration.temperature
+    item = float(margins["validation"][margins["validation"] > 0].min())
+    threshold = float(1 / (1 + np.exp(-(item - shift / 2) / temperature)))
+    assert shift > 1e-3 and 0.5 < threshold < 1  # an item that the shift moves across the threshold, clearly
+    _set_calibration(run_copy, "odd", threshold=threshold, positive_index=1)
+
+    real = build.export_onnx
+
+    def export(model, tokenizer, path, opset):  # a model whose `neutral` logit is a little higher everywhere
+        shifted = copy.deepcopy(model)
+        with torch.no_grad():
+            shifted.classifier.bias[0] += shift
+        return real(shifted, tokenizer, path, opset)
+
+    monkeypatch.setattr(build, "export_onnx", export)
+    assert cli(["export", "--run", str(run_copy), "--model", "odd"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("distilora")]
+    assert len(err) == 1 and "at the served decision on validation is below --min-agreement 0.99" in err[0], err
+    parity = json.loads((run_copy / "export" / "odd" / PARITY_FILE).read_text())
+    assert parity["validation"]["agreement"] == parity["test"]["agreement"] == 1.0  # the argmax gate alone passes
+    assert parity["validation"]["decision_disagreements"] >= 1
+    assert parity["gate"]["labels"] == "decision" and parity["gate"]["decision_agreement"] < 0.99
+    assert parity["passed"] is False and parity["decision"]["threshold"] == threshold
+    card = (run_copy / "export" / "odd" / "README.md").read_text()
+    assert "Parity gate**: **failed**" in card and "(decision labels, on validation)" in card
