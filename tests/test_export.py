@@ -62,6 +62,13 @@ def run_copy(base_run, tmp_path) -> Path:
     return run
 
 
+@pytest.fixture()
+def exported_copy(exported, tmp_path) -> Path:
+    run = tmp_path / "exported"
+    shutil.copytree(exported, run)
+    return run
+
+
 def test_fp32_export_matches_pytorch_and_records_its_parity(exported):
     run = RunDirectory(exported)
     directory = run.export_dir("odd")
@@ -372,3 +379,42 @@ def test_an_export_is_gated_on_the_labels_it_serves_at_its_threshold_not_only_at
     assert parity["passed"] is False and parity["decision"]["threshold"] == threshold
     card = (run_copy / "export" / "odd" / "README.md").read_text()
     assert "Parity gate**: **failed**" in card and "(decision labels, on validation)" in card
+
+
+def test_a_failed_re_export_goes_beside_the_passing_export_which_stays_served(exported_copy, monkeypatch, capsys):
+    from distilora.artifacts import sha256_file
+
+    passing = exported_copy / "export" / "odd"
+    onnx_sum = sha256_file(passing / ONNX_FILE)
+    _broken_exporter(monkeypatch, answer=0)
+
+    assert cli(["export", "--run", str(exported_copy), "--model", "odd"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("distilora")]
+    assert len(err) == 1 and f"the passing {passing} is kept and still served" in err[0], err
+    assert verify_manifest(passing)["passed"] is True and sha256_file(passing / ONNX_FILE) == onnx_sum
+    (rejected,) = (exported_copy / "export").glob("odd.rejected-*")
+    assert rejected.name[len("odd.rejected-"):].endswith("Z") and str(rejected / PARITY_FILE) in err[0]
+    assert verify_manifest(rejected)["passed"] is False
+    assert json.loads((rejected / PARITY_FILE).read_text())["passed"] is False
+    with pytest.raises(ExportRejected):
+        Classifier.load(rejected)
+    assert list(RunDirectory(exported_copy).exports()) == ["odd", "odd-int8"]
+    app = create_app(exported_copy, settings=ServeConfig(backend="onnx", model_process=False))
+    with TestClient(app, base_url=LOCAL) as client:
+        assert [m["name"] for m in client.get("/api/v1/models").json()["models"]] == ["odd", "odd-int8"]
+        assert client.post("/api/v1/classify", json={"texts": ["vermin"], "model": "odd"}).status_code == 200
+
+
+def test_a_re_export_never_deletes_files_it_did_not_write(exported_copy, caplog):
+    previous = exported_copy / "export" / "odd"
+    (previous / "NOTES.md").write_text("my notes on this export")
+
+    export_model(exported_copy, "odd")
+    (aside,) = (exported_copy / "export").glob("odd.old-*")
+    assert (aside / "NOTES.md").read_text() == "my notes on this export" and (aside / ONNX_FILE).is_file()
+    assert any("NOTES.md" in r.getMessage() and aside.name in r.getMessage() for r in caplog.records)
+    assert verify_manifest(previous)["passed"] is True and not (previous / "NOTES.md").exists()
+    assert list(RunDirectory(exported_copy).exports()) == ["odd", "odd-int8"]  # what was set aside is not served
+
+    export_model(exported_copy, "odd")  # over an export holding only what it wrote: replaced, nothing set aside
+    assert sorted(p.name for p in (exported_copy / "export").iterdir()) == ["odd", "odd-int8", aside.name]

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-agreement", type=_fraction, default=defaults.min_agreement,
                         help="the share of validation and of test labels that must equal the PyTorch model's, at "
                              "the argmax and as served (calibrated threshold), in (0, 1]; below it the numbers are "
-                             "written, the export is marked failed and the exit status is 1")
+                             "written, the export is marked failed (installed beside a passing export of the same "
+                             "name as NAME.rejected-<time>, never over it) and the exit status is 1")
     parser.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset")
     parser.add_argument("--dataset", default=None,
                         help="where the run's dataset is now, if it moved (its content must be the same); default: "

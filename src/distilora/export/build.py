@@ -7,7 +7,8 @@ calibration.json: temperature and threshold, copied into the export); the gate r
 The export is written into ``export/NAME[-int8].partial/`` and renamed into place only once ``parity.json`` and the
 manifest are written; any error (or Ctrl-C) removes the partial directory, so ``export/`` never holds half an
 export. An export below ``min_agreement`` is installed *marked failed* (``parity.json``: ``"passed": false``): its
-numbers are there to read, distilora refuses to load or serve it, and :class:`ParityGateFailed` is raised.
+numbers are there to read, distilora refuses to load or serve it, and :class:`ParityGateFailed` is raised. It never
+replaces a passing export of its name (:mod:`.install`: it goes beside it, as ``NAME.rejected-<time>``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from distilora.config import DataConfig, ExportConfig
 from distilora.data import load_task_data
 from distilora.evaluation.calibration import ARGMAX_DECISION, Calibration
 from distilora.evaluation.metrics import classification_metrics
+from distilora.export.install import install_location, set_aside_foreign
 from distilora.export.onnx import EXPORTER, choose_int8, export_onnx, quantize_int8
 from distilora.export.parity import (
     EXPORTED,
@@ -104,8 +106,9 @@ def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
                  dataset: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Export ``name`` of the run ``run``; the export directory and its parity numbers.
 
-    Raises :class:`ParityGateFailed` (after installing the export, marked failed) when the label agreement at the
-    argmax or at the served decision, on validation or on test, is below ``config.min_agreement``.
+    Raises :class:`ParityGateFailed` (after installing the export, marked failed: in its name, or beside a passing
+    export of that name as ``NAME.rejected-<time>``) when the label agreement at the argmax or at the served decision,
+    on validation or on test, is below ``config.min_agreement``.
     """
     config = config or ExportConfig()
     run_dir = RunDirectory(run)
@@ -123,21 +126,25 @@ def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
             _write_json(partial / PARITY_FILE, parity)
             (partial / MODEL_CARD).write_text(render_model_card(name, results["models"][name], results, parity),
                                               encoding="utf-8")
-            run_dir.finish_export(partial, target, {"export": target.name, "model": name,
-                                                   "quantize": config.quantize, "passed": parity["passed"]})
+            installed = install_location(target, parity["passed"])
+            if installed == target:
+                set_aside_foreign(target)
+            run_dir.finish_export(partial, installed, {"export": target.name, "model": name,
+                                                      "quantize": config.quantize, "passed": parity["passed"]})
         except BaseException:
             run_dir.abandon_export(partial)
             raise
     gate = ParityGate(**parity["gate"])
-    logger.info("Wrote %s (label agreement %.4f at the argmax, %.4f at the served decision; gate %s)", target,
+    logger.info("Wrote %s (label agreement %.4f at the argmax, %.4f at the served decision; gate %s)", installed,
                 gate.argmax_agreement, gate.decision_agreement, "passed" if gate.passed else "FAILED")
     if not gate.passed:
+        kept = f"; the passing {target} is kept and still served" if installed != target else ""
         where = "at the argmax" if gate.labels == "argmax" else "at the served decision"
         raise ParityGateFailed(
             f"{target.name}: label agreement {gate.agreement:.4f} {where} on {gate.split} is below --min-agreement "
-            f"{config.min_agreement}; the numbers are in {target / PARITY_FILE} and the export is marked failed "
-            "(not loaded or served)", target, parity)
-    return target, parity
+            f"{config.min_agreement}; the numbers are in {installed / PARITY_FILE} and the export is marked failed "
+            f"(not loaded or served){kept}", installed, parity)
+    return installed, parity
 
 
 @dataclass
