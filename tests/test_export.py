@@ -295,6 +295,13 @@ def test_serve_backend_onnx_serves_the_exports(exported):
         assert by_name["odd"]["parity"] == {"validation": 1.0, "test": 1.0}
         assert by_name["odd"]["route"] == "distil" and by_name["odd"]["layers"] == [1, 3]
         assert by_name["odd"]["size_mb"] > 0 and by_name["odd-int8"]["parity"]["test"] >= 0.5
+        assert by_name["odd"]["decision_parity"] == {"validation": 1.0, "test": 1.0}
+        assert {(m["stale"], m["stale_reason"]) for m in by_name.values()} == {(False, None)}
+        for name, model in by_name.items():  # each export's own scores at its threshold, not its PyTorch model's
+            parity = json.loads((exported / "export" / name / PARITY_FILE).read_text())
+            assert model["decision"]["threshold"] == parity["decision"]["threshold"] is not None
+            assert model["metrics_at_threshold"]["test"]["macro_f1"] == pytest.approx(
+                parity["metrics_at_threshold"]["test"]["macro_f1"])
         for name in ("odd", "odd-int8"):
             response = client.post("/api/v1/classify", json={"texts": ["you are so kind", "vermin"], "model": name})
             assert response.status_code == 200, response.text
@@ -418,3 +425,58 @@ def test_a_re_export_never_deletes_files_it_did_not_write(exported_copy, caplog)
 
     export_model(exported_copy, "odd")  # over an export holding only what it wrote: replaced, nothing set aside
     assert sorted(p.name for p in (exported_copy / "export").iterdir()) == ["odd", "odd-int8", aside.name]
+
+
+def test_an_export_whose_models_calibration_was_refitted_is_served_stale_with_its_own_decision_and_metrics(
+        exported_copy, caplog):
+    gated = json.loads((exported_copy / "export" / "odd" / "calibration.json").read_text())
+    before = RunDirectory(exported_copy).read_results()["models"]["odd"]["metrics_at_threshold"]
+    refitted = _set_calibration(exported_copy, "odd", threshold=0.999, policy="target-precision", target=1.0,
+                                temperature=1.0)  # what `distilora run --target-precision 1` could write
+
+    app = create_app(exported_copy, settings=ServeConfig(backend="onnx", model_process=False))
+    with TestClient(app, base_url=LOCAL) as client:
+        odd = {m["name"]: m for m in client.get("/api/v1/models").json()["models"]}["odd"]
+        answer = client.post("/api/v1/classify", json={"texts": ["vermin"], "model": "odd"}).json()
+    # It serves the decision it was gated at, and says so with its own scores at that threshold (an fp32 export's
+    # are its PyTorch model's before the refit), not the refitted PyTorch model's.
+    assert odd["decision"]["threshold"] == answer["decision"]["threshold"] == gated["threshold"]
+    assert odd["decision"]["policy"] == gated["policy"] and odd["decision"]["temperature"] == gated["temperature"]
+    assert odd["metrics_at_threshold"]["test"]["loss"] == pytest.approx(before["test"]["loss"], rel=1e-4)
+    refitted_loss = refitted["metrics_at_threshold"]["test"]["loss"]
+    assert odd["metrics_at_threshold"]["test"]["loss"] != pytest.approx(refitted_loss)
+    stale = [r.getMessage() for r in caplog.records if "is stale" in r.getMessage()]
+    assert len(stale) == 2 and all("export it again" in message for message in stale), stale  # odd and odd-int8
+    assert any(str(exported_copy / "export" / "odd") in m and "P(toxic) ≥ 0.999" in m for m in stale)
+    assert odd["stale"] is True
+    assert "calibration of odd was refitted" in odd["stale_reason"] and "0.999" in odd["stale_reason"]
+
+
+def test_an_export_gated_at_the_argmax_only_is_named_in_the_log(exported_copy, caplog):
+    from distilora.artifacts import add_to_manifest
+
+    directory = exported_copy / "export" / "odd"
+    parity = json.loads((directory / PARITY_FILE).read_text())
+    for split in ("validation", "test"):  # parity.json as an export made before both labels were gated
+        del parity[split]["decision_agreement"], parity[split]["decision_disagreements"]
+    (directory / PARITY_FILE).write_text(json.dumps(parity))
+    add_to_manifest(directory, json.loads((directory / "manifest.json").read_text()), [PARITY_FILE])
+
+    models = create_app(exported_copy, settings=ServeConfig(backend="onnx", model_process=False)
+                        ).state.registry.describe_all()["models"]
+    assert [m["name"] for m in models] == ["odd", "odd-int8"]  # still served
+    assert models[0]["decision_parity"] is None and set(models[1]["decision_parity"]) == {"validation", "test"}
+    (warning,) = [r.getMessage() for r in caplog.records if "argmax only" in r.getMessage()]
+    assert warning.startswith(f"{directory} was gated on its labels at the argmax only")
+    assert "export it again" in warning
+
+
+def test_rerunning_with_a_target_policy_makes_the_export_stale(exported_copy, tiny_dataset, tiny_teacher, caplog):
+    from distilora.config import CalibrationConfig
+
+    _run(tiny_dataset, tiny_teacher, exported_copy, calibration=CalibrationConfig(target_recall=1.0))
+    registry_models = create_app(exported_copy, settings=ServeConfig(backend="onnx", model_process=False)
+                                 ).state.registry.describe_all()["models"]
+    assert {m["name"]: m["stale"] for m in registry_models} == {"odd": True, "odd-int8": True}
+    assert all("recall ≥ 1" in m["stale_reason"] and m["decision"]["policy"] == "max-macro-f1"
+               for m in registry_models)
