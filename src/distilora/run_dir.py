@@ -12,6 +12,8 @@
   report.html  report.md  plots/
   checks/<name>.json            behavioural test suite results (``distilora check``)
   export/<name>[-int8]/         ONNX exports (``distilora export``): model.onnx + tokenizer + config + parity.json
+  export/<name>.rejected-<t>/   a re-export that failed its gate while <name> passed (kept beside it, not served)
+  export/<name>.old-<t>/        a replaced export that held files distilora did not write (moved aside, not served)
   .cache/  .work/  .lock        teacher targets / Trainer checkpoints / the lock of the run holding it
 ```
 
@@ -73,6 +75,8 @@ EXPORT_DIR = "export"
 ONNX_FILE = "model.onnx"
 PARITY_FILE = "parity.json"
 PARITY_LABELS_FILE = "parity_labels.json"
+REJECTED_EXPORT = ".rejected-"
+"""Markers of export directories kept beside ``export/<name>/`` (never served): see the module's layout."""
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -190,12 +194,13 @@ class RunDirectory:
 
     def exports(self) -> dict[str, Path]:
         """Every finished export (a directory with ``model.onnx`` and a manifest; no ``.partial`` / ``.old`` /
-        ``.old-<time>``), by name, sorted; whether it verifies and passed its parity gate is for the loader to say."""
+        ``.old-<time>`` / ``.rejected-<time>``), by name, sorted; whether it verifies and passed its parity gate is for
+        the loader to say."""
         if not self.exports_dir.is_dir():
             return {}
         return {path.name: path for path in sorted(self.exports_dir.iterdir())
                 if SAFE_NAME.fullmatch(path.name) and not path.name.endswith((".partial", SWAPPED_SUFFIX))
-                and not kept_files.is_set_aside(path.name)
+                and not kept_files.is_set_aside(path.name) and REJECTED_EXPORT not in path.name
                 and (path / ONNX_FILE).is_file() and (path / "manifest.json").is_file()}
 
     def start_export(self, export_dir: Path) -> Path:
