@@ -92,21 +92,23 @@ def score_file_with_ray(run: str | Path, model: str, input_file: str | Path, out
     scoring = plan(run, model, input_file, output, config)
     if not ray.is_initialized():
         ray.init(address=config.address, include_dashboard=False, log_to_driver=False)
-    total_cpus = int(ray.cluster_resources().get("CPU", 1))
-    cpus_per_worker = max(1, total_cpus // config.workers)
+    total_cpus = ray.cluster_resources().get("CPU", 1.0)
+    threads = max(1, int(total_cpus // config.workers))
+    # Ray Data lists and reads files in tasks of one CPU each: the actors leave that CPU free, or nothing is read.
+    reserved = max(0.25, (total_cpus - 1) / config.workers)
 
     def scored_stream(scorer: Scorer) -> Iterator[pa.Table]:
         candidate = scoring.candidate or backends.Candidate("pytorch", "fp32")
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # parts are written in input order
         dataset = read_dataset(scoring).map_batches(
-            RayScorer, batch_format="pyarrow", batch_size=config.chunk_rows, num_cpus=cpus_per_worker,
+            RayScorer, batch_format="pyarrow", batch_size=config.chunk_rows, num_cpus=reserved,
             compute=ray.data.ActorPoolStrategy(size=config.workers),
             fn_constructor_kwargs={"run": str(Path(run).resolve()), "model": model, "backend": candidate.backend,
                                    "precision": candidate.precision or "fp32", "export": candidate.export,
                                    "text_column": config.text_column, "keep_columns": scoring.kept,
                                    "long_text": config.long_text, "batch_size": config.batch_size,
-                                   "threads": cpus_per_worker})
+                                   "threads": threads})
         yield from dataset.iter_batches(batch_format="pyarrow", batch_size=config.chunk_rows)
 
     return scoring.job.run(scoring.make_scorer, scored_stream)
