@@ -206,7 +206,7 @@ def test_ctrl_c_lets_requests_in_flight_finish_and_the_model_process_ignores_it(
 @pytest.mark.parametrize(("damage", "phrase"), [
     (lambda run: corrupt(run / "odd" / "model.safetensors"), "checksum mismatch for model.safetensors"),
     (lambda run: shutil.rmtree(run / "even"), "even: no saved model here"),
-])
+], ids=["checksum-mismatch", "missing-model"])
 def test_serve_with_a_model_that_fails_to_load_says_so_in_one_line_and_exits_2(run_copy, capsys, damage, phrase):
     """Before: the model process's error came back as a RuntimeError with a traceback."""
     damage(run_copy)

@@ -43,7 +43,8 @@ without its teacher, TF-IDF, the majority class) — whichever routes the run tr
 
 Limits: at most {MAX_TEXTS} texts per request, each at most {MAX_TEXT_CHARS:,} characters (more: 413);
 texts longer than a model's maximum length are truncated and the result says so (`truncated`). Concurrent
-requests are classified together in small batches; when the queue is full the answer is 503 with Retry-After.
+requests are classified together in small batches; when the queue is full, or while the model process is being
+restarted, the answer is 503 with Retry-After. `GET /healthz` is 200 only while the models answer.
 Scores are calibrated (temperature scaling fitted on validation) and, for binary tasks, the positive label is chosen
 at a threshold tuned on validation: every response's `decision` names the threshold applied (or the argmax). A
 plain transformers pipeline on the same model gives the raw softmax and the argmax.
@@ -52,7 +53,7 @@ Every error is JSON: `{{"status", "error", "message", "details"}}`, and never re
 
 def _errors(*statuses: int) -> dict[int | str, dict]:
     described = {404: "Unknown model (the message lists the loaded ones)",
-                 408: "The request body did not arrive within the per-request timeout",
+                 408: "The request body did not arrive within the per-request timeout, or too slowly",
                  413: f"Too many texts (> {MAX_TEXTS}), a text over {MAX_TEXT_CHARS:,} characters, or a body too large",
                  415: "The body is not declared as JSON (Content-Type: application/json)",
                  422: "Invalid input: empty list, blank or invisible text, malformed JSON, an unknown field",
