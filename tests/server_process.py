@@ -69,11 +69,11 @@ class ServerProcess:
         raise TimeoutError(f"distilora serve not healthy after {self.startup_timeout_s:g} s:\n{self.log_tail()}")
 
     def model_process_pid(self) -> int:
-        """The process id of the server's model process (its child started by multiprocessing's spawn)."""
+        """The process id of the server's model process."""
         import psutil
 
         for child in psutil.Process(self.pid).children():
-            if "spawn_main" in " ".join(child.cmdline()):
+            if "child_main" in " ".join(child.cmdline()):
                 return child.pid
         raise LookupError(f"distilora serve (pid {self.pid}) has no model process")
 

@@ -2,8 +2,9 @@
 a GIL.
 
 The server's batching thread sends ``(model, texts)`` down a pipe and waits (releasing the GIL) for the answers;
-the child loads every model once (checksums verified), sets its torch threads once, runs one call at a time and
-ignores SIGINT: Ctrl-C is the server's to handle (it drains its requests, then stops the child).
+the child loads every model once (checksums verified), sets its torch threads once and runs one call at a time. It
+lives in a process group of its own and ignores SIGINT: Ctrl-C is the server's to handle (it drains its requests,
+then stops the child).
 
 A supervisor thread watches the child. One that exits, breaks the pipe or misses a call's deadline is killed and
 started again (its checksums verified again); meanwhile every call fails at once with :class:`ModelUnavailable`
@@ -15,14 +16,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
-from dataclasses import astuple, dataclass
-from multiprocessing.connection import Connection, wait
+from dataclasses import astuple, dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +79,26 @@ class ChildSettings:
     precision: str
 
 
+@dataclass
+class Deaths:
+    """When the model process died lately: how many times within ``window_s``, and how long to wait before the next
+    start (none after one death, then doubling up to 30 s)."""
+
+    window_s: float
+    times: deque[float] = field(default_factory=deque)
+
+    def record(self) -> int:
+        """Count one death now; the deaths within the window."""
+        now = time.monotonic()
+        self.times.append(now)
+        while now - self.times[0] > self.window_s:
+            self.times.popleft()
+        return len(self.times)
+
+    def pause_s(self) -> float:
+        return 0.0 if len(self.times) < 2 else min(30.0, 2.0 ** (len(self.times) - 2))
+
+
 def exit_cause(exitcode: int | None) -> str:
     """How a process ended, as a phrase: ``was killed by SIGKILL``, ``exited with code 1``."""
     if exitcode is None:
@@ -89,41 +112,41 @@ def exit_cause(exitcode: int | None) -> str:
 
 
 class Child:
-    """One model process and the parent's end of its pipe."""
+    """One model process (a fresh interpreter: no forked torch thread pools) and the parent's end of its pipe.
+
+    It runs in a process group of its own, so that a Ctrl-C at the terminal reaches only the server, which lets the
+    requests in flight finish and then stops it."""
 
     def __init__(self, models: dict[str, str], settings: ChildSettings):
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-        self._conn, child_end = context.Pipe()
-        self._process = context.Process(target=_serve, name="distilora-models", daemon=True,
-                                        args=(child_end, models, settings))
-        # Started with SIGINT blocked (the mask is inherited), so that a Ctrl-C cannot interrupt it while it imports;
-        # it then ignores SIGINT for good.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            self._process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        child_end.close()
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", f"from {__name__} import child_main; child_main({theirs.fileno()})"],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, process_group=0)
+        self._conn = Connection(ours.detach())
+        self._conn.send((models, settings))
         self.cause: str | None = None
         """Why it failed, once known."""
         self.call: tuple[float, float] | None = None
         """The call in flight: when it started and its timeout (monotonic seconds), or None."""
 
     @property
-    def pid(self) -> int | None:
+    def pid(self) -> int:
         return self._process.pid
 
-    @property
-    def sentinel(self) -> int:
-        return self._process.sentinel
-
     def is_alive(self) -> bool:
-        return self._process.is_alive()
+        return self._process.poll() is None
+
+    def exited(self, timeout_s: float) -> bool:
+        """Whether it has exited, waiting up to ``timeout_s`` for it."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout_s)
+        return self._process.returncode is not None
 
     def ended(self) -> str:
         """How it ended (waiting a moment for the exit status)."""
-        self._process.join(1)
-        return exit_cause(self._process.exitcode)
+        self.exited(1.0)
+        return exit_cause(self._process.returncode)
 
     def wait_ready(self, timeout_s: float, stopping: threading.Event) -> dict[str, Any]:
         """Each model's :data:`DESCRIBED` attributes, once it has loaded them; :class:`ModelLoadError` otherwise."""
@@ -161,17 +184,27 @@ class Child:
             self.cause = f"did not answer within {call[1]:g} s"
             self._process.kill()
 
+    def stop_beside(self, calls: threading.Lock) -> None:
+        """Stop it; politely only when the lock of ``calls`` comes within a second (never wait on a call blocked in
+        recv())."""
+        quiet = calls.acquire(timeout=1.0)
+        try:
+            self.stop(STOP_GRACE_S if quiet else 0, polite=quiet)
+        finally:
+            if quiet:
+                calls.release()
+
     def stop(self, grace_s: float, polite: bool) -> None:
         """Ask it to exit (``polite``: only when no call is in flight on the pipe), then terminate, then kill."""
-        if polite and self._process.is_alive():
+        if polite and self.is_alive():
             with contextlib.suppress(OSError):
                 self._conn.send(None)
-        self._process.join(grace_s)
         for end in (self._process.terminate, self._process.kill):
-            if not self._process.is_alive():
+            if self.exited(grace_s):
                 return
             end()
-            self._process.join(1)
+            grace_s = 1.0
+        self.exited(grace_s)
 
 
 class ModelProcess:
@@ -186,7 +219,7 @@ class ModelProcess:
         self._lock = threading.Lock()  # one call at a time on the pipe
         self._spawn_lock = threading.Lock()  # close() sees every child the supervisor starts
         self._stopping = threading.Event()
-        self._deaths: deque[float] = deque()
+        self._deaths = Deaths(settings.crash_loop_window_s)
         self._problem: str | None = None
         """Why calls fail now (restarting, given up, shutting down); None: the child is up."""
         self._retry_after_s = 1
@@ -224,12 +257,8 @@ class ModelProcess:
     def readiness(self) -> Readiness:
         """Ready while the child is up and answering: a call in flight for less than the request timeout, a recent
         answer, or a ping answered within ``health_timeout_s``."""
-        problem = self._problem
-        if problem is None:
-            problem = self._answering()
-        if problem is None:
-            return Readiness(True)
-        return Readiness(False, problem, self._retry_after_s)
+        problem = self._problem or self._answering()
+        return Readiness(True) if problem is None else Readiness(False, problem, self._retry_after_s)
 
     def close(self) -> None:
         """Stop the child within a few seconds, whatever it is doing (a call in flight, hung, restarting)."""
@@ -237,12 +266,7 @@ class ModelProcess:
         self._fail("the server is shutting down", 5)
         with self._spawn_lock:
             child = self._child
-        quiet = self._lock.acquire(timeout=1.0)  # never wait on a call blocked in recv()
-        try:
-            child.stop(STOP_GRACE_S if quiet else 0, polite=quiet)
-        finally:
-            if quiet:
-                self._lock.release()
+        child.stop_beside(self._lock)
         self._supervisor.join(STOP_GRACE_S)
 
     # ---- calls -------------------------------------------------------------------------------------------------------
@@ -257,14 +281,14 @@ class ModelProcess:
         except ChildFailed as failure:
             child.stop(0, polite=False)
             if self._child is child and self._problem is None:
-                self._fail(f"the model process is restarting: it {failure}", max(1, math.ceil(self._load_s)))
+                self._restarting(str(failure))
             raise ModelUnavailable(self._problem or str(failure), self._retry_after_s) from None
         self._last_answer = time.monotonic()
         return answer
 
     def _answering(self) -> str | None:
         call = self._child.call
-        if call is not None:
+        if call is not None:  # answering, unless at it for longer than a request may wait
             waited = time.monotonic() - call[0]
             return f"the model process has not answered for {waited:.0f} s" if waited > self._settings.timeout_s \
                 else None
@@ -281,11 +305,14 @@ class ModelProcess:
     def _fail(self, problem: str, retry_after_s: int) -> None:
         self._retry_after_s, self._problem = retry_after_s, problem
 
+    def _restarting(self, cause: str) -> None:
+        self._fail(f"the model process is restarting: it {cause}", max(1, math.ceil(self._load_s)))
+
     # ---- supervision -------------------------------------------------------------------------------------------------
     def _watch(self) -> None:
         while not self._stopping.is_set():
             child = self._child
-            if not wait([child.sentinel], WATCH_INTERVAL_S):
+            if not child.exited(WATCH_INTERVAL_S):
                 child.kill_if_overdue()
                 continue
             if self._stopping.is_set() or not self._count_death(child.pid, child.cause or child.ended()) \
@@ -294,18 +321,14 @@ class ModelProcess:
 
     def _count_death(self, pid: int | None, cause: str) -> bool:
         """Log the death; False (and the service given up) when it makes a crash loop."""
-        now, window = time.monotonic(), self._settings.crash_loop_window_s
-        self._deaths.append(now)
-        while now - self._deaths[0] > window:
-            self._deaths.popleft()
-        deaths, allowed = len(self._deaths), self._settings.crash_loop_deaths
+        deaths, allowed, window = self._deaths.record(), self._settings.crash_loop_deaths, self._deaths.window_s
         if deaths >= allowed:
             self._fail(f"the model process died {deaths} times within {window:g} s (last: it {cause}) and is not "
                        "started again; fix the cause (see the server log) and restart the server",
                        GIVEN_UP_RETRY_AFTER_S)
             logger.error("%s", self._problem)
             return False
-        self._fail(f"the model process is restarting: it {cause}", max(1, math.ceil(self._load_s)))
+        self._restarting(cause)
         logger.warning("the model process (pid %s) %s; starting another (death %d of %d allowed within %g s)",
                        pid, cause, deaths, allowed, window)
         return True
@@ -314,8 +337,7 @@ class ModelProcess:
         """Start children until one loads the models (True); a failed load is a death too. False: the service gave
         up (crash loop) or is shutting down."""
         while True:
-            pause = 0.0 if len(self._deaths) < 2 else min(30.0, 2.0 ** (len(self._deaths) - 2))
-            if self._stopping.wait(pause):
+            if self._stopping.wait(self._deaths.pause_s()):
                 return False
             started = time.monotonic()
             with self._spawn_lock:
@@ -353,10 +375,16 @@ class RemoteClassifier:
         return self.process.predict(self.name, texts)
 
 
-def _serve(conn: Connection, models: dict[str, str], settings: ChildSettings) -> None:
-    # Ctrl-C reaches the whole process group; the parent handles it (it drains its requests, then stops this child).
+def child_main(fd: int) -> None:
+    """The model process: its settings come first down the pipe ``fd``, then the calls."""
+    # Its parent stops it; a SIGINT meant for the server (e.g. a kill -INT of the whole session) is not its to act on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    conn = Connection(fd)
+    with contextlib.suppress(EOFError, OSError):  # the parent went away
+        _serve(conn, *conn.recv())
+
+
+def _serve(conn: Connection, models: dict[str, str], settings: ChildSettings) -> None:
     import torch
 
     # The web server answers first (health checks, 503s); the models take the CPU it leaves.
@@ -371,8 +399,7 @@ def _serve(conn: Connection, models: dict[str, str], settings: ChildSettings) ->
         conn.send(("error", " ".join(f"{type(error).__name__}: {error}".split())))
         return
     conn.send(("ready", {n: {key: getattr(c, key) for key in DESCRIBED} for n, c in classifiers.items()}))
-    with contextlib.suppress(EOFError, OSError):  # the parent went away
-        _answer_calls(conn, classifiers)
+    _answer_calls(conn, classifiers)
 
 
 def _answer_calls(conn: Connection, classifiers: dict[str, Classifier]) -> None:
