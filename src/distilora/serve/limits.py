@@ -13,6 +13,8 @@ from typing import Any
 
 import anyio
 
+from distilora.config import ServeConfig
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -37,7 +39,7 @@ class BodySizeLimit:
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float, max_bodies: int = 8,
-                 min_bytes_per_s: float = 16 * 1024, grace_s: float = 2.0,
+                 min_bytes_per_s: float = ServeConfig.body_min_bytes_per_s, grace_s: float = ServeConfig.body_grace_s,
                  busy: Callable[[], int | None] = lambda: None):
         self.app = app
         self.max_bytes = max_bytes
