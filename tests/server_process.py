@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -50,8 +51,9 @@ class ServerProcess:
         command = [sys.executable, "-m", "distilora", "serve", "--run", str(self.run_dir), "--host", LOOPBACK,
                    "--port", str(self.port), *self.extra_args]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-        with self.log_file.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with self.log_file.open("wb") as log:  # its own session: signals to its group reach nothing else
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -66,6 +68,19 @@ class ServerProcess:
         self.stop()
         raise TimeoutError(f"distilora serve not healthy after {self.startup_timeout_s:g} s:\n{self.log_tail()}")
 
+    def model_process_pid(self) -> int:
+        """The process id of the server's model process."""
+        import psutil
+
+        for child in psutil.Process(self.pid).children():
+            if "child_main" in " ".join(child.cmdline()):
+                return child.pid
+        raise LookupError(f"distilora serve (pid {self.pid}) has no model process")
+
+    def interrupt(self) -> None:
+        """Ctrl-C as a terminal sends it: SIGINT to the server's whole process group."""
+        os.killpg(self.pid, signal.SIGINT)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -73,7 +88,7 @@ class ServerProcess:
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.pid, signal.SIGKILL)  # the server and whatever it started
             self.process.wait(timeout=5)
 
     def __enter__(self) -> ServerProcess:

@@ -60,7 +60,7 @@ def assert_error(response: httpx.Response, status: int, *phrases: str, run_dir: 
 def test_healthz_is_ok_and_lists_the_loaded_models(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "models": MODELS}
+    assert response.json() == {"status": "ok", "models": MODELS, "reason": None}
 
 
 def test_models_endpoint_reports_layers_sizes_and_the_runs_metrics(client, tiny_run):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -204,6 +205,128 @@ def test_the_api_docs_use_local_assets_only(client):
         assert response.status_code == 200 and len(response.content) > 10_000
 
 
+# ---- every error path answers cleanly -------------------------------------------------------------------------------
+class FailingPredictor(RecordingPredictor):
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        raise RuntimeError("a bug in the model")
+
+
+def test_a_500_carries_the_security_headers():
+    """Before: the handler of unexpected errors sat outside the middleware that adds them."""
+    client = TestClient(fake_app(FailingPredictor()), base_url=LOCAL, raise_server_exceptions=False)
+    response = client.post("/api/v1/classify", json={"texts": ["hi"], "model": "fake"})
+    assert response.status_code == 500 and response.json()["error"] == "internal_error"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize(("body", "phrase"), [
+    (b'{"texts": ' + b"[" * 3000 + b"]" * 3000 + b"}", "nested too deeply"),
+    (b'{"texts": [' + b"7" * 4301 + b"]}", "too many digits"),
+    (b'{"texts": ["hi"], "model": -' + b"9" * 100_000 + b"}", "too many digits"),
+])
+def test_hostile_json_is_422_with_the_usual_error_and_no_traceback(client, caplog, body, phrase):
+    """Before: RecursionError and ValueError made 500s, each logged with two tracebacks."""
+    caplog.set_level(logging.INFO)
+    response = client.post("/api/v1/classify", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert set(response.json()) == {"status", "error", "message", "details"}
+    assert phrase in response.json()["message"] and "77777" not in response.text
+    assert not [record for record in caplog.records if record.exc_info or record.levelno >= logging.ERROR]
+
+
+# ---- body limits ---------------------------------------------------------------------------------------------------
+def test_256_texts_of_10000_emoji_fit_the_body_limit():
+    """Before: the limit assumed 6 bytes per character, but json.dumps spells an emoji in 12 (a surrogate pair)."""
+    predictor = RecordingPredictor()
+    body = json.dumps({"texts": ["\U0001F600" * 10_000] * 256, "model": "fake"}).encode()
+    assert len(body) > 256 * 10_000 * 12 and b"\\ud83d\\ude00" in body[:100]
+    response = TestClient(fake_app(predictor), base_url=LOCAL).post(
+        "/api/v1/classify", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.json()["results"]) == 256 and predictor.seen[0] == "\U0001F600" * 10_000
+
+
+def _scope(path: str = "/api/v1/classify") -> dict:
+    return {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "scheme": "http", "server": ("127.0.0.1", 80), "http_version": "1.1",
+            "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]}
+
+
+async def _trickle(app, chunk: bytes = b" " * 10, every_s: float = 0.1) -> list[dict]:
+    """A client sending ``chunk`` every ``every_s`` for as long as the server reads; what the server sent back."""
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        await asyncio.sleep(every_s)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(_scope(), receive, send)
+    return sent
+
+
+def test_clients_trickling_bodies_do_not_keep_an_honest_post_waiting():
+    """Before: 8 clients sending 100 bytes/s held the 8 reading slots for the whole 30 s timeout."""
+    app = fake_app(RecordingPredictor())  # the default limits: 8 slots, 16 KiB/s after the first 2 s, 30 s
+
+    async def scenario() -> tuple[httpx.Response, list[list[dict]]]:
+        slow = [asyncio.ensure_future(_trickle(app)) for _ in range(app.state.settings.max_bodies)]
+        await asyncio.sleep(0.3)  # every slot is taken
+        try:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=LOCAL) as http:
+                honest = await asyncio.wait_for(http.post("/api/v1/classify", json={"texts": ["hi"]}), 20)
+            return honest, await asyncio.wait_for(asyncio.gather(*slow), 20)
+        finally:
+            for task in slow:
+                task.cancel()
+
+    honest, slow = asyncio.run(scenario())
+    assert honest.status_code == 200
+    for sent in slow:
+        assert sent[0]["status"] == 408
+        assert "too slowly" in json.loads(sent[1]["body"])["message"]
+
+
+# ---- dispatch at once when idle ------------------------------------------------------------------------------------
+def test_a_request_to_an_idle_server_is_dispatched_without_the_batching_wait():
+    """Before: the worker waited max_wait_ms for company even with nothing else queued or running; with a wait of
+    10 minutes the lone request timed out."""
+    predictor = RecordingPredictor()
+    app = fake_app(predictor, max_wait_ms=600_000, timeout_s=20)
+    responses = asyncio.run(asyncio.wait_for(_post_all(app, [{"texts": ["alone"], "model": "fake"}]), 60))
+    assert [r.status_code for r in responses] == [200]
+    assert predictor.batches == [["alone"]]
+
+
+def test_a_request_that_comes_while_a_batch_runs_waits_for_company():
+    predictor = RecordingPredictor(sleep_s=1.0)
+    app = fake_app(predictor, max_wait_ms=600_000, max_batch_texts=2, timeout_s=60)
+
+    async def scenario() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL) as http:
+            def post(text: str):
+                return http.post("/api/v1/classify", json={"texts": [text], "model": "fake"})
+
+            first = asyncio.ensure_future(post("first"))
+            for _ in range(1000):  # until the first batch is running
+                if predictor.batches:
+                    break
+                await asyncio.sleep(0.01)
+            second = asyncio.ensure_future(post("second"))
+            answered = [(await first).status_code]
+            third = await asyncio.wait_for(post("third"), 60)  # joins the second, which waited for company
+            return [*answered, (await second).status_code, third.status_code]
+
+    assert asyncio.run(scenario()) == [200, 200, 200]
+    assert predictor.batches == [["first"], ["second", "third"]]
+
+
 # ---- the models in their own process ---------------------------------------------------------------------------------
 def test_models_served_from_a_child_process_answer_like_the_classifier(tiny_run):
     """``create_app(run_dir)`` runs the models in a child process (no GIL shared with the event loop)."""
@@ -214,7 +337,7 @@ def test_models_served_from_a_child_process_answer_like_the_classifier(tiny_run)
     app = create_app(tiny_run, settings=ServeConfig(model_process=True))
     process = app.state.registry.process
     try:
-        assert process is not None and process._process.pid != os.getpid() and process._process.is_alive()
+        assert process is not None and process.pid != os.getpid() and process.is_alive()
         texts = ["love coffee and music", "worthless scum and vermin", "you are " * 40]
         with TestClient(app, base_url=LOCAL) as client:
             body = client.post("/api/v1/classify", json={"texts": texts, "model": "even"}).json()
@@ -226,6 +349,6 @@ def test_models_served_from_a_child_process_answer_like_the_classifier(tiny_run)
                 assert got["scores"] == pytest.approx(want.scores, abs=1e-5)
             described = client.get("/api/v1/models").json()["models"][2]
             assert described["layers"] == [2, 4] and described["decision"] == even.decision
-        assert not process._process.is_alive(), "shutting the app down stops the model process"
+        assert not process.is_alive(), "shutting the app down stops the model process"
     finally:
         process.close()

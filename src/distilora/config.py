@@ -306,12 +306,18 @@ class ServeConfig:
     port: int = 8000
     timeout_s: float = 30.0
     """Per-request limit, seconds: on receiving the body (408 after it) and on the model's answer (504)."""
-    max_body_bytes: int = MAX_TEXTS * MAX_TEXT_CHARS * 6 + 64 * 1024
-    """The documented limits at their largest JSON spelling (every character a 6-byte ``\\uXXXX`` escape)."""
+    max_body_bytes: int = MAX_TEXTS * MAX_TEXT_CHARS * 12 + 64 * 1024
+    """The documented limits at their largest JSON spelling: every character outside the BMP (an emoji) as a
+    12-byte surrogate-pair escape ``\\ud83d\\ude00``."""
+    body_min_bytes_per_s: float = 16 * 1024
+    """After ``body_grace_s``, a body must keep arriving at least this fast on average (slower: 408), so that
+    clients trickling bytes cannot hold the reading slots for the whole timeout."""
+    body_grace_s: float = 2.0
     max_batch_texts: int = 32
     """Most texts one model call gathers from concurrent requests."""
     max_wait_ms: float = 5.0
-    """How long the batcher waits for more requests to join a batch."""
+    """How long the batcher waits for more requests to join a batch, under load only: a request that finds no batch
+    running and none queued is dispatched at once."""
     forward_texts: int = 8
     """Texts per forward pass within a batch, sorted by length: on CPU, padding short tweets to the longest of 64
     costs more than the extra passes (measured: 484 texts/s in passes of 8 against 303 in one pass of 32)."""
@@ -333,6 +339,17 @@ class ServeConfig:
     backend: str = "pytorch"
     """``pytorch``: the run's models; ``onnx``: its ONNX exports that passed their parity gate
     (``distilora export``)."""
+    model_call_timeout_s: float = 120.0
+    """A model call unanswered this long means a hung model process: it is killed and started again. Well above
+    the longest batch (256 texts at the run's maximum length), since a restart costs every model's load."""
+    model_load_timeout_s: float = 600.0
+    """Longest the model process may take to load the run's models, at start-up and after a restart."""
+    health_timeout_s: float = 5.0
+    """``/healthz`` asks an idle model process for an answer within this."""
+    crash_loop_deaths: int = 5
+    crash_loop_window_s: float = 300.0
+    """A model process that dies ``crash_loop_deaths`` times within this many seconds is not started again (it
+    would only die again): ``/healthz`` and classify answer 503 saying so until the server is restarted."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -340,9 +357,12 @@ class ServeConfig:
         if self.timeout_s <= 0:
             raise ValueError(f"timeout {self.timeout_s}: must be > 0")
         for name in ("max_body_bytes", "max_batch_texts", "forward_texts", "max_queued_texts", "max_bodies",
-                     "max_connections"):
+                     "max_connections", "body_min_bytes_per_s", "model_call_timeout_s", "model_load_timeout_s",
+                     "health_timeout_s", "crash_loop_deaths", "crash_loop_window_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.body_grace_s < 0:
+            raise ValueError(f"body_grace_s must be >= 0, got {self.body_grace_s}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.torch_threads is not None and self.torch_threads <= 0:

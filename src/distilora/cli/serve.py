@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from distilora.config import PRECISIONS, SERVE_BACKENDS, ServeConfig
@@ -65,14 +66,24 @@ def main(args: argparse.Namespace) -> int:
     import uvicorn
 
     from distilora.serve import create_app
+    from distilora.serve.model_process import ModelLoadError
 
     logger.info("loading the models of %s", run_dir)
-    app = create_app(run_dir, settings=config)
+    try:
+        app = create_app(run_dir, settings=config)
+    except ModelLoadError as error:  # a checksum mismatch, a missing model: the child said which, in one line
+        print(f"distilora serve: error: {error}", file=sys.stderr)
+        return 2
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("listening on %s: the service is reachable from other machines", config.host)
     print(f"distilora serve: {', '.join(app.state.registry.names)} from {run_dir} on "
           f"http://{config.host}:{config.port}/ (API docs: /docs)", flush=True)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning" if args.quiet else "info",
-                timeout_graceful_shutdown=5, limit_concurrency=config.max_connections, backlog=config.max_connections,
-                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024)
+    try:
+        # Ctrl-C: uvicorn stops accepting, lets the requests in flight finish (up to 5 s), then the lifespan stops
+        # the model process; uvicorn raises the signal again once done.
+        uvicorn.run(app, host=config.host, port=config.port, log_level="warning" if args.quiet else "info",
+                    timeout_graceful_shutdown=5, limit_concurrency=config.max_connections,
+                    backlog=config.max_connections, timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024)
+    except KeyboardInterrupt:
+        return 130
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 import torch
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -44,7 +44,8 @@ without its teacher, TF-IDF, the majority class) — whichever routes the run tr
 Limits: at most {MAX_TEXTS} texts per request, each at most {MAX_TEXT_CHARS:,} characters (more: 413);
 texts longer than a model's maximum length are read in overlapping token windows and scored by their most positive
 window (the mean of the windows' logits for a multi-class model); `windows` says how many were read. Concurrent
-requests are classified together in small batches; when the queue is full the answer is 503 with Retry-After.
+requests are classified together in small batches; when the queue is full, or while the model process is being
+restarted, the answer is 503 with Retry-After. `GET /healthz` is 200 only while the models answer.
 Scores are calibrated (temperature scaling fitted on validation) and, for binary tasks, the positive label is chosen
 at a threshold tuned on validation: every response's `decision` names the threshold applied (or the argmax). A
 plain transformers pipeline on the same model gives the raw softmax and the argmax.
@@ -53,11 +54,12 @@ Every error is JSON: `{{"status", "error", "message", "details"}}`, and never re
 
 def _errors(*statuses: int) -> dict[int | str, dict]:
     described = {404: "Unknown model (the message lists the loaded ones)",
-                 408: "The request body did not arrive within the per-request timeout",
+                 408: "The request body did not arrive within the per-request timeout, or too slowly",
                  413: f"Too many texts (> {MAX_TEXTS}), a text over {MAX_TEXT_CHARS:,} characters, or a body too large",
                  415: "The body is not declared as JSON (Content-Type: application/json)",
                  422: "Invalid input: empty list, blank or invisible text, malformed JSON, an unknown field",
-                 503: "The service is busy (queue full); retry after the Retry-After seconds",
+                 503: "The service is busy (queue full) or its model process is restarting; retry after the "
+                      "Retry-After seconds",
                  504: "The model did not answer within the per-request timeout"}
     return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
 
@@ -99,10 +101,9 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
             raise ValueError("create_app needs a run directory or a registry")
         settings = settings or ServeConfig()
         # One worker runs every model call, so it gets every core: set once, in the model process if there is one.
-        threads = settings.torch_threads or os.cpu_count() or 1
         if not settings.model_process:
-            torch.set_num_threads(threads)
-        registry = ModelRegistry.load(run_dir, (settings.forward_texts, threads) if settings.model_process else None,
+            torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
+        registry = ModelRegistry.load(run_dir, settings if settings.model_process else None,
                                       backend=settings.backend, precision=settings.precision)
     settings = settings or ServeConfig()
     for classifier in registry.classifiers.values():
@@ -117,7 +118,7 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     async def lifespan(app: FastAPI):
         yield
         scheduler.stop()
-        registry.close()
+        await anyio.to_thread.run_sync(registry.close)  # bounded, and off the event loop
 
     # API docs (/docs, /redoc) from the assets fastapi-offline ships: they work without internet.
     app = FastAPIOffline(title="distilora", version=__version__, description=DESCRIPTION, lifespan=lifespan)
@@ -127,17 +128,30 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
                        read_timeout_s=settings.timeout_s, max_bodies=settings.max_bodies,
+                       min_bytes_per_s=settings.body_min_bytes_per_s, grace_s=settings.body_grace_s,
                        busy=lambda: None if scheduler.has_room() else scheduler.retry_after_s())
-    app.add_middleware(Hardening, allowed_hosts=settings.allowed_hosts)  # type: ignore[arg-type]
+    # Outside every other layer, Starlette's handler of unexpected errors included (add_middleware puts it inside
+    # that one), so that a 500 carries the security headers too.
+    build_middleware_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: Hardening(  # type: ignore[method-assign]
+        build_middleware_stack(), allowed_hosts=settings.allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
 
-    @app.get("/healthz", response_model=Health, tags=["service"], summary="200 once the models are loaded")
-    async def healthz() -> Health:
-        return Health(status="ok", models=registry.names)
+    @app.get("/healthz", response_model=Health, tags=["service"],
+             summary="Readiness: 200 while the models answer; 503 with the reason otherwise",
+             responses={503: {"model": Health, "description": "The model process is restarting, hung or given up "
+                                                               "after a crash loop (see `reason`)"}})
+    async def healthz(response: Response) -> Health:
+        readiness = await anyio.to_thread.run_sync(registry.readiness)  # may ask an idle model process for a sign
+        if readiness.ready:
+            return Health(status="ok", models=registry.names)
+        response.status_code = 503
+        response.headers["Retry-After"] = str(readiness.retry_after_s or 1)
+        return Health(status="unavailable", models=registry.names, reason=readiness.reason)
 
     @app.get("/api/v1/models", response_model=ModelsResponse, tags=["models"],
              summary="The loaded models with their layers, sizes and scores")

@@ -1,10 +1,11 @@
 """Micro-batching: one worker thread runs every model call, gathering concurrent requests into batches.
 
 Requests wait in a bounded queue (counted in texts). The worker takes the oldest request, adds the other queued
-requests for the same model that arrive within ``max_wait_ms`` (up to ``max_batch_texts`` texts), runs the model
-once and hands each request its share. A request that times out or whose client goes away is taken out of the
-queue; a batch already running is finished, and its texts count against the queue until it is, so no more work
-is ever running than one batch.
+requests for the same model (up to ``max_batch_texts`` texts), runs the model once and hands each request its share.
+Under load (the request came while a batch was running, or others are queued) it also waits up to ``max_wait_ms``
+for more to join; a request that finds the server idle is dispatched at once. A request that times out or whose
+client goes away is taken out of the queue; a batch already running is finished, and its texts count against the
+queue until it is, so no more work is ever running than one batch.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Job:
     future: asyncio.Future
     queued_at: float = field(default_factory=time.perf_counter)
     cancelled: bool = False
+    under_load: bool = False
+    """A batch was running or requests were queued when it came: company is likely, worth waiting for."""
 
 
 @dataclass
@@ -68,6 +71,7 @@ class BatchScheduler:
         self._texts_per_s = 200.0  # updated from every batch; only used for Retry-After
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._busy = False  # the worker holds a batch (gathering or running it)
 
     # ---- event-loop side ------------------------------------------------------------------------------------
     def has_room(self, texts: int = 1) -> bool:
@@ -84,6 +88,7 @@ class BatchScheduler:
             if self._pending_texts + len(texts) > self.max_queued_texts and self._pending_texts > 0:
                 raise Overloaded(self.retry_after_s())
             self._pending_texts += len(texts)
+            job.under_load = self._busy or bool(self._queue)
             self._queue.append(job)
             self._ensure_worker()
             self._condition.notify()
@@ -127,8 +132,10 @@ class BatchScheduler:
                     return None
                 self._condition.wait()
             first = self._queue.popleft()
+            self._busy = True
             batch, size = [first], len(first.texts)
-            deadline = time.perf_counter() + self.max_wait_s
+            wait_s = self.max_wait_s if first.under_load or self._queue else 0.0
+            deadline = time.perf_counter() + wait_s
             while size < self.max_batch_texts:
                 joined = self._take_same_model(first.model, self.max_batch_texts - size)
                 if joined is not None:
@@ -167,6 +174,7 @@ class BatchScheduler:
         finally:
             with self._condition:
                 self._pending_texts -= len(texts)
+                self._busy = False
 
 
 def _deliver(job: Job, result: BatchResult | None, error: BaseException | None) -> None:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from distilora.serve.batching import Overloaded
+from distilora.serve.model_process import ModelUnavailable
 from distilora.serve.parsing import RequestRejected
 from distilora.serve.registry import UnknownModel
 
@@ -36,8 +37,9 @@ class InferenceTimeout(Exception):
 
 
 def error_response(status: int, message: str, details: list[dict[str, str]] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"status": status, "error": ERROR_CODES.get(status, "error"), "message": message, "details": details or []}
+                   headers: dict[str, str] | None = None, error: str | None = None) -> JSONResponse:
+    body = {"status": status, "error": error or ERROR_CODES.get(status, "error"), "message": message,
+            "details": details or []}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -53,6 +55,10 @@ def rejected(request: Request, exc: RequestRejected) -> JSONResponse:
 
 def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
     return error_response(503, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
+
+
+def model_unavailable(request: Request, exc: ModelUnavailable) -> JSONResponse:
+    return error_response(503, str(exc), headers={"Retry-After": str(exc.retry_after_s)}, error="model_unavailable")
 
 
 def client_gone(request: Request, exc: ClientGone) -> JSONResponse:
@@ -92,4 +98,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestRejected, rejected)  # type: ignore[arg-type]
     app.add_exception_handler(Overloaded, overloaded)  # type: ignore[arg-type]
     app.add_exception_handler(ClientGone, client_gone)  # type: ignore[arg-type]
+    app.add_exception_handler(ModelUnavailable, model_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected)

@@ -2,7 +2,8 @@
 
 A request is refused with 503 at once when the service is already full; at most ``max_bodies`` bodies are read at
 a time; a body over the size limit gets 413 (Content-Length first, then counting the stream); and it must arrive
-within a time limit, so a client trickling bytes cannot hold a connection for ever."""
+within a time limit and, after a grace period, at a minimum average rate, so that clients trickling bytes cannot hold
+the reading slots."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+
+from distilora.config import ServeConfig
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -29,17 +32,21 @@ class BodySizeLimit:
 
     A declared Content-Length over the limit is refused at once; otherwise (chunked uploads, or a
     Content-Length that lies) the body is read and counted up to the limit, then replayed to the app.
-    A body not complete within ``read_timeout_s`` gets 408. ``busy()`` returning a number of seconds refuses the
-    request with 503 and that Retry-After before its body is read; so does waiting longer than ``read_timeout_s``
-    for one of the ``max_bodies`` reading slots.
+    A body not complete within ``read_timeout_s``, or arriving slower than ``min_bytes_per_s`` on average once
+    ``grace_s`` have passed, gets 408. ``busy()`` returning a number of seconds refuses the request with 503 and
+    that Retry-After before its body is read; so does waiting longer than ``read_timeout_s`` for one of the
+    ``max_bodies`` reading slots.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float, max_bodies: int = 8,
+                 min_bytes_per_s: float = ServeConfig.body_min_bytes_per_s, grace_s: float = ServeConfig.body_grace_s,
                  busy: Callable[[], int | None] = lambda: None):
         self.app = app
         self.max_bytes = max_bytes
         self.read_timeout_s = read_timeout_s
         self.max_bodies = max_bodies
+        self.min_bytes_per_s = min_bytes_per_s
+        self.grace_s = grace_s
         self.busy = busy
         self.reading = 0
 
@@ -107,24 +114,38 @@ class BodySizeLimit:
                 return None
         chunks: list[bytes] = []
         size = 0
-        with anyio.move_on_after(self.read_timeout_s) as reading:
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":  # the client went away
-                    return None
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_bytes:
-                    await self._reject_too_large(send)
-                    return None
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-        if reading.cancelled_caught:
-            await self._reject(send, 408, "request_timeout",
-                               f"the request body did not arrive within {self.read_timeout_s:g} s")
-            return None
-        return b"".join(chunks)
+        started = anyio.current_time()
+        while True:
+            message = await self._next_part(receive, started, size)
+            if message is None:
+                await self._reject_slow(send, started)
+                return None
+            if message["type"] != "http.request":  # the client went away
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._reject_too_large(send)
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _next_part(self, receive: Receive, started: float, size: int) -> Message | None:
+        """The next message, or None when it did not come in time: ``size`` bytes after ``started`` keep the
+        minimum rate until ``started + grace + size / rate``, and nothing is waited for past the read timeout."""
+        allowed_s = min(self.read_timeout_s, self.grace_s + size / self.min_bytes_per_s)
+        with anyio.move_on_after(started + allowed_s - anyio.current_time()):
+            return await receive()
+        return None
+
+    async def _reject_slow(self, send: Send, started: float) -> None:
+        if anyio.current_time() - started >= self.read_timeout_s:
+            message = f"the request body did not arrive within {self.read_timeout_s:g} s"
+        else:
+            message = (f"the request body arrived too slowly: under {self.min_bytes_per_s / 1024:g} KiB/s after the "
+                       f"first {self.grace_s:g} s")
+        await self._reject(send, 408, "request_timeout", message)
 
     async def _reject_too_large(self, send: Send) -> None:
         await self._reject(send, 413, "request_too_large",

@@ -48,6 +48,11 @@ def parse_classify(body: bytes, content_type: str) -> ClassifyInput:
         raise RequestRejected(422, "malformed JSON: the body is not UTF-8 text") from None
     except json.JSONDecodeError as error:
         raise RequestRejected(422, f"malformed JSON at character {error.pos}: {error.msg}") from None
+    except RecursionError:
+        raise RequestRejected(422, "JSON nested too deeply: the body takes a list of strings") from None
+    except ValueError:  # an integer over Python's conversion limit (4,300 digits)
+        raise RequestRejected(422, "a number in the JSON has too many digits; the body takes a list of strings") \
+            from None
     if not isinstance(data, dict):
         raise RequestRejected(422, 'the body must be a JSON object like {"texts": ["..."], "model": "odd"}')
     if any(key not in FIELDS for key in data):

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distilora.config import ServeConfig
 from distilora.evaluation.calibration import ARGMAX_DECISION
 from distilora.inference import Classifier
 from distilora.routes.base import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
+from distilora.serve.model_process import ModelProcess, Readiness
 
 logger = logging.getLogger(__name__)
 
@@ -59,20 +61,24 @@ class ModelRegistry:
     run_dir: Path
     classifiers: dict[str, Classifier]
     results: dict[str, Any] = field(default_factory=dict)
-    process: Any = None
-    """The :class:`~distilora.serve.model_process.ModelProcess` holding the models, if they run in one."""
+    process: ModelProcess | None = None
+    """The supervised child process holding the models, if they run in one."""
 
     def close(self) -> None:
         if self.process is not None:
             self.process.close()
 
+    def readiness(self) -> Readiness:
+        """Whether the models answer (loaded in this process: always)."""
+        return self.process.readiness() if self.process is not None else Readiness(True)
+
     @classmethod
-    def load(cls, run_dir: str | Path, process: tuple[int, int] | None = None,
+    def load(cls, run_dir: str | Path, process: ServeConfig | None = None,
              backend: str = "pytorch", precision: str = "fp32") -> ModelRegistry:
         """Load every model listed in the run's results (teacher, odd, even, lora, …), in the run's order; with
         ``backend="onnx"``, the run's ONNX exports that passed their parity gate (``export/NAME[-int8]``) instead.
 
-        ``process=(forward_texts, torch_threads)`` loads them in a child process (:mod:`.model_process`) instead.
+        ``process`` (the server's settings) loads them in a supervised child process (:mod:`.model_process`).
         ``precision``: the models' inference precision (``fp32``, ``bf16``, ``auto``).
         """
         run = RunDirectory(run_dir)
@@ -87,10 +93,8 @@ class ModelRegistry:
         if not names:
             raise ValueError(f"{run.root}: its results list no models; re-run `distilora run`")
         if process is not None:
-            from distilora.serve.model_process import ModelProcess
-
             logger.info("loading %s from %s in a model process", ", ".join(names), run.root)
-            models = ModelProcess(sources, *process, precision=precision)
+            models = ModelProcess(sources, process, precision=precision)
             return cls(run.root, {name: models.predictor(name) for name in names}, results, models)
         classifiers = {}
         for name in names:

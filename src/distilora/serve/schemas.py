@@ -143,8 +143,13 @@ class ChecksResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    """Readiness: ``ok`` while the models answer; ``unavailable`` (HTTP 503) with the reason otherwise."""
+
+    status: Literal["ok", "unavailable"]
     models: list[str]
+    reason: str | None = Field(None, description="Why the service cannot classify now (null when ok): the model "
+                                                 "process is restarting, not answering, or given up after dying "
+                                                 "repeatedly (restart the server).")
 
 
 class ErrorDetail(BaseModel):
