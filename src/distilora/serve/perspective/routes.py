@@ -41,6 +41,9 @@ DESCRIBED = {400: "INVALID_ARGUMENT: a malformed request, an empty or too long c
              503: "UNAVAILABLE: the service is busy; retry after Retry-After seconds",
              504: "DEADLINE_EXCEEDED: the model did not answer in time"}
 
+KEY_NOTE = ("With --api-key-file, the API key comes as `?key=KEY` (as Perspective takes it) or in the X-Goog-Api-Key "
+            "header. `?alt=json` (what Google's clients send) is accepted; other `alt` values get 400.")
+
 
 class MarkdownResponse(PlainTextResponse):
     media_type = "text/markdown"
@@ -87,14 +90,11 @@ def install(app: FastAPI, registry: Any, scheduler: BatchScheduler, settings: Se
 
 def _add_routes(app: FastAPI, service: PerspectiveService) -> None:
     body = {"application/json": {"schema": {"$ref": "#/components/schemas/AnalyzeCommentRequest"}}}
-    query = [{"name": "key", "in": "query", "required": False, "schema": {"type": "string"},
-              "description": "API key (when the server has --api-key-file); or the X-Goog-Api-Key header."},
-             {"name": "alt", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json"]}}]
 
     @app.post(f"/{VERSION}/comments:analyze", response_model=AnalyzeCommentResponse, response_model_exclude_none=True,
               tags=[TAG], summary="Perspective's AnalyzeComment: score a comment on the served attributes",
               responses=_errors(400, 403, 408, 413, 415, 429, 503, 504),
-              openapi_extra={"requestBody": {"required": True, "content": body}, "parameters": query})
+              description=KEY_NOTE, openapi_extra={"requestBody": {"required": True, "content": body}})
     async def analyze(request: Request) -> AnalyzeCommentResponse:
         _check_alt(request)
         return await service.analyze(request)
@@ -105,7 +105,7 @@ def _add_routes(app: FastAPI, service: PerspectiveService) -> None:
               response_model_exclude_none=True, tags=[TAG],
               summary="Perspective's SuggestCommentScore: keep a suggested score (only with --feedback-dir)",
               responses=_errors(400, 403, 408, 413, 415, 429, 503, 504),
-              openapi_extra={"requestBody": {"required": True, "content": suggest_body}, "parameters": query})
+              description=KEY_NOTE, openapi_extra={"requestBody": {"required": True, "content": suggest_body}})
     async def suggestscore(request: Request) -> SuggestCommentScoreResponse:
         _check_alt(request)
         return await service.suggest(request)
@@ -118,7 +118,9 @@ def _add_routes(app: FastAPI, service: PerspectiveService) -> None:
 
     @app.get(f"/{VERSION}/attributes/{{name}}/card", response_class=MarkdownResponse, tags=[TAG],
              summary="The model card (README.md) of the model behind an attribute", responses={
-                 200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}, **_errors(404)})
+                 200: {"content": {"text/markdown": {"schema": {"type": "string"}}}},
+                 404: {"description": DESCRIBED[404], "content": {"application/json": {
+                     "schema": {"$ref": "#/components/schemas/GoogleError"}}}}})
     async def card(name: str) -> MarkdownResponse:
         attribute = service.table.get(name)
         path = attribute.model_dir / MODEL_CARD if attribute and attribute.model_dir else None

@@ -111,6 +111,8 @@ class SuggestedSpanScore(Message):
 
 
 class SuggestedAttributeScores(Message):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     summary_score: SuggestedScore | None = None
     span_scores: list[SuggestedSpanScore] | None = None
 

@@ -1,0 +1,27 @@
+-- wrk script: the baseline for scripts/wrk_analyze.lua: the same comments, one text a request, on /api/v1/classify.
+--   wrk -t4 -c32 -d60s --latency -s scripts/wrk_classify.lua http://127.0.0.1:8000
+-- MODEL=odd picks the model (default: the server's default, which serves TOXICITY unless --attribute says otherwise).
+local comments = {
+  "What a lovely sunny afternoon with friends and coffee.",
+  "You are worthless trash and everyone hates you.",
+  "Honestly, the match was okay, sometimes a bit meh.",
+  "Those people are vermin and do not belong in this country.",
+  "I can't believe how kind the neighbours were during the holiday, thank you all so much!",
+}
+local model = os.getenv("MODEL")
+local bodies = {}
+for i, text in ipairs(comments) do
+  bodies[i] = string.format('{"texts":["%s"]%s}', text, model and (',"model":"' .. model .. '"') or "")
+end
+local n = 0
+
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/api/v1/classify", {["Content-Type"] = "application/json"}, bodies[(n % #bodies) + 1])
+end
+
+done = function(summary, latency, requests)
+  io.write(string.format("requests/s %.1f  p50 %.1f ms  p99 %.1f ms  non-2xx %d  errors %d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
