@@ -17,7 +17,7 @@ class Detection:
 
 
 class LanguageDetector:
-    """A loaded language identifier (97 languages); :meth:`detect` takes well under a millisecond for a tweet."""
+    """A loaded language identifier; :meth:`detect` takes about 0.1 ms for a tweet, 1 ms for 4,000 characters."""
 
     def __init__(self) -> None:
         from py3langid.langid import MODEL_FILE, LanguageIdentifier
