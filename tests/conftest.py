@@ -105,3 +105,11 @@ def tiny_run(tmp_path_factory, tiny_teacher, tiny_dataset) -> Path:
     Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, measure_speed=True,
                                       routes=FOUR_ROUTES)).run()
     return output
+
+
+@pytest.fixture(scope="session")
+def keyword_model(tmp_path_factory) -> Path:
+    """A tiny BERT that calls a text ``toxic`` exactly when it contains ``idiot`` (tests/keyword_model.py)."""
+    from tests.keyword_model import train_keyword_model
+
+    return train_keyword_model(tmp_path_factory.mktemp("keyword-model") / "keyword")

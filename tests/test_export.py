@@ -177,11 +177,14 @@ def test_classifier_load_of_an_export_is_an_onnx_classifier(exported):
     assert onnx.labels == torch_model.labels and onnx.layers == torch_model.layers == [1, 3]
     assert onnx.max_length == torch_model.max_length
     texts = ["you are so kind", "hate trash vermin " * 30, "coffee"]
-    ours, theirs = onnx.predict(texts), torch_model.predict(texts)
-    assert [p.label for p in ours] == [p.label for p in theirs]
-    assert [p.truncated for p in ours] == [False, True, False]
-    for a, b in zip(ours, theirs, strict=True):
-        assert a.scores == pytest.approx(b.scores, abs=1e-4)
+    for long_text in ("windows", "truncate"):
+        ours, theirs = onnx.predict(texts, long_text=long_text), torch_model.predict(texts, long_text=long_text)
+        assert [p.label for p in ours] == [p.label for p in theirs]
+        assert [p.windows for p in ours] == [p.windows for p in theirs]
+        assert [p.truncated for p in ours] == [False, long_text == "truncate", False]
+        assert (ours[1].windows > 1) == (long_text == "windows")
+        for a, b in zip(ours, theirs, strict=True):
+            assert a.scores == pytest.approx(b.scores, abs=1e-4)
 
 
 def _broken_exporter(monkeypatch, answer: int) -> None:

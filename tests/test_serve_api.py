@@ -147,7 +147,7 @@ def test_classify_returns_one_normalised_result_per_text_in_order(client, regist
     assert body["elapsed_ms"] > 0
     assert len(body["results"]) == len(texts)
     for result in body["results"]:
-        assert set(result) == {"label", "scores", "truncated"}
+        assert set(result) == {"label", "scores", "truncated", "windows"}
         assert list(result["scores"]) == registry.labels
         assert math.fsum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
         positive = result["scores"][decision["positive_label"]] >= decision["threshold"]
@@ -171,17 +171,18 @@ def test_each_model_answers_like_its_classifier(client, tiny_run, name):
         assert got["scores"] == pytest.approx(want.scores, abs=1e-5)
 
 
-def test_long_text_is_truncated_and_the_result_says_so(client):
+def test_long_text_is_read_in_windows_and_the_result_says_so(client):
     long_text = " ".join(["hate"] * 200)  # far over the tiny run's 32 tokens
     body = classify(client, ["short and kind", long_text, "also short"], "odd").json()
-    assert [r["truncated"] for r in body["results"]] == [False, True, False]
+    assert [r["windows"] > 1 for r in body["results"]] == [False, True, False]
+    assert [r["truncated"] for r in body["results"]] == [False, False, False]
 
 
 def test_limits_themselves_are_accepted(client):
     assert classify(client, ["a"] * 256, "odd").status_code == 200
     response = classify(client, ["word " * 2_000], "odd")  # exactly 10,000 characters
     assert response.status_code == 200
-    assert response.json()["results"][0]["truncated"] is True
+    assert response.json()["results"][0]["windows"] > 1
 
 
 # ---- bad input --------------------------------------------------------------------------------------------------

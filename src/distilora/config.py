@@ -141,6 +141,13 @@ class TfidfConfig:
 
 CLASS_WEIGHTS = ("none", "balanced")
 PRECISIONS = ("fp32", "bf16", "auto")
+WINDOWS = "windows"
+TRUNCATE = "truncate"
+LONG_TEXT_POLICIES = (WINDOWS, TRUNCATE)
+"""How a text longer than the model's maximum length is read: overlapping token windows scored by the most positive
+one (the mean of their logits for multi-class models), or its first window only (as models are trained)."""
+WINDOW_OVERLAP = 0.25
+"""The share of a window's tokens that the next window repeats (a sentence cut by one window is whole in the next)."""
 """``fp32``; ``bf16`` (autocast around the forward, fp32 weights; refused without native bf16); ``auto``: bf16 exactly
 where the CPU / GPU computes it natively (:mod:`distilora.precision`)."""
 

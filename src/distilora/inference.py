@@ -3,6 +3,11 @@
 A model directory with a ``calibration.json`` (every model a run evaluated) gives temperature-scaled scores, and
 for binary tasks the label its tuned threshold decides (``Prediction.threshold`` says which); ``calibrated=False``
 gives the raw softmax and the argmax, which is what a plain ``transformers`` pipeline returns.
+
+Texts longer than the model's maximum length are read in overlapping token windows (``long_text="windows"``, the
+default): a binary model's text scores are those of the window with the highest positive-class probability, a
+multi-class model's the mean of its windows' logits. ``long_text="truncate"`` reads the first window only, as the
+models were trained and evaluated. The page, the JSON API and ``distilora score`` all go through this one rule.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from transformers import (
 )
 
 from distilora.artifacts import verified_snapshot
-from distilora.config import MAX_TEXT_CHARS
-from distilora.data.encoding import TOKEN_FIELDS
-from distilora.evaluation.calibration import ARGMAX_DECISION, Calibration
+from distilora.config import MAX_TEXT_CHARS, WINDOWS
+from distilora.data.encoding import Encoded, check_long_text, encode_texts
+from distilora.evaluation.calibration import ARGMAX_DECISION, POSITIVE_INDEX, Calibration
 from distilora.models.text_baselines import TextBaseline, is_text_baseline
 from distilora.precision import FP32, autocast, resolve_precision
 from distilora.run_dir import CALIBRATION_FILE, ONNX_FILE, RunDirectory
@@ -40,8 +45,35 @@ class Prediction:
     label: str
     scores: dict[str, float]
     truncated: bool = False
+    """True when part of the text was not read (``long_text="truncate"`` and more tokens than the model reads)."""
     threshold: float | None = None
     """The positive class was chosen when its (calibrated) probability was at least this; None: the argmax."""
+    windows: int = 1
+    """How many token windows of the text the model read (1 unless the text is longer than its maximum length)."""
+
+
+@dataclass
+class TextScores:
+    """One row of logits per text (long texts' windows combined), and how each text was read."""
+
+    logits: np.ndarray
+    truncated: list[bool]
+    windows: list[int]
+
+
+def combine_windows(logits: np.ndarray, owner: np.ndarray, num_texts: int, positive_index: int) -> np.ndarray:
+    """One row of logits per text from its windows' rows (``owner``: each row's text, ascending): a binary model's
+    most positive window (the max of the positive-class probability, which temperature scaling does not reorder), a
+    multi-class model's mean of window logits."""
+    if len(logits) == num_texts:  # every text fits in one window
+        return logits
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    if logits.shape[1] == 2:
+        margin = logits[:, positive_index] - logits[:, 1 - positive_index]
+        most_positive = np.lexsort((-margin, owner))[starts]  # per text, the window of the largest margin
+        return logits[most_positive]
+    counts = np.diff(np.r_[starts, len(owner)])
+    return (np.add.reduceat(logits.astype(np.float64), starts, axis=0) / counts[:, None]).astype(logits.dtype)
 
 
 @dataclass
@@ -99,6 +131,8 @@ class Classifier:
     calibration: Calibration | None = None
     """Temperature and decision threshold (``calibration.json``); None: raw softmax and argmax."""
     precision: str | None = None
+    long_text: str = WINDOWS
+    """How texts longer than ``max_length`` tokens are read: ``windows`` (every token) or ``truncate``."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str = "model",
                  max_length: int | None = None, batch_size: int = 64, precision: str = FP32,
@@ -161,36 +195,31 @@ class Classifier:
     def layers(self) -> list[int] | None:
         return getattr(self.model.config, "distilora_layers", None)
 
-    def encode(self, texts: Sequence[str]) -> tuple[list[dict[str, list[int]]], list[bool]]:
-        """Token ids truncated to ``max_length``, and which texts were truncated."""
-        texts = list(texts)
-        if not texts:  # the tokenizer fails on an empty batch
-            return [], []
+    def encode(self, texts: Sequence[str], long_text: str | None = None) -> Encoded:
+        """Token windows of at most ``max_length`` tokens: every window of a long text (``windows``) or its first
+        (``truncate``)."""
         with self._tokenizer_lock:
-            encoded = self.tokenizer(texts, truncation=False, verbose=False)
-        keys = [k for k in TOKEN_FIELDS if k in encoded]
-        limit = self.max_length
-        # One tokenizer pass: cut long texts here, keeping the closing special token ([SEP]) exactly as
-        # truncation=True would for a single sequence, and remember which texts were cut.
-        tail = 1 if self.tokenizer.num_special_tokens_to_add() == 2 else 0
-        encodings, truncated = [], []
-        for i in range(len(texts)):
-            row = {k: encoded[k][i] for k in keys}
-            cut = len(row["input_ids"]) > limit
-            if cut:
-                row = {k: v[: limit - tail] + v[len(v) - tail :] for k, v in row.items()}
-            encodings.append(row)
-            truncated.append(cut)
-        return encodings, truncated
+            return encode_texts(self.tokenizer, texts, self.max_length, long_text or self.long_text)
 
-    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
-        """The logits of ``texts`` and which texts were truncated."""
-        encodings, truncated = self.encode(texts)
-        output = forward_in_batches(self.model, encodings, self.tokenizer, self.batch_size, precision=self.precision)
-        return output.logits, truncated
+    def forward(self, rows: list[dict[str, list[int]]]) -> np.ndarray:
+        """Logits of tokenized rows (length-sorted batches of ``batch_size``), in input order."""
+        return forward_in_batches(self.model, rows, self.tokenizer, self.batch_size, precision=self.precision).logits
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        return self.scores(texts)[0]
+    def scores(self, texts: Sequence[str], long_text: str | None = None) -> TextScores:
+        """One row of logits per text (long texts' windows combined), and how each text was read."""
+        encoded = self.encode(texts, long_text)
+        logits = combine_windows(self.forward(encoded.rows), encoded.owner, len(encoded.windows), self.positive_index)
+        return TextScores(logits, encoded.truncated, encoded.windows)
+
+    @property
+    def positive_index(self) -> int:
+        """The class whose probability a binary model's long texts are scored by (label id 1 unless calibrated
+        otherwise)."""
+        chosen = self.calibration.positive_index if self.calibration is not None else None
+        return POSITIVE_INDEX if chosen is None else chosen
+
+    def logits(self, texts: Sequence[str], long_text: str | None = None) -> np.ndarray:
+        return self.scores(texts, long_text).logits
 
     def probabilities(self, logits: np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Class probabilities from logits: temperature-scaled when calibrated (and calibrated=True)."""
@@ -198,24 +227,27 @@ class Classifier:
             return self.calibration.probabilities(logits)
         return softmax(np.asarray(logits, dtype=np.float64), axis=-1)
 
-    def predict_proba(self, texts: Sequence[str], calibrated: bool = True) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], calibrated: bool = True, long_text: str | None = None) -> np.ndarray:
         """Class probabilities, one row per text (columns in ``self.labels`` order); ``calibrated=False``: the raw
         softmax (a plain ``pipeline``'s)."""
-        return self.probabilities(self.logits(texts), calibrated)
+        return self.probabilities(self.logits(texts, long_text), calibrated)
 
-    def predict(self, texts: Sequence[str] | str, calibrated: bool = True) -> list[Prediction]:
+    def predict(self, texts: Sequence[str] | str, calibrated: bool = True,
+                long_text: str | None = None) -> list[Prediction]:
         """The label and class probabilities for each text: calibrated scores and the tuned threshold where the model
-        has them; ``calibrated=False``: the raw softmax and the argmax."""
+        has them; ``calibrated=False``: the raw softmax and the argmax. ``long_text``: ``windows`` or ``truncate``
+        (default: the classifier's ``long_text``)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
-        logits, truncated = self.scores(texts)
-        probs = self.probabilities(logits, calibrated)
+        scored = self.scores(texts, long_text)
+        probs = self.probabilities(scored.logits, calibrated)
         use = self.calibration if calibrated else None
         decided = use.decide(probs) if use is not None else probs.argmax(axis=1) if len(probs) else []
         threshold = use.threshold if use is not None else None
         labels = self.labels
         return [
-            Prediction(labels[int(k)], {label: float(p) for label, p in zip(labels, row, strict=True)}, cut, threshold)
-            for row, k, cut in zip(probs, decided, truncated, strict=True)
+            Prediction(labels[int(k)], {label: float(p) for label, p in zip(labels, row, strict=True)}, cut, threshold,
+                       windows)
+            for row, k, cut, windows in zip(probs, decided, scored.truncated, scored.windows, strict=True)
         ]
 
     @property
@@ -263,6 +295,8 @@ class TextBaselineClassifier(Classifier):
     def layers(self) -> list[int] | None:
         return None
 
-    def scores(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+    def scores(self, texts: Sequence[str], long_text: str | None = None) -> TextScores:
+        """Counts over the whole text: nothing is cut, so ``long_text`` changes nothing."""
         texts = list(texts)
-        return self.baseline.logits(texts), [False] * len(texts)
+        check_long_text(long_text or self.long_text)
+        return TextScores(self.baseline.logits(texts), [False] * len(texts), [1] * len(texts))

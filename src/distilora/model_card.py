@@ -259,6 +259,10 @@ def _usage(name: str, entry: Mapping) -> list[str]:
              "clf.predict([\"some text\"])  # calibrated scores, the tuned threshold (Prediction.threshold)",
              "clf.predict([\"some text\"], calibrated=False)  # raw softmax and the argmax", "```"]
     if not is_text_baseline_entry(entry):
+        lines += ["", "Long texts: `predict`, `distilora score` and the service read a text longer than the model's "
+                  "maximum length in overlapping token windows and score it by its most positive window "
+                  "(`long_text=\"windows\"`); the evaluation above, like training, read each text's first window "
+                  "only (`long_text=\"truncate\"`)."]
         lines += ["", "With `transformers` alone (raw softmax, argmax; no threshold):", "", "```python",
                   "from transformers import pipeline", "",
                   "pipeline(\"text-classification\", model=\"path/to/this/directory\", truncation=True)",

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from distilora.config import PRECISIONS, ServeConfig
+from distilora.config import LONG_TEXT_POLICIES, PRECISIONS, WINDOWS, ServeConfig
 
 HELP = "classify texts (arguments, or one per line on stdin) with a trained model"
 
@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="odd", help="teacher, odd, even, lora, …")
     parser.add_argument("--precision", choices=PRECISIONS, default=ServeConfig().precision,
                         help="fp32; bf16 (refused without native bf16); auto: bf16 where native")
+    parser.add_argument("--long-text", choices=LONG_TEXT_POLICIES, default=WINDOWS,
+                        help="texts longer than the model's maximum length: read in overlapping windows and scored by "
+                             "the most positive one (windows), or cut to their first window (truncate)")
     parser.add_argument("--argmax", action="store_true",
                         help="raw softmax scores and the argmax label (what a plain transformers pipeline gives) "
                              "instead of the calibrated scores and the threshold tuned on validation")
@@ -32,8 +35,10 @@ def main(args: argparse.Namespace) -> int:
     calibrated = not args.argmax and classifier.calibration is not None
     rule = classifier.calibration.describe() if calibrated else "argmax of the raw softmax (not calibrated)"
     print(f"{args.model}: {rule}", file=sys.stderr)
-    for text, prediction in zip(texts, classifier.predict(texts, calibrated=not args.argmax), strict=True):
+    predictions = classifier.predict(texts, calibrated=not args.argmax, long_text=args.long_text)
+    for text, prediction in zip(texts, predictions, strict=True):
         print(json.dumps({"text": text, "label": prediction.label, "scores": prediction.scores,
-                          "truncated": prediction.truncated, "threshold": prediction.threshold,
+                          "truncated": prediction.truncated, "windows": prediction.windows,
+                          "threshold": prediction.threshold,
                           "calibrated": calibrated}))
     return 0

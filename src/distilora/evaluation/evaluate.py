@@ -10,6 +10,7 @@ import numpy as np
 from safetensors import safe_open
 from scipy.special import softmax
 
+from distilora.config import TRUNCATE
 from distilora.evaluation.metrics import classification_metrics
 
 if TYPE_CHECKING:  # inference imports the calibration, part of this package
@@ -21,8 +22,9 @@ SPLITS = ("validation", "test")
 
 def split_logits(classifier: Classifier, splits: datasets.DatasetDict,
                  split_names: tuple[str, ...] = SPLITS) -> dict[str, np.ndarray]:
-    """The classifier's raw logits on each split's texts."""
-    return {split: classifier.logits(splits[split]["text"]) for split in split_names}
+    """The classifier's raw logits on each split's texts, each read up to the model's maximum length as in training
+    (``truncate``: the numbers a run reports are of the first window of a longer text)."""
+    return {split: classifier.logits(splits[split]["text"], TRUNCATE) for split in split_names}
 
 
 def evaluate_logits(logits: dict[str, np.ndarray], splits: datasets.DatasetDict,

@@ -86,17 +86,13 @@ class OnnxClassifier(Classifier):
     def layers(self) -> list[int] | None:
         return getattr(self.config, "distilora_layers", None)
 
-    def forward(self, encodings: list[dict[str, list[int]]]) -> np.ndarray:
-        """Logits of tokenized texts, run in length-sorted batches of ``batch_size``; rows in input order."""
-        logits = np.zeros((len(encodings), self.config.num_labels), dtype=np.float32)
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]["input_ids"]))
+    def forward(self, rows: list[dict[str, list[int]]]) -> np.ndarray:
+        """Logits of tokenized rows, run in length-sorted batches of ``batch_size``; in input order."""
+        logits = np.zeros((len(rows), self.config.num_labels), dtype=np.float32)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            batch = self.tokenizer.pad([encodings[i] for i in chunk], return_tensors="np")
+            batch = self.tokenizer.pad([rows[i] for i in chunk], return_tensors="np")
             feed = {name: np.asarray(batch[name], dtype=np.int64) for name in self._inputs}
             logits[chunk] = self.session.run([OUTPUT], feed)[0]
         return logits
-
-    def scores(self, texts) -> tuple[np.ndarray, list[bool]]:
-        encodings, truncated = self.encode(texts)
-        return self.forward(encodings), truncated

@@ -42,7 +42,8 @@ students distilled from it, LoRA models, LoRA + distillation hybrids and the bas
 without its teacher, TF-IDF, the majority class) — whichever routes the run trained.
 
 Limits: at most {MAX_TEXTS} texts per request, each at most {MAX_TEXT_CHARS:,} characters (more: 413);
-texts longer than a model's maximum length are truncated and the result says so (`truncated`). Concurrent
+texts longer than a model's maximum length are read in overlapping token windows and scored by their most positive
+window (the mean of the windows' logits for a multi-class model); `windows` says how many were read. Concurrent
 requests are classified together in small batches; when the queue is full the answer is 503 with Retry-After.
 Scores are calibrated (temperature scaling fitted on validation) and, for binary tasks, the positive label is chosen
 at a threshold tuned on validation: every response's `decision` names the threshold applied (or the argmax). A
@@ -167,7 +168,8 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
         name = parsed.model or registry.default_model
         job = scheduler.submit(name, registry.get(name), parsed.texts)
         result = await _answer(job, request, scheduler, settings.timeout_s)
-        results = [ClassifyResult(label=p.label, scores=p.scores, truncated=p.truncated) for p in result.predictions]
+        results = [ClassifyResult(label=p.label, scores=p.scores, truncated=p.truncated, windows=p.windows)
+                   for p in result.predictions]
         return ClassifyResponse(model=name, results=results, decision=Decision(**registry.decision(name)),
                                 elapsed_ms=round(result.model_ms, 3))
 

@@ -40,8 +40,11 @@ class ClassifyResult(BaseModel):
 
     label: str = Field(description="The predicted label.")
     scores: dict[str, float] = Field(description="Every label's probability; they sum to 1.")
-    truncated: bool = Field(description="True when the text was longer than the model's maximum length "
-                                        "and only its beginning was classified.")
+    truncated: bool = Field(description="True when part of the text was not read (only under the truncate policy; "
+                                        "the service reads long texts in overlapping windows).")
+    windows: int = Field(default=1, ge=1, description="How many overlapping token windows of the text the model "
+                                                      "read: more than 1 for a text longer than its maximum length, "
+                                                      "scored by its most positive window.")
 
 
 class Decision(BaseModel):

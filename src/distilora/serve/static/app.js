@@ -214,6 +214,8 @@ function resultCard(name, result, elapsedMs, badge, decision) {
   card.append(bars);
   if (result.truncated) {
     card.append(el("p", { class: "note", text: `Only the first ${info.max_length || "?"} tokens were read (text truncated).` }));
+  } else if (result.windows > 1) {
+    card.append(el("p", { class: "note", text: `A long text: read in ${result.windows} overlapping windows of ${info.max_length || "?"} tokens, scored by the most positive one.` }));
   }
   return card;
 }
