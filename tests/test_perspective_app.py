@@ -4,6 +4,7 @@ errors in Google's format. The real server with Google's own client is tests/tes
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from distilora.config import AttributeSpec, PerspectiveConfig, ServeConfig
 from distilora.inference import Classifier
 from distilora.serve import create_app
 from distilora.serve.registry import ModelRegistry
+from tests.keyword_model import KEYWORD, sentence
 
 ANALYZE = "/v1alpha1/comments:analyze"
 # Three sentences: an emoji outside the BMP (2 UTF-16 code units), a combining acute accent (1), a flag (2 + 2).
@@ -29,12 +31,19 @@ def second_run(tiny_run, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(tiny_run, second_run):
+def keyword(keyword_model) -> Classifier:
+    """A model that calls a text toxic exactly when it holds the keyword (tests/keyword_model.py)."""
+    return Classifier.load(keyword_model)
+
+
+@pytest.fixture(scope="module")
+def app(tiny_run, second_run, keyword):
     registry = ModelRegistry(tiny_run, {"odd": Classifier.load(tiny_run, "odd"),
-                                        "second-run/even": Classifier.load(second_run, "even")},
+                                        "second-run/even": Classifier.load(second_run, "even"), "keyword": keyword},
                              json.loads((tiny_run / "results.json").read_text()))
     config = PerspectiveConfig(attributes=(AttributeSpec("TOXICITY", None, "odd"),
-                                           AttributeSpec("IDENTITY_ATTACK", second_run, "even", "neutral")))
+                                           AttributeSpec("IDENTITY_ATTACK", second_run, "even", "neutral"),
+                                           AttributeSpec("INSULT", None, "keyword")))
     return create_app(registry=registry, settings=ServeConfig(max_body_bytes=512 * 1024), perspective_config=config)
 
 
@@ -95,6 +104,28 @@ def test_a_20480_character_comment_is_scored_and_20481_is_invalid_argument(clien
     assert analyze(client, longest).status_code == 200
     message = google_error(analyze(client, longest + "x"), 400, "INVALID_ARGUMENT")
     assert "20,481" in message and "20,480" in message
+
+
+def test_a_20480_character_comment_whose_hateful_sentence_is_at_the_end_scores_above_the_threshold(client, keyword):
+    rng = random.Random(3)
+    harmless = []
+    while sum(len(s) + 1 for s in harmless) < 20_000:
+        harmless.append(sentence(rng, with_keyword=False) + ".")
+    body, ending = " ".join(harmless), f"You are {KEYWORD}."
+    comment = body + " " * (20_480 - len(body) - len(ending)) + ending
+    assert len(comment) == 20_480 and comment.count(KEYWORD) == 1
+    response = analyze(client, comment, ("INSULT",), spanAnnotations=True)
+    assert response.status_code == 200, response.text
+    scores = response.json()["attributeScores"]["INSULT"]
+    expected, = keyword.predict([comment])  # the summary is predict's, long-text rule and all
+    assert expected.windows > 1 and expected.label == "toxic"
+    assert scores["summaryScore"]["value"] == pytest.approx(expected.scores["toxic"], abs=1e-6)
+    assert scores["summaryScore"]["value"] > 0.5  # the model's decision: the argmax
+    last = scores["spanScores"][-1]
+    assert comment.encode("utf-16-le")[2 * last["begin"] : 2 * last["end"]].decode("utf-16-le").endswith(KEYWORD + ".")
+    assert last["score"]["value"] > 0.5 > max(s["score"]["value"] for s in scores["spanScores"][:-1])
+    without = analyze(client, body, ("INSULT",)).json()["attributeScores"]["INSULT"]
+    assert without["summaryScore"]["value"] < 0.5
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -184,7 +215,8 @@ def test_the_openapi_document_holds_the_operations_with_the_served_attribute_nam
     assert {"/v1alpha1/comments:analyze", "/v1alpha1/comments:suggestscore", "/v1alpha1/attributes",
             "/$discovery/rest"} <= set(schema["paths"])
     request = schema["components"]["schemas"]["AnalyzeCommentRequest"]
-    assert request["properties"]["requestedAttributes"]["propertyNames"] == {"enum": ["TOXICITY", "IDENTITY_ATTACK"]}
+    names = request["properties"]["requestedAttributes"]["propertyNames"]
+    assert names == {"enum": ["TOXICITY", "IDENTITY_ATTACK", "INSULT"]}
 
 
 # ---- the pieces, without a server -------------------------------------------------------------------------------
