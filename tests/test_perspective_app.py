@@ -309,3 +309,49 @@ def test_a_bad_attribute_stops_serve_before_any_model_is_loaded(tiny_run, capsys
 
     assert main(["serve", "--run", str(tiny_run), "--attribute", "TOXICITY=odd"]) == 2
     assert "expected NAME=RUN:MODEL[:LABEL]" in capsys.readouterr().err
+
+
+class _HeldClassifier:
+    """A model that holds its batch until released, so a test knows the queue is full."""
+
+    labels = ["neutral", "toxic"]
+    layers = None
+    max_length = 32
+
+    def __init__(self):
+        import threading
+
+        self.running, self.release = threading.Event(), threading.Event()
+
+    def predict(self, texts):
+        from distilora.inference import Prediction
+
+        self.running.set()
+        self.release.wait(30)
+        return [Prediction("neutral", {"neutral": 0.9, "toxic": 0.1}) for _ in texts]
+
+
+def test_a_full_queue_answers_unavailable_with_retry_after_in_googles_shape(tiny_run):
+    import asyncio
+
+    import httpx
+
+    model = _HeldClassifier()
+    registry = ModelRegistry(tiny_run, {"held": model}, {"labels": ["neutral", "toxic"], "models": {}})
+    app = create_app(registry=registry, settings=ServeConfig(max_queued_texts=1))
+    body = {"comment": {"text": "hello there"}, "requestedAttributes": {"TOXICITY": {}}, "languages": ["en"]}
+
+    async def second_while_the_first_runs() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            first = asyncio.ensure_future(http.post(ANALYZE, json=body))
+            while not model.running.is_set():
+                await asyncio.sleep(0.01)
+            busy = await http.post(ANALYZE, json=body)
+            model.release.set()
+            return [busy, await first]
+
+    busy, served = asyncio.run(second_while_the_first_runs())
+    google_error(busy, 503, "UNAVAILABLE")
+    assert int(busy.headers["retry-after"]) >= 1
+    assert served.status_code == 200 and served.json()["attributeScores"]["TOXICITY"]["summaryScore"]["value"] == 0.1
