@@ -188,6 +188,17 @@ def test_schemathesis_finds_no_server_error_in_the_perspective_operations(server
     assert "Traceback" not in server.log_tail(1_000_000)
 
 
+def test_the_load_script_drives_analyze_with_a_key(server):
+    """A few requests only: the script works for --endpoint analyze (the measurement itself is not a test)."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "load_test.py"), "--port", str(server.port), "--endpoint", "analyze",
+         "--key", KEYS[3], "--payload", "single", "--clients", "2", "--max-requests", "12", "--json"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["url"].endswith("/v1alpha1/comments:analyze") and report["statuses"] == {"200": 12}
+
+
 def test_no_log_line_holds_a_comment_or_an_api_key(server):
     """Run last: every request above (and these, failing on purpose) sent the marker inside comments only."""
     client = google_client(server.url, KEYS[0])
