@@ -355,3 +355,10 @@ def test_a_full_queue_answers_unavailable_with_retry_after_in_googles_shape(tiny
     google_error(busy, 503, "UNAVAILABLE")
     assert int(busy.headers["retry-after"]) >= 1
     assert served.status_code == 200 and served.json()["attributeScores"]["TOXICITY"]["summaryScore"]["value"] == 0.1
+
+
+def test_the_page_shows_the_perspective_endpoint_and_an_example_request(client):
+    page = client.get("/").text
+    assert "POST /v1alpha1/comments:analyze" in page and 'href="/v1alpha1/attributes"' in page
+    example = page[page.index("<pre><code>curl") : page.index("</code></pre>")]
+    assert "/v1alpha1/comments:analyze?key=" in example and '"requestedAttributes": {"TOXICITY": {}}' in example

@@ -71,12 +71,14 @@ def perspective_config(attributes: list[str] | None, attribute_file: str | None,
     return PerspectiveConfig(attributes=tuple(specs), **{k: v for k, v in settings.items() if v is not None})
 
 
-def model_directory(run: RunDirectory, name: str) -> Path | None:
-    """Where model ``name`` of ``run`` lives: its stage directory, or its ONNX export; None when neither exists."""
+def model_directory(run: RunDirectory, name: str, export_first: bool = False) -> Path | None:
+    """Where model ``name`` of ``run`` lives: its stage directory or its ONNX export (the export first when the
+    server runs exports, ``--backend onnx``); None when neither exists."""
     stage = run.root / name
-    if (stage / "config.json").is_file():
-        return stage
-    return run.exports().get(name)
+    export = run.exports().get(name)
+    if export_first and export is not None:
+        return export
+    return stage if (stage / "config.json").is_file() else export
 
 
 @dataclass
@@ -225,7 +227,8 @@ class AttributeTable:
             classifier = registry.get(name)
             label = scored_label(spec, name, list(classifier.labels), getattr(classifier, "decision", None))
             extra = plan.extra_models.get(name)
-            model_dir = extra if extra is not None else model_directory(served, spec.model)
+            onnx = getattr(classifier, "backend", None) == "onnxruntime"
+            model_dir = extra if extra is not None else model_directory(served, spec.model, export_first=onnx)
             version, manifest_hash = manifest_identity(model_dir)
             table.attributes[spec.name] = ServedAttribute(
                 spec.name, name, label, Path(spec.run) if extra is not None and spec.run else plan.served_run,
