@@ -193,3 +193,50 @@ def test_wilson_interval_of_a_share():
     assert interval["estimate"] == pytest.approx(1501 / 1718)
     assert interval["low"] < 1501 / 1718 < interval["high"] and interval["high"] - interval["low"] < 0.04
     assert proportion_interval(0, 0) is None
+
+
+# ---- edge cases ----------------------------------------------------------------------------------------------------
+def adjacent_pairs(count: int = 200) -> list[float]:
+    """Scores in (0, 1) whose lower neighbour is the next float down: the half-way point rounds onto one of them."""
+    return list(np.random.default_rng(0).uniform(0.05, 0.95, count))
+
+
+def test_thresholds_between_adjacent_scores_call_exactly_the_counted_items_positive():
+    """Before: with adjacent float scores the half-way threshold rounded onto the lower score, so applying it called
+    one more item positive than the operating point counted (precision 1.0 stored, 0.5 served)."""
+    for high in adjacent_pairs():
+        scores = np.array([high, np.nextafter(high, 0.0), 0.01])
+        y = [1, 0, 0]
+        probs = np.stack([1 - scores, scores], axis=1)
+        for point in operating_points(y, scores):
+            calibration = Calibration(LABELS, threshold=point.threshold, positive_index=1)
+            assert int(calibration.decide(probs).sum()) == point.predicted_positive, (high, point)
+        chosen = choose_threshold(y, scores, ThresholdPolicy("target-precision", 1.0))
+        decided = Calibration(LABELS, threshold=chosen.threshold, positive_index=1).decide(probs)
+        assert decided.tolist() == [1, 0, 0] and chosen.precision == 1.0
+
+
+def test_a_fitted_threshold_reproduces_its_validation_operating_point_exactly():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(-3, 3, 400)
+    logits = np.stack([np.zeros(800), np.r_[base, np.nextafter(base, -np.inf)]], axis=1)
+    y = (logits[:, 1] + rng.normal(0, 1.5, 800) > 0).astype(int)
+    policies = (CalibrationConfig(), CalibrationConfig(target_precision=0.9), CalibrationConfig(target_recall=0.9))
+    for settings in policies:
+        calibration = fit_calibration(logits, y, LABELS, settings)
+        decided = calibration.decide(calibration.probabilities(logits))
+        tp, called = int(((decided == 1) & (y == 1)).sum()), int(decided.sum())
+        assert (tp / called, tp / int(y.sum())) == (calibration.validation["precision"],
+                                                    calibration.validation["recall"]), settings
+
+
+@pytest.mark.parametrize("only", [0, 1])
+def test_a_validation_split_with_one_class_keeps_the_argmax_and_says_why(only):
+    """Before: an all-positive split got a threshold under every score (everything positive), an all-negative one a
+    threshold calling ~2 % positive, and a precision target was "met" by calling everything positive."""
+    logits = binary_logits(P)
+    for settings in (CalibrationConfig(), CalibrationConfig(target_precision=0.9)):
+        calibration = fit_calibration(logits, [only] * len(P), LABELS, settings)
+        assert calibration.threshold is None and calibration.policy == "argmax" and calibration.temperature == 1.0
+        assert f"holds only '{LABELS[only]}' (6 items)" in calibration.note
+        assert calibration.decide(calibration.probabilities(logits)).tolist() == logits.argmax(1).tolist()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import FOUR_ROUTES, tiny_experiment_config
+from conftest import FOUR_ROUTES, make_dataset, synthetic_rows, tiny_experiment_config, write_csv
 from scipy.special import softmax
 
 from distilora import Classifier
@@ -307,3 +307,23 @@ def test_report_without_a_shift_or_a_calibration_says_so(tmp_path):
     rebuild_report(RunDirectory(old), n_resamples=200)
     assert "results hold no calibration" in calibration_section(old)
     assert not (old / "plots" / "reliability.png").exists()
+
+
+def test_a_run_whose_validation_has_one_class_says_so_in_results_report_and_card(tiny_teacher, tmp_path):
+    """Before: an all-toxic validation split gave every model a threshold under its lowest score (every text called
+    toxic) and the precision target counted as met, without a word."""
+    from distilora.experiment import Experiment
+
+    dataset = make_dataset(tmp_path / "data")
+    write_csv(dataset / "validation.csv", [row for row in synthetic_rows(64) if row[1] == 1])
+    run = tmp_path / "run"
+    results = Experiment(tiny_experiment_config(dataset, tiny_teacher, run, routes=(),
+                                                calibration=CalibrationConfig(target_precision=0.9))).run()
+    entry = results["models"]["teacher"]
+    note = "the validation split holds only 'toxic' (32 items)"
+    assert entry["calibration"]["threshold"] is None and note in entry["calibration"]["note"]
+    assert entry["metrics_at_threshold"] is None and entry["calibration"]["temperature"] == 1.0
+    assert note in calibration_section(run)
+    assert "the target holds" not in calibration_section(run)
+    assert note in (run / "teacher" / MODEL_CARD).read_text()
+    assert Classifier.load(run, "teacher").calibration.threshold is None

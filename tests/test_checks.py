@@ -128,6 +128,18 @@ def test_summarise_reports_overall_groups_examples_and_argmax(tmp_path):
     assert any("1 case(s) dropped" in note for note in check["notes"])
 
 
+def test_overall_macro_f1_is_over_every_run_label_even_on_a_one_class_suite(tmp_path):
+    """Before: macro-F1 averaged over the classes each model happened to predict: on an all-hateful suite the teacher
+    scored 1.0 and a model with one mistake in ten 0.474."""
+    write_csv(tmp_path / "s.csv", [(f"hate case {i}", "toxic") for i in range(10)])
+    suite = load_suite(tmp_path / "s.csv", LABELS)
+    one_mistake = [0] + [1] * 9
+    check = summarise(suite, {"teacher": [1] * 10, "odd": one_mistake}, LABELS, "teacher")
+    assert check["overall"]["teacher"]["macro_f1"] == pytest.approx(0.5)  # toxic 1.0, neutral (no cases) 0
+    assert check["overall"]["odd"]["macro_f1"] == pytest.approx((0 + 2 * 9 / (2 * 9 + 1)) / 2)
+    assert any("no case of 'neutral' in the suite" in note and "at most 0.50" in note for note in check["notes"])
+
+
 def test_a_group_whose_every_case_was_dropped_keeps_an_empty_row(tmp_path):
     write_csv(tmp_path / "s.csv", [("love sunny", "neutral", "a"), ("hate trash", "toxic", "a"), (" ", "toxic", "z")],
               header=("text", "label", "kind"))

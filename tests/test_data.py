@@ -232,6 +232,41 @@ def test_jsonl_and_parquet_load_the_same_as_csv(tmp_path):
         assert data.fingerprint == reference.fingerprint, fmt
 
 
+MISSING_SPELLINGS = ["NA", "NaN", "null", "None", "nan", ""]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_missing_value_spellings_in_the_label_column_are_counted_drops_in_every_format(tmp_path, fmt):
+    """Before: a CSV label written ``NA`` (R's missing value) became a third class, and a 2-class dataset trained a
+    3-class model without a word."""
+    splits = {"train": good_rows(20) + [(f"unlabelled {i}", value) for i, value in enumerate(MISSING_SPELLINGS)],
+              "validation": good_rows(6, 1) + [("NA", 1)], "test": good_rows(6, 2) + [("no label", "NA")]}
+    root = tmp_path / fmt
+    for split, rows in splits.items():
+        if fmt == "csv":
+            write_csv(root / f"{split}.csv", rows)
+        else:
+            table = datasets.Dataset.from_dict({"text": [t for t, _ in rows], "label": [str(y) for _, y in rows]})
+            if fmt == "jsonl":
+                table.to_json(str(root / f"{split}.jsonl"))
+            else:
+                table.to_parquet(str(root / f"{split}.parquet"))
+    data = load(root)
+    assert data.labels == ["0", "1"]
+    assert data.report["train"]["reasons"] == {"missing_label": len(MISSING_SPELLINGS)}
+    assert data.report["test"]["reasons"] == {"missing_label": 1}
+    assert ("NA", 1) in rows_of(data, "validation"), "the text column keeps NA as text"
+
+
+def test_a_declared_class_spelled_like_a_missing_value_stays_a_class(tmp_path):
+    rows = [(text, ["None", "hate"][label]) for text, label in good_rows(12)]
+    for split in ("train", "validation", "test"):
+        write_csv(tmp_path / f"{split}.csv", rows)
+    (tmp_path / "labels.txt").write_text("None\nhate\n")
+    data = load(tmp_path)
+    assert data.labels == ["None", "hate"] and data.report["train"]["dropped"] == 0
+
+
 def test_custom_text_and_label_columns(tmp_path):
     for split, seed in (("train", 0), ("validation", 1), ("test", 2)):
         write_csv(tmp_path / f"{split}.csv", [(i, text, label) for i, (text, label) in enumerate(good_rows(10, seed))],

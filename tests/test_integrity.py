@@ -145,3 +145,77 @@ def test_an_old_stage_left_alone_by_a_crash_is_restored(tiny_run, tiny_dataset, 
     assert results["reused_stages"] == ["teacher"]
     assert not (run / "teacher.old").exists()
     verify_manifest(run / "teacher")
+
+
+# ---- loading while the evaluation swaps a directory ----------------------------------------------------------------
+def test_loading_a_model_while_its_directory_is_swapped_reads_the_new_one(odd_dir, monkeypatch):
+    """Before: a load that began before the evaluation swapped in a refitted calibration read the old manifest and
+    the new calibration.json, and blamed the good directory ("checksum mismatch … delete the directory")."""
+    from distilora import artifacts
+    from distilora.run_dir import CALIBRATION_FILE, RunDirectory
+
+    refitted = json.loads((odd_dir / CALIBRATION_FILE).read_text())
+    refitted["temperature"] = 1.2345
+    real_hash, swaps = artifacts.sha256_bytes, []
+
+    def hash_then_swap(data: bytes) -> str:  # the swap lands after the loader read its first file
+        if not swaps:
+            swaps.append(RunDirectory(odd_dir.parent).add_to_stage(odd_dir, {CALIBRATION_FILE: json.dumps(refitted)}))
+        return real_hash(data)
+
+    monkeypatch.setattr(artifacts, "sha256_bytes", hash_then_swap)
+    classifier = Classifier.load(odd_dir)
+    assert swaps == [True]
+    assert classifier.calibration.temperature == 1.2345
+
+
+def test_loading_a_model_between_the_two_renames_of_a_swap_waits_for_it(odd_dir, monkeypatch):
+    """Before: a load in the moment between the two renames said "no saved model here"."""
+    import time
+
+    partial = Path(shutil.copytree(odd_dir, odd_dir.with_name("odd.partial")))
+    odd_dir.rename(odd_dir.with_name("odd.old"))
+    waits = []
+
+    def finish_the_swap(seconds: float) -> None:  # what the evaluation does while the loader waits
+        waits.append(seconds)
+        if not odd_dir.exists():
+            partial.rename(odd_dir)
+
+    monkeypatch.setattr(time, "sleep", finish_the_swap)
+    assert Classifier.load(odd_dir).calibration is not None
+    assert waits
+
+
+def test_a_changed_file_in_a_directory_left_in_place_is_still_blamed_at_once(odd_dir, monkeypatch):
+    import time
+
+    monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("waited for a directory nobody swaps"))
+    (odd_dir / "config.json").write_text('{"changed": true}')
+    with pytest.raises(ArtifactError, match="checksum mismatch for config.json"):
+        Classifier.load(odd_dir)
+
+
+# ---- file modes ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_atomic_writes_get_the_mode_the_umask_gives_a_new_file(tmp_path, umask, mode):
+    """Before: every atomically written file (results.json, manifests, calibration.json, model cards, report.html,
+    checks) was 0600, mkstemp's mode: unreadable to the group that serves the run."""
+    previous = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "results.json", "{}")
+        write_atomic(tmp_path / "results.json", "{}")  # replacing a file gives the same
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_every_file_of_a_finished_run_has_the_mode_of_a_plain_open(tiny_run):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    written = [tiny_run / "results.json", tiny_run / "results.md", tiny_run / "report.html", tiny_run / "report.md"]
+    for name in ("teacher", "odd", "lora"):
+        written += [tiny_run / name / file for file in (MANIFEST, "calibration.json", "README.md")]
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path

@@ -154,3 +154,19 @@ def test_cli_refuses_impossible_arguments_before_any_work(args, message, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1]
     assert not (tmp_path / "out" / "teacher").exists()
+
+
+@pytest.mark.parametrize("flag", ["--target-precision", "--target-recall"])
+def test_a_threshold_target_on_a_multi_class_run_is_refused_before_any_training(flag, tiny_teacher, tmp_path,
+                                                                                capsys):
+    """Before: a 3-class run took --target-precision, trained every model and ignored it with an INFO line."""
+    dataset = make_dataset(tmp_path / "data", num_classes=3)
+    output = tmp_path / "out"
+    code = cli_main(["run", "--dataset", str(dataset), "--teacher", str(tiny_teacher), "--output-dir", str(output),
+                     "--routes", "", "--epochs", "1", "--max-length", "32", "--no-report", "--no-speed",
+                     flag, "0.9"])
+    assert code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"distilora run: error: {flag} sets a threshold for the positive class of a binary task")
+    assert "3 classes (neutral, toxic, mixed)" in line and line.endswith(f"drop {flag}")
+    assert not [path.name for path in output.iterdir() if not path.name.startswith(".")]

@@ -5,10 +5,12 @@ from distilora.config import (
     DistillationConfig,
     ExperimentConfig,
     LoraConfig,
+    ScoreConfig,
     ServeConfig,
     TrainConfig,
 )
 from distilora.inference import Classifier, Prediction
+from distilora.scoring import Scorer, score_file
 from distilora.versions import __version__
 
 
@@ -26,8 +28,11 @@ __all__ = [
     "ExperimentConfig",
     "LoraConfig",
     "Prediction",
+    "ScoreConfig",
+    "Scorer",
     "ServeConfig",
     "TrainConfig",
     "__version__",
     "run_experiment",
+    "score_file",
 ]

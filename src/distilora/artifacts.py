@@ -1,9 +1,11 @@
 """Checksummed model directories: ``manifest.json`` lists the sha256 of every file, written last.
 
 A directory is a finished artifact only when its manifest lists its config, weights and tokenizer, every listed
-file is a regular file whose checksum matches, and nothing unlisted lies beside them (an extra ``adapter_config.json``
-or weight shard would change what ``from_pretrained`` loads). Loading (CLI, Python API, web service) refuses
-anything else, and loads from a private copy of exactly the bytes it hashed.
+file is a regular file whose checksum matches, and no unlisted file a loader could read lies beside them (an extra
+``adapter_config.json`` or weight shard would change what ``from_pretrained`` loads). Other unlisted files (a user's
+``NOTES.md``, ``.gitattributes``, a ``.git/`` folder) are left alone. Loading (CLI, Python API, web service) refuses
+anything else, and loads from a private copy of exactly the bytes it hashed; a directory swapped into place while it
+is read (the evaluation adding its calibration) is read again, not blamed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,6 +31,16 @@ REQUIRED = {
     "tokenizer": ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "vocab.json"),
 }
 """What a manifest must list: a name ending in one of these, per kind."""
+LOADABLE = (".json", ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".onnx_data",
+            ".data", ".gguf", ".model", ".txt", ".py", ".pkl", ".pickle", ".joblib", ".npy", ".npz", ".jinja",
+            ".tiktoken")
+"""Endings of files that transformers, PEFT, tokenizers or onnxruntime could read from a model directory: such a
+file may not lie there unlisted. Any other unlisted file, and anything hidden (``.git/``), is the user's."""
+SWAPPED_SUFFIX = ".old"
+"""Where a finished directory sits for a moment while its successor is renamed into place."""
+SWAP_WAIT_SECONDS = 5.0
+"""How long loading waits for a directory that is being swapped, and reads it again after a swap."""
+SWAP_POLL_SECONDS = 0.02
 
 
 class ArtifactError(ValueError):
@@ -49,6 +64,35 @@ def _files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if (p.is_symlink() or p.is_file()) and p.name != MANIFEST)
 
 
+def could_be_loaded(name: str) -> bool:
+    """Whether an unlisted file ``name`` (relative, POSIX) could change what a loader reads (:data:`LOADABLE`)."""
+    path = PurePosixPath(name)
+    return not any(part.startswith(".") for part in path.parts) and path.name.lower().endswith(LOADABLE)
+
+
+def unlisted_files(directory: Path, listed: dict[str, str]) -> list[str]:
+    """The relative names of the files (and symbolic links) below ``directory`` that ``listed`` does not name."""
+    names = (path.relative_to(directory).as_posix() for path in _files(directory))
+    return [name for name in names if name not in listed]
+
+
+def changed_files(directory: Path, listed: dict[str, str]) -> list[str]:
+    """The names in ``listed`` whose file is missing, not a regular file, or has another checksum."""
+    changed = []
+    for name, expected in listed.items():
+        try:
+            if sha256_file(_listed_file(directory, name)) != expected:
+                changed.append(name)
+        except (ArtifactError, OSError):
+            changed.append(name)
+    return changed
+
+
+def fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
 def fsync_directory(directory: Path) -> None:
     """Make renames and new entries in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
@@ -67,8 +111,7 @@ def fsync_tree(directory: Path) -> None:
         if path.is_dir():
             folders.append(path)
         else:
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
+            fsync_file(path)
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         fsync_directory(folder)
 
@@ -124,12 +167,12 @@ def _check_listing(directory: Path, listed: dict[str, str]) -> None:
             raise ArtifactError(f"{directory}: the manifest names {name!r}, which is outside the model directory")
 
 
-def verify_manifest(directory: Path) -> dict[str, Any]:
-    """Return the manifest if every listed file is present, regular and unchanged, and nothing unlisted is there;
-    raise :class:`ArtifactError` otherwise."""
+def verify_manifest(directory: Path, unchecked: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Return the manifest if every listed file (but those named in ``unchecked``) is present, regular and unchanged,
+    and no unlisted file a loader could read is there; raise :class:`ArtifactError` otherwise."""
     manifest = read_manifest(directory)
     for name, expected in manifest["files"].items():
-        if sha256_file(_listed_file(directory, name)) != expected:
+        if name not in unchecked and sha256_file(_listed_file(directory, name)) != expected:
             raise _mismatch(directory, name)
     _refuse_unlisted(directory, manifest["files"])
     return manifest
@@ -150,34 +193,83 @@ def _mismatch(directory: Path, name: str) -> ArtifactError:
 
 
 def _refuse_unlisted(directory: Path, listed: dict[str, str]) -> None:
-    for path in _files(directory):
-        name = path.relative_to(directory).as_posix()
-        if name not in listed:
+    for name in unlisted_files(directory, listed):
+        if could_be_loaded(name):
             raise ArtifactError(f"{directory}: {name} is not in the manifest; remove it (an unlisted file could "
                                 "change what is loaded)")
 
 
 @contextlib.contextmanager
-def verified_snapshot(directory: Path) -> Iterator[Path]:
+def verified_snapshot(directory: Path, wait: float = SWAP_WAIT_SECONDS) -> Iterator[Path]:
     """A private temporary copy of ``directory``'s listed files, made from the very bytes that were checksummed:
-    what is loaded from it is what was verified, even if the directory changes meanwhile."""
+    what is loaded from it is what was verified, even if the directory changes meanwhile.
+
+    A directory swapped into place while it was read (its inode or manifest changed, or it was moved aside for a
+    moment) is read again, for up to ``wait`` seconds; only a directory that stayed put is blamed.
+    """
+    deadline = time.monotonic() + wait
+    with tempfile.TemporaryDirectory(prefix="distilora-verified-") as temp:
+        while True:
+            wait_for_swap(directory, max(0.0, deadline - time.monotonic()))
+            before = _identity(directory)
+            try:
+                _copy_verified(directory, Path(temp))
+                break
+            except (ArtifactError, OSError):
+                if time.monotonic() >= deadline or not _swapped_since(directory, before):
+                    raise
+            shutil.rmtree(temp)
+            Path(temp).mkdir()
+            time.sleep(SWAP_POLL_SECONDS)
+        yield Path(temp)
+
+
+def _copy_verified(directory: Path, target: Path) -> None:
     manifest = read_manifest(directory)
     _refuse_unlisted(directory, manifest["files"])
-    with tempfile.TemporaryDirectory(prefix="distilora-verified-") as temp:
-        for name, expected in manifest["files"].items():
-            data = _listed_file(directory, name).read_bytes()
-            if sha256_bytes(data) != expected:
-                raise _mismatch(directory, name)
-            target = Path(temp) / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        yield Path(temp)
+    for name, expected in manifest["files"].items():
+        data = _listed_file(directory, name).read_bytes()
+        if sha256_bytes(data) != expected:
+            raise _mismatch(directory, name)
+        copy = target / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(data)
+
+
+def _identity(directory: Path) -> tuple[int, ...] | None:
+    """What changes when a directory is swapped: its inode, and its manifest's inode and mtime (None: not there)."""
+    try:
+        folder, manifest = os.stat(directory), os.stat(directory / MANIFEST)
+    except OSError:
+        return None
+    return folder.st_dev, folder.st_ino, manifest.st_ino, manifest.st_mtime_ns
+
+
+def _swapped_since(directory: Path, before: tuple[int, ...] | None) -> bool:
+    """Whether ``directory`` changed identity since ``before`` (or, absent then, a swap has it moved aside)."""
+    if before is None:
+        return _swapped_sibling(directory).exists()
+    return _identity(directory) != before
+
+
+def _swapped_sibling(directory: Path) -> Path:
+    return directory.with_name(directory.name + SWAPPED_SUFFIX)
+
+
+def wait_for_swap(directory: Path, wait: float = SWAP_WAIT_SECONDS) -> None:
+    """Return once ``directory`` is in place, waiting up to ``wait`` seconds while a swap has it moved aside (its
+    ``.old`` sibling is there and it is not); at once otherwise."""
+    deadline = time.monotonic() + wait
+    swapped = _swapped_sibling(directory)
+    while not directory.exists() and swapped.exists() and time.monotonic() < deadline:
+        time.sleep(SWAP_POLL_SECONDS)
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Write to a temporary file beside ``path``, fsync it, rename it over ``path`` and fsync the folder: readers
-    never see half a file, and a power cut leaves the old or the new one."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    never see half a file, and a power cut leaves the old or the new one. The file gets the mode a plain ``open()``
+    gives a new file (0666 less the umask), not a temporary file's 0600."""
+    handle, temp = _create_beside(path)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
@@ -189,3 +281,11 @@ def write_atomic(path: Path, text: str) -> None:
         Path(temp).unlink(missing_ok=True)
         raise
 
+
+def _create_beside(path: Path) -> tuple[int, str]:
+    """A new, empty, uniquely named hidden file beside ``path``, opened for writing; created with mode 0666 so that
+    the umask decides its permissions, as for any file a program creates."""
+    while True:
+        temp = str(path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp"))
+        with contextlib.suppress(FileExistsError):
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), temp

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 DEFAULT_DATASET = "../shared/datasets/tweet_eval_hate"
 DEFAULT_TEACHER = "packaged:all-MiniLM-L6-v2"
@@ -189,6 +190,14 @@ class CalibrationConfig:
         low, high = self.temperature_bounds
         if not 0 < low < 1 < high:
             raise ValueError(f"temperature_bounds must satisfy 0 < low < 1 < high, got {self.temperature_bounds}")
+
+    def check_labels(self, labels: list[str]) -> None:
+        """A threshold target is for the positive class of a binary task: a ValueError naming the flag otherwise."""
+        flag = ("--target-precision" if self.target_precision is not None
+                else "--target-recall" if self.target_recall is not None else None)
+        if flag and len(labels) != 2:
+            raise ValueError(f"{flag} sets a threshold for the positive class of a binary task, but the data has "
+                             f"{len(labels)} classes ({', '.join(labels)}), decided at the argmax: drop {flag}")
 
 
 PRESETS: dict[str, dict[str, dict[str, float]]] = {
@@ -454,3 +463,56 @@ class ExportConfig:
         if self.opset < 18 or self.batch_size <= 0 or self.bootstrap_resamples <= 0:
             raise ValueError("opset must be >= 18 (the dynamo exporter's minimum), batch_size and "
                              "bootstrap_resamples > 0")
+
+
+SCORE_BACKENDS = ("auto", "pytorch", "onnx")
+SCORE_ENGINES = ("local", "ray")
+
+
+@dataclass
+class ScoreConfig:
+    """How ``distilora score`` reads, scores and writes a file."""
+
+    text_column: str = "text"
+    """The column holding the texts."""
+    id_column: str | None = None
+    """A column copied to the output to identify rows (the output always has ``row``, the input row number)."""
+    keep_columns: tuple[str, ...] = ()
+    """Further input columns copied to the output."""
+    long_text: str = WINDOWS
+    """Texts longer than the model's maximum length: ``windows`` (max over overlapping windows) or ``truncate``."""
+    backend: str = "auto"
+    """``auto``: the fastest of PyTorch fp32 / bf16 and the run's ONNX exports whose labels agree with PyTorch fp32 at
+    the export gate on the input's first texts; ``pytorch`` (at ``precision``); ``onnx`` (the model's export)."""
+    precision: str = "auto"
+    """With ``--backend pytorch``: fp32, bf16, or auto (bf16 where native)."""
+    chunk_rows: int = 10_000
+    """Rows per part: the unit of progress that a rerun after an interruption does not redo."""
+    batch_size: int = 64
+    """Texts per forward pass (length-sorted within each chunk)."""
+    engine: str = "local"
+    """``local`` (this process) or ``ray`` (Ray Data actors; see distilora.integrations.ray)."""
+    workers: int = 1
+    """With ``--engine ray``: actors, each loading the model once."""
+    address: str | None = None
+    """With ``--engine ray``: the cluster (``auto``, ``ray://host:10001``); none: a local one."""
+    progress: bool = True
+
+    IDENTITY: ClassVar[tuple[str, ...]] = ("text_column", "id_column", "keep_columns", "long_text", "backend",
+                                          "precision", "chunk_rows")
+    """The options an interrupted job must be rerun with to be resumed."""
+
+    def __post_init__(self) -> None:
+        self.keep_columns = tuple(self.keep_columns)
+        if self.long_text not in LONG_TEXT_POLICIES:
+            raise ValueError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}, got {self.long_text!r}")
+        if self.backend not in SCORE_BACKENDS:
+            raise ValueError(f"--backend must be one of {', '.join(SCORE_BACKENDS)}, got {self.backend!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.engine not in SCORE_ENGINES:
+            raise ValueError(f"--engine must be one of {', '.join(SCORE_ENGINES)}, got {self.engine!r}")
+        for flag, value in (("--chunk-rows", self.chunk_rows), ("--batch-size", self.batch_size),
+                            ("--workers", self.workers)):
+            if value <= 0:
+                raise ValueError(f"{flag} must be > 0, got {value}")

@@ -68,6 +68,7 @@ class Experiment:
         with distributed.main_process_first():  # the datasets cache is filled once
             self.data: TaskData = load_task_data(config.data, config.seed)
         self.labels = self.data.labels
+        config.calibration.check_labels(self.labels)  # refused before anything is trained
         self.data_fingerprint = self.data.fingerprint
         self.tokenizer = load_tokenizer(self.checkpoint)
         self.tokenizer.model_max_length = config.data.max_length

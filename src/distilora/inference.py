@@ -28,7 +28,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from distilora.artifacts import verified_snapshot
+from distilora.artifacts import verified_snapshot, wait_for_swap
 from distilora.config import MAX_TEXT_CHARS, WINDOWS
 from distilora.data.encoding import Encoded, check_long_text, encode_texts
 from distilora.evaluation.calibration import ARGMAX_DECISION, POSITIVE_INDEX, Calibration
@@ -155,7 +155,8 @@ class Classifier:
         """Load model ``name`` (teacher, odd, even, lora, …) of a run directory, or a model directory itself (an
         ONNX export directory, ``RUN/export/NAME[-int8]``, gives an :class:`~distilora.export.OnnxClassifier`).
 
-        The directory's checksums are verified first (``verify=False`` skips that for models not made by distilora).
+        The directory's checksums are verified first (``verify=False`` skips that for models not made by distilora);
+        a directory being swapped into place meanwhile is waited for and read again (bounded), not blamed.
         ``precision``: ``fp32``, ``bf16`` or ``auto`` (bf16 where the device computes it natively).
         Its ``calibration.json``, when there is one, sets the temperature and the decision threshold.
         """
@@ -163,6 +164,7 @@ class Classifier:
         resolve_precision(precision, torch.device(device).type)  # refuse bf16 without native support before anything
         path = Path(path)
         model_dir = RunDirectory(path).model_dir(name) if name else path
+        wait_for_swap(model_dir)  # the evaluation may be swapping in the directory with its calibration
         if not (model_dir / "config.json").exists():
             available = sorted(p.name for p in path.iterdir() if (p / "config.json").exists()) if path.is_dir() else []
             hint = f"; models in {path}: {', '.join(available)}" if available else ""

@@ -287,26 +287,42 @@ def _export_parity(export: Mapping) -> list[str]:
         lines.append(f"- **int8**: {quantization.get('method', 'dynamic quantization')}, variant "
                      f"`{quantization.get('variant')}` ({_num(share * 100 if share is not None else None, 0)} % of "
                      f"the MatMul weights in int8; activations {activations}), chosen on validation of "
-                     + ", ".join(f"`{v}` {t['validation_agreement'] * 100:.1f} %" for v, t in tried.items())
-                     + " label agreement. Its answers can depend slightly on which texts share a batch.")
-    gate = export.get("gate") or {}
-    verdict = "passed" if export.get("passed") else "**failed** (distilora refuses to load or serve it)"
-    lines += [f"- **Parity gate**: {verdict} — label agreement with the PyTorch model "
-              f"{_num(gate.get('agreement'), 4)} on {gate.get('split', '?')}, required ≥ "
-              f"{gate.get('min_agreement', '?')} on validation and on test.", "",
-              "| split | n | label agreement | max abs Δp | macro-F1 PyTorch | macro-F1 ONNX | difference [95 % CI] |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+                     + ", ".join(f"`{v}` {_variant_agreement(t)}" for v, t in tried.items())
+                     + " label agreement (argmax / as served). Its answers can depend slightly on which texts share "
+                       "a batch.")
+    lines += _parity_gate(export)
     for split in ("validation", "test"):
         p = export.get(split)
         if p:
             f1, diff = p.get("macro_f1") or {}, p.get("macro_f1_difference") or {}
             lines.append(f"| {split} | {p.get('n', DASH)} | {_num(p.get('agreement'), 4)} | "
+                         f"{_num(p.get('decision_agreement'), 4)} | "
                          f"{_num(p.get('max_abs_dp'), 4)} | {_num(f1.get('pytorch'))} | {_num(f1.get('onnx'))} | "
                          f"{_num(diff.get('estimate'))} [{_num(diff.get('low'))}, {_num(diff.get('high'))}] |")
     cpu = (settings.get("cpu") or {}).get("model")
     lines += ["", "Paired bootstrap over the items for the difference (ONNX − PyTorch)"
               + (f"; measured on {cpu}." if cpu else ".")]
     return lines
+
+
+def _parity_gate(export: Mapping) -> list[str]:
+    """The decision the export serves, its gate on the labels at the argmax and as served, and the table's head."""
+    gate, decision = export.get("gate") or {}, export.get("decision") or {}
+    verdict = "passed" if export.get("passed") else "**failed** (distilora refuses to load or serve it)"
+    served = (f"`{decision.get('positive_label')}` when its calibrated probability is ≥ "
+              f"{_num(decision['threshold'], 4)}" if decision.get("threshold") is not None else "the argmax")
+    return [f"- **Served decision**: {served} (temperature {_num(decision.get('temperature'))}), from the model's "
+            "`calibration.json` as it was when exported (copied into this export).",
+            f"- **Parity gate**: {verdict} — lowest label agreement with the PyTorch model "
+            f"{_num(gate.get('agreement'), 4)} ({gate.get('labels', 'argmax')} labels, on {gate.get('split', '?')}), "
+            f"required ≥ {gate.get('min_agreement', '?')} at the argmax and as served, on validation and on test.",
+            "", "| split | n | label agreement (argmax) | label agreement (as served) | max abs Δp | macro-F1 PyTorch "
+                "| macro-F1 ONNX | difference [95 % CI] |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+
+def _variant_agreement(tried: Mapping) -> str:
+    shares = [tried.get(key) for key in ("validation_agreement", "validation_decision_agreement")]
+    return " / ".join(f"{share * 100:.1f} %" for share in shares if share is not None)
 
 
 def _onnx_usage(export: Mapping) -> list[str]:

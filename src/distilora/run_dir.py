@@ -12,6 +12,8 @@
   report.html  report.md  plots/
   checks/<name>.json            behavioural test suite results (``distilora check``)
   export/<name>[-int8]/         ONNX exports (``distilora export``): model.onnx + tokenizer + config + parity.json
+  export/<name>.rejected-<t>/   a re-export that failed its gate while <name> passed (kept beside it, not served)
+  export/<name>.old-<t>/        a replaced export that held files distilora did not write (moved aside, not served)
   .cache/  .work/  .lock        teacher targets / Trainer checkpoints / the lock of the run holding it
 ```
 
@@ -20,6 +22,11 @@ A stage's directory appears only when the stage is complete: it trains into ``<n
 A directory whose manifest verifies and whose fingerprint matches is reused; anything else is trained again.
 The evaluation adds ``calibration.json`` and ``README.md`` to finished stages the same way (a hard-linked copy with
 the new files and manifest, swapped into place), so a crash leaves the old stage or the new one, never a mix.
+
+A rerun never deletes what it did not write (:mod:`distilora.kept_files`): files a user added to a finished stage
+are left where they are (and carried into the copies the evaluation swaps in); an edited model card or
+calibration.json does not retrain the model, it is kept beside as ``README.md.edited-<time>`` when the run writes its
+own; a stage replaced while it holds such files is moved to ``NAME.old-<time>/`` instead of being removed.
 """
 
 from __future__ import annotations
@@ -37,12 +44,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distilora import kept_files
 from distilora.artifacts import (
     MANIFEST,
+    SWAPPED_SUFFIX,
     ArtifactError,
     add_to_manifest,
+    changed_files,
     fsync_directory,
     fsync_tree,
+    read_manifest,
     sha256_bytes,
     verify_manifest,
     write_atomic,
@@ -64,6 +75,8 @@ EXPORT_DIR = "export"
 ONNX_FILE = "model.onnx"
 PARITY_FILE = "parity.json"
 PARITY_LABELS_FILE = "parity_labels.json"
+REJECTED_EXPORT = ".rejected-"
+"""Markers of export directories kept beside ``export/<name>/`` (never served): see the module's layout."""
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -180,12 +193,14 @@ class RunDirectory:
         return self.exports_dir / self.export_name(name, quantize)
 
     def exports(self) -> dict[str, Path]:
-        """Every finished export (a directory with ``model.onnx`` and a manifest; no ``.partial`` / ``.old``), by
-        name, sorted; whether it verifies and passed its parity gate is for the loader to say."""
+        """Every finished export (a directory with ``model.onnx`` and a manifest; no ``.partial`` / ``.old`` /
+        ``.old-<time>`` / ``.rejected-<time>``), by name, sorted; whether it verifies and passed its parity gate is for
+        the loader to say."""
         if not self.exports_dir.is_dir():
             return {}
         return {path.name: path for path in sorted(self.exports_dir.iterdir())
-                if SAFE_NAME.fullmatch(path.name) and not path.name.endswith((".partial", ".old"))
+                if SAFE_NAME.fullmatch(path.name) and not path.name.endswith((".partial", SWAPPED_SUFFIX))
+                and not kept_files.is_set_aside(path.name) and REJECTED_EXPORT not in path.name
                 and (path / ONNX_FILE).is_file() and (path / "manifest.json").is_file()}
 
     def start_export(self, export_dir: Path) -> Path:
@@ -288,16 +303,18 @@ class RunDirectory:
         """The record of a finished, intact stage with this fingerprint, or None (train it).
 
         Finishes what a crash interrupted first: a ``.partial`` whose manifest verifies is adopted, and an ``.old``
-        left by a half-done swap is put back, rather than trained again.
+        left by a half-done swap is put back, rather than trained again. A reused stage keeps the files the run did
+        not write (one warning lists them); an edited model card or calibration.json is set aside, not retrained.
         """
-        partial, old = _sibling(stage_dir, ".partial"), _sibling(stage_dir, ".old")
+        partial, old = _sibling(stage_dir, ".partial"), _sibling(stage_dir, SWAPPED_SUFFIX)
         if not stage_dir.exists() and old.exists() and _finished(partial) is None:
             logger.warning("%s: restoring the finished stage a crash left as %s", stage_dir, old.name)
             old.rename(stage_dir)
             fsync_directory(stage_dir.parent)
         record = _finished(stage_dir)
         if record is not None and record.fingerprint == expected_fingerprint:
-            shutil.rmtree(old, ignore_errors=True)
+            kept_files.retire(old, stage_dir)
+            _keep_user_files(stage_dir)
             return record
         adopted = _finished(partial)
         if adopted is not None and adopted.fingerprint == expected_fingerprint:
@@ -340,10 +357,7 @@ class RunDirectory:
         encoded = {name: text.encode("utf-8") for name, text in files.items()}
         if all(manifest["files"].get(name) == sha256_bytes(data) for name, data in encoded.items()):
             return False
-        partial = self.start_stage(stage_dir)
-        partial.rmdir()
-        shutil.copytree(stage_dir, partial, copy_function=_link_or_copy,
-                        ignore=lambda folder, names: [MANIFEST] if Path(folder) == stage_dir else [])
+        partial = _linked_copy(stage_dir)
         for name, text in files.items():
             (partial / name).unlink(missing_ok=True)  # never write through a hard link into the finished stage
             write_atomic(partial / name, text)
@@ -354,14 +368,15 @@ class RunDirectory:
 
     @staticmethod
     def _swap(partial: Path, stage_dir: Path) -> None:
-        old = _sibling(stage_dir, ".old")
+        """Rename ``partial`` into place; the stage it replaces is removed, or moved aside when it holds files the
+        run did not write that the new one lacks (:func:`kept_files.retire`)."""
+        old = _sibling(stage_dir, SWAPPED_SUFFIX)
         if stage_dir.exists():
-            if old.exists():
-                shutil.rmtree(old)
+            kept_files.retire(old, stage_dir)  # a crash's leftover
             stage_dir.rename(old)
         partial.rename(stage_dir)
         fsync_directory(stage_dir.parent)
-        shutil.rmtree(old, ignore_errors=True)
+        kept_files.retire(old, stage_dir)
 
     @staticmethod
     def weights_hash(stage_dir: Path) -> str:
@@ -373,6 +388,46 @@ class RunDirectory:
         shutil.rmtree(work, ignore_errors=True)
         with contextlib.suppress(OSError):  # only removed when no other stage left work behind
             work.parent.rmdir()
+
+
+def _keep_user_files(stage_dir: Path) -> None:
+    """Warn about the files a user added to a reused stage (they stay), and set aside edited :data:`STAGE_EXTRAS` so
+    that the stage verifies again (the evaluation writes the run's own)."""
+    manifest = read_manifest(stage_dir)
+    extras = kept_files.harmless_extras(stage_dir, manifest["files"])
+    if extras:
+        logger.warning("%s: reusing it; left alone the files in it the run did not write: %s", stage_dir,
+                       kept_files.in_brief(extras))
+    edited = changed_files(stage_dir, {name: manifest["files"][name] for name in STAGE_EXTRAS
+                                       if name in manifest["files"]})
+    if edited:
+        _set_aside(stage_dir, manifest, edited)
+
+
+def _set_aside(stage_dir: Path, manifest: dict[str, Any], edited: list[str]) -> None:
+    """Swap in a copy of the stage where each ``edited`` file is renamed ``NAME.edited-<time>`` and unlisted."""
+    partial = _linked_copy(stage_dir)
+    suffix = kept_files.EDITED + kept_files.stamp()
+    for name in edited:
+        if (partial / name).exists() or (partial / name).is_symlink():
+            kept = kept_files.free_name(partial / (name + suffix))
+            (partial / name).rename(kept)
+            logger.warning("%s: %s was changed after the run wrote it; kept as %s (the run writes its own)",
+                           stage_dir, name, kept.name)
+    fsync_tree(partial)
+    add_to_manifest(partial, {**manifest, "files": {k: v for k, v in manifest["files"].items() if k not in edited}},
+                    [])
+    RunDirectory._swap(partial, stage_dir)
+
+
+def _linked_copy(stage_dir: Path) -> Path:
+    """A fresh ``<name>.partial/``: the stage's files hard-linked (its own and the user's), without its manifest."""
+    partial = _sibling(stage_dir, ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    shutil.copytree(stage_dir, partial, symlinks=True, copy_function=_link_or_copy,
+                    ignore=lambda folder, names: [MANIFEST] if Path(folder) == stage_dir else [])
+    return partial
 
 
 def _link_or_copy(source: str, target: str) -> None:
@@ -388,11 +443,12 @@ def _sibling(stage_dir: Path, suffix: str) -> Path:
 
 
 def _finished(directory: Path) -> StageRecord | None:
-    """The record of a stage directory whose manifest verifies, or None (a malformed one is logged, not raised)."""
+    """The record of a stage directory whose manifest verifies, or None (a malformed one is logged, not raised).
+    The files the evaluation rewrites (:data:`STAGE_EXTRAS`) do not decide: an edited model card retrains nothing."""
     if not (directory / STAGE_FILE).exists():
         return None
     try:
-        verify_manifest(directory)
+        verify_manifest(directory, unchecked=STAGE_EXTRAS)
         return StageRecord(**json.loads((directory / STAGE_FILE).read_text()))
     except (ArtifactError, ValueError, TypeError) as error:
         logger.warning("%s: %s; training this stage again", directory, error)

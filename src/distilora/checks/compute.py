@@ -1,5 +1,6 @@
 """What a check reports, from predictions alone: group accuracies with Wilson intervals, overall accuracy and
-macro-F1, and per model against the teacher the groups whose accuracy fell (McNemar per group, Holm across groups).
+macro-F1 (over all the run's labels), and per model against the teacher the groups whose accuracy fell (McNemar per
+group, Holm across groups).
 
 Nothing here loads a model: :func:`summarise` takes the suite and each model's predicted class ids.
 """
@@ -97,10 +98,16 @@ def summarise(suite: Suite, predictions: Mapping[str, Sequence[int]], labels: Se
         if p.shape != gold.shape:
             raise ValueError(f"{name}: {len(p)} predictions for {len(gold)} cases")
     correct = {name: p == gold for name, p in preds.items()}
+    # Over every label of the run, not only the ones a model happens to predict: one scale for all the models.
+    class_ids = list(range(len(labels)))
     overall = {name: {"n": len(gold), "accuracy": float(accuracy_score(gold, p)),
-                      "macro_f1": float(f1_score(gold, p, average="macro", zero_division=0))}
+                      "macro_f1": float(f1_score(gold, p, labels=class_ids, average="macro", zero_division=0))}
                for name, p in preds.items()}
     notes = list(suite.notes)
+    absent = [labels[i] for i in class_ids if not (gold == i).any()]
+    if absent and len(gold):
+        notes.append(f"no case of {', '.join(map(repr, absent))} in the suite: that class's F1 is 0 for every model, "
+                     f"so macro-F1 is at most {1 - len(absent) / len(labels):.2f} here")
     if teacher is None or teacher not in preds:
         notes.append("no teacher (route fine-tune) among the models: nothing to compare against")
         teacher = None

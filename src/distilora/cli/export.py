@@ -25,9 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="int8: dynamic int8 quantization (the variant that agrees most on validation is kept); "
                              "default: fp32")
     parser.add_argument("--min-agreement", type=_fraction, default=defaults.min_agreement,
-                        help="the share of validation and of test labels that must equal the PyTorch model's, in "
-                             "(0, 1]; below it the numbers are written, the export is marked failed and the exit "
-                             "status is 1")
+                        help="the share of validation and of test labels that must equal the PyTorch model's, at "
+                             "the argmax and as served (calibrated threshold), in (0, 1]; below it the numbers are "
+                             "written, the export is marked failed (installed beside a passing export of the same "
+                             "name as NAME.rejected-<time>, never over it) and the exit status is 1")
     parser.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset")
     parser.add_argument("--dataset", default=None,
                         help="where the run's dataset is now, if it moved (its content must be the same); default: "
@@ -52,10 +53,12 @@ def main(args: argparse.Namespace) -> int:
 def _summary(parity: dict) -> None:
     print(f"{parity['export']}: ONNX {parity['size_mb']:.1f} MB, quantization "
           f"{(parity['settings']['quantization'] or {}).get('variant', 'none (fp32)')}")
-    print("| split | n | label agreement | max |Δp| | macro-F1 PyTorch | macro-F1 ONNX | difference [95 % CI] |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| split | n | label agreement (argmax) | label agreement (as served) | max |Δp| | macro-F1 PyTorch | "
+          "macro-F1 ONNX | difference [95 % CI] |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for split in ("validation", "test"):
         s = parity[split]
         d = s["macro_f1_difference"]
-        print(f"| {split} | {s['n']} | {s['agreement']:.4f} | {s['max_abs_dp']:.4f} | {s['macro_f1']['pytorch']:.4f} | "
-              f"{s['macro_f1']['onnx']:.4f} | {d['estimate']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] |")
+        print(f"| {split} | {s['n']} | {s['agreement']:.4f} | {s['decision_agreement']:.4f} | {s['max_abs_dp']:.4f} | "
+              f"{s['macro_f1']['pytorch']:.4f} | {s['macro_f1']['onnx']:.4f} | "
+              f"{d['estimate']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] |")

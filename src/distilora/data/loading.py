@@ -1,7 +1,9 @@
 """Load train / validation / test splits into one clean, counted form.
 
 Every row that cannot be used (empty text, missing or unknown label) is dropped *and counted*
-per split; every file that cannot be used at all is a :class:`DataError` naming the file.
+per split; every file that cannot be used at all is a :class:`DataError` naming the file. A label written as a
+missing value (``NA``, ``NaN``, ``null``, ``None``, …: :data:`MISSING_LABELS`) is a missing label in every format,
+while the same words in the text column stay text (a tweet may say "NA").
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ SPLIT_ALIASES = {
     "test": ("test",),
 }
 FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+MISSING_LABELS = frozenset({"NA", "N/A", "n/a", "<NA>", "#N/A", "NaN", "nan", "-NaN", "-nan", "NULL", "null",
+                            "None"})
+"""How tables spell a missing value (pandas' and R's defaults): in the label column, a missing label, unless the
+dataset declares a class of that name (labels.txt or the hub's class names)."""
 
 
 class DataError(ValueError):
@@ -72,7 +78,9 @@ def load_task_data(config: DataConfig, seed: int = 42) -> TaskData:
             f"{source}: no test split found. distilora evaluates every model on held-out test data: "
             "add test.csv (or .jsonl / .parquet) beside train."
         )
-    raw = {split: (texts, _normalised_labels(values, origin), origin) for split, (texts, values, origin) in raw.items()}
+    missing = MISSING_LABELS - set(names or ())
+    raw = {split: (texts, _normalised_labels(values, origin, missing), origin)
+           for split, (texts, values, origin) in raw.items()}
     labels, to_id = _label_mapping(raw["train"], names, config)
     splits: dict[str, datasets.Dataset] = {}
     report: dict[str, dict[str, Any]] = {}
@@ -203,15 +211,16 @@ def _where(origin: str, row: int) -> str:
     return f"{origin}, line {row + 2}" if origin.endswith(".csv") else f"{origin}, row {row + 1}"
 
 
-def _as_label_value(value: Any, origin: str, row: int) -> int | str | None:
-    """One raw label cell, normalised: None for missing, int for a whole number (``1``, ``1.0``, `` 1 ``), else
-    the stripped string. A number that is not whole is a :class:`DataError` naming the file and row."""
+def _as_label_value(value: Any, origin: str, row: int, missing: frozenset[str] = MISSING_LABELS) -> int | str | None:
+    """One raw label cell, normalised: None for missing (empty, NaN, or a spelling in ``missing``), int for a whole
+    number (``1``, ``1.0``, `` 1 ``), else the stripped string. A number that is not whole is a :class:`DataError`
+    naming the file and row."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, bool | int | np.integer):
         return int(value)
     text = str(value).strip()
-    if not text:
+    if not text or text in missing:
         return None
     if isinstance(value, float | np.floating) or NUMBER.fullmatch(text):
         number = float(text)
@@ -222,8 +231,8 @@ def _as_label_value(value: Any, origin: str, row: int) -> int | str | None:
     return text
 
 
-def _normalised_labels(values: list, origin: str) -> list[int | str | None]:
-    return [_as_label_value(value, origin, row) for row, value in enumerate(values)]
+def _normalised_labels(values: list, origin: str, missing: frozenset[str]) -> list[int | str | None]:
+    return [_as_label_value(value, origin, row, missing) for row, value in enumerate(values)]
 
 
 def _label_mapping(train: tuple[list, list, str], names: list[str] | None, config: DataConfig):

@@ -124,7 +124,9 @@ def operating_points(y_true: Sequence[int], p_positive: Sequence[float]) -> list
     """Every distinct decision on these items that calls at least one positive, highest threshold first.
 
     Each threshold lies half-way between two neighbouring distinct scores (the lowest: half-way to 0), so it
-    separates the items the same way the score itself does, without sitting on a validation item.
+    separates the items the same way the score itself does, without sitting on a validation item; where the two
+    scores are so close that the half-way point rounds onto the lower one, it is the higher score itself. Either way
+    ``p >= threshold`` calls exactly ``predicted_positive`` of these items positive.
     """
     y = np.asarray(y_true, dtype=np.int64) == POSITIVE_INDEX
     scores = np.asarray(p_positive, dtype=np.float64)
@@ -142,8 +144,8 @@ def operating_points(y_true: Sequence[int], p_positive: Sequence[float]) -> list
     f1_pos = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=(2 * tp + fp + fn) > 0)
     f1_neg = np.divide(2 * tn, 2 * tn + fn + fp, out=np.zeros_like(tn), where=(2 * tn + fn + fp) > 0)
     values = scores[distinct]
-    lower = np.r_[values[1:], 0.0]
-    thresholds = (values + lower) / 2
+    halfway = (values[:-1] + values[1:]) / 2
+    thresholds = np.r_[np.where(halfway > values[1:], halfway, values[:-1]), values[-1:] / 2]
     return [OperatingPoint(float(t), float(p), float(r), float((a + b) / 2), int(tp_ + fp_))
             for t, p, r, a, b, tp_, fp_ in zip(thresholds, precision, recall, f1_pos, f1_neg, tp, fp, strict=True)]
 
@@ -227,7 +229,8 @@ class Calibration:
     """``{split: {"before": ..., "after": ...}}`` at ``ece_bins`` bins."""
     ece_bins: int = 15
     note: str | None = None
-    """Why there is no threshold (multi-class, a constant score, an unreachable target), if there is none."""
+    """Why there is no threshold (multi-class, one class in validation, a constant score, an unreachable target), if
+    there is none."""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.temperature, int | float) and math.isfinite(self.temperature)
@@ -295,9 +298,14 @@ class Calibration:
 def fit_calibration(logits: np.ndarray, y_true: Sequence[int], labels: Sequence[str],
                     config: CalibrationConfig | None = None) -> Calibration:
     """Temperature and (binary) threshold from validation logits. An unreachable target leaves the argmax, and
-    ``note`` says why (the caller reports it)."""
+    ``note`` says why (the caller reports it). A validation split with a single class fits nothing: no threshold
+    (every one would be trivial) and no temperature (the NLL of one class only rewards confidence)."""
     config = config or CalibrationConfig()
     logits, y_true = np.asarray(logits, dtype=np.float64), np.asarray(y_true, dtype=np.int64)
+    present = np.unique(y_true)
+    if len(present) < 2:
+        return Calibration(list(labels), n_fitted=len(y_true), ece_bins=config.ece_bins,
+                           note=one_class_note(labels, present, len(y_true)))
     temperature = fit_temperature(logits, y_true, config.temperature_bounds)
     calibration = Calibration(list(labels), temperature, n_fitted=len(y_true), ece_bins=config.ece_bins)
     if len(labels) != 2:
@@ -317,6 +325,13 @@ def fit_calibration(logits: np.ndarray, y_true: Sequence[int], labels: Sequence[
     calibration.positive_index = POSITIVE_INDEX
     calibration.validation = {"precision": point.precision, "recall": point.recall, "macro_f1": point.macro_f1}
     return calibration
+
+
+def one_class_note(labels: Sequence[str], present: np.ndarray, n: int) -> str:
+    """Why a validation split with at most one class gets no threshold and no temperature."""
+    held = f"only '{labels[int(present[0])]}' ({n} items)" if len(present) else "no items"
+    return (f"the validation split holds {held}: a threshold or temperature fitted on it would be meaningless, so "
+            "the raw softmax and the argmax are kept")
 
 
 # ---- what results.json keeps ---------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """``export_model``: one model of a run as ONNX (fp32 or int8) in ``RUN/export/NAME[-int8]/``, compared with the
 PyTorch model on the run's own validation and test items before it is installed.
 
-Beside ``parity.json`` goes a model card (``README.md``) saying what the export is and how far it is from its model.
+The comparison is made on the labels at the argmax *and* on the labels the export is served with (its model's
+calibration.json: temperature and threshold, copied into the export); the gate requires both. Beside
+``parity.json`` goes a model card (``README.md``) saying what the export is and how far it is from its model.
 The export is written into ``export/NAME[-int8].partial/`` and renamed into place only once ``parity.json`` and the
 manifest are written; any error (or Ctrl-C) removes the partial directory, so ``export/`` never holds half an
 export. An export below ``min_agreement`` is installed *marked failed* (``parity.json``: ``"passed": false``): its
-numbers are there to read, distilora refuses to load or serve it, and :class:`ParityGateFailed` is raised.
+numbers are there to read, distilora refuses to load or serve it, and :class:`ParityGateFailed` is raised. It never
+replaces a passing export of its name (:mod:`.install`: it goes beside it, as ``NAME.rejected-<time>``).
 """
 
 from __future__ import annotations
@@ -15,17 +18,31 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from distilora.artifacts import read_manifest
 from distilora.config import DataConfig, ExportConfig
 from distilora.data import load_task_data
+from distilora.evaluation.calibration import ARGMAX_DECISION, Calibration
 from distilora.evaluation.metrics import classification_metrics
+from distilora.export.install import install_location, set_aside_foreign
 from distilora.export.onnx import EXPORTER, choose_int8, export_onnx, quantize_int8
-from distilora.export.parity import EXPORTED, REFERENCE, agreement, labels_of, probability_deltas, split_parity
+from distilora.export.parity import (
+    EXPORTED,
+    REFERENCE,
+    ParityGate,
+    agreement,
+    decided_labels,
+    decision_agreement,
+    labels_of,
+    probability_deltas,
+    split_parity,
+)
 from distilora.export.runtime import OnnxClassifier
 from distilora.inference import Classifier
 from distilora.model_card import render_model_card
@@ -78,12 +95,20 @@ def run_splits(results: dict[str, Any], dataset: str | None = None) -> dict[str,
     return {split: (list(data.splits[split]["text"]), list(data.splits[split]["label"])) for split in SPLITS}
 
 
+def source_fingerprints(model_dir: Path) -> dict[str, str | None]:
+    """What an export records of its model's directory: the hash of its weights and the checksum of its
+    calibration.json (None without one), so that a retrained model or a refitted calibration can be told apart."""
+    weights = RunDirectory.weights_hash(model_dir)  # verifies the manifest
+    return {"weights": weights, "calibration": read_manifest(model_dir)["files"].get(CALIBRATION_FILE)}
+
+
 def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
                  dataset: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Export ``name`` of the run ``run``; the export directory and its parity numbers.
 
-    Raises :class:`ParityGateFailed` (after installing the export, marked failed) when the label agreement on
-    validation or on test is below ``config.min_agreement``.
+    Raises :class:`ParityGateFailed` (after installing the export, marked failed: in its name, or beside a passing
+    export of that name as ``NAME.rejected-<time>``) when the label agreement at the argmax or at the served decision,
+    on validation or on test, is below ``config.min_agreement``.
     """
     config = config or ExportConfig()
     run_dir = RunDirectory(run)
@@ -97,35 +122,82 @@ def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
         partial = run_dir.start_export(target)
         try:
             parity = _write_export(partial, reference, splits, list(results["labels"]), config, name)
-            parity["source"]["weights"] = RunDirectory.weights_hash(model_dir)
+            parity["source"].update(source_fingerprints(model_dir))
             _write_json(partial / PARITY_FILE, parity)
             (partial / MODEL_CARD).write_text(render_model_card(name, results["models"][name], results, parity),
                                               encoding="utf-8")
-            run_dir.finish_export(partial, target, {"export": target.name, "model": name,
-                                                   "quantize": config.quantize, "passed": parity["passed"]})
+            installed = install_location(target, parity["passed"])
+            if installed == target:
+                set_aside_foreign(target)
+            run_dir.finish_export(partial, installed, {"export": target.name, "model": name,
+                                                      "quantize": config.quantize, "passed": parity["passed"]})
         except BaseException:
             run_dir.abandon_export(partial)
             raise
-    gate = parity["gate"]
-    logger.info("Wrote %s (agreement %.4f, gate %s)", target, gate["agreement"], "passed" if parity["passed"] else
-                "FAILED")
-    if not parity["passed"]:
+    gate = ParityGate(**parity["gate"])
+    logger.info("Wrote %s (label agreement %.4f at the argmax, %.4f at the served decision; gate %s)", installed,
+                gate.argmax_agreement, gate.decision_agreement, "passed" if gate.passed else "FAILED")
+    if not gate.passed:
+        kept = f"; the passing {target} is kept and still served" if installed != target else ""
+        where = "at the argmax" if gate.labels == "argmax" else "at the served decision"
         raise ParityGateFailed(
-            f"{target.name}: label agreement {gate['agreement']:.4f} on {gate['split']} is below --min-agreement "
-            f"{config.min_agreement}; the numbers are in {target / PARITY_FILE} and the export is marked failed "
-            "(not loaded or served)", target, parity)
-    return target, parity
+            f"{target.name}: label agreement {gate.agreement:.4f} {where} on {gate.split} is below --min-agreement "
+            f"{config.min_agreement}; the numbers are in {installed / PARITY_FILE} and the export is marked failed "
+            f"(not loaded or served){kept}", installed, parity)
+    return installed, parity
+
+
+@dataclass
+class _Comparison:
+    """Both models' logits on the run's validation and test items, and the decision the export is served with."""
+
+    splits: dict[str, tuple[list[str], list[int]]]
+    labels: list[str]
+    calibration: Calibration | None
+    reference: dict[str, np.ndarray]
+    exported: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def per_split(self, resamples: int) -> dict[str, dict[str, Any]]:
+        return {split: split_parity(y_true, self.reference[split], self.exported[split], len(self.labels), resamples,
+                                    calibration=self.calibration) for split, (_, y_true) in self.splits.items()}
+
+    def metrics(self) -> dict[str, Any]:
+        """The export's own scores at the argmax (as results.json's ``metrics``)."""
+        return {split: classification_metrics(y_true, self.exported[split], self.labels)
+                for split, (_, y_true) in self.splits.items()}
+
+    def metrics_at_threshold(self) -> dict[str, Any] | None:
+        """The export's own scores at its threshold (as results.json's ``metrics_at_threshold``); None: argmax."""
+        calibration = self.calibration
+        if calibration is None or calibration.threshold is None:
+            return None
+        return {split: classification_metrics(y_true, self.exported[split] / calibration.temperature, self.labels,
+                                              y_pred=decided_labels(self.exported[split], calibration))
+                for split, (_, y_true) in self.splits.items()}
+
+    def labels_record(self) -> dict[str, Any]:
+        """parity_labels.json: per item, the true label and both models' labels at the argmax and as decided."""
+        record: dict[str, Any] = {"labels": self.labels}
+        for split, (_, y_true) in self.splits.items():
+            record[split] = {
+                "y_true": list(map(int, y_true)),
+                REFERENCE: labels_of(self.reference[split]).tolist(),
+                EXPORTED: labels_of(self.exported[split]).tolist(),
+                f"{REFERENCE}_decision": decided_labels(self.reference[split], self.calibration).tolist(),
+                f"{EXPORTED}_decision": decided_labels(self.exported[split], self.calibration).tolist()}
+        return record
 
 
 def _write_export(partial: Path, reference: Classifier, splits: dict[str, tuple[list[str], list[int]]],
                   labels: list[str], config: ExportConfig, name: str) -> dict[str, Any]:
-    """model.onnx, tokenizer, config and parity_labels.json into ``partial``; the parity numbers."""
+    """model.onnx, tokenizer, config, calibration.json and parity_labels.json into ``partial``; the parity numbers."""
     reference.tokenizer.save_pretrained(partial)
     reference.model.config.save_pretrained(partial)
     if reference.calibration is not None:  # the export decides like its model: same temperature and threshold
         (partial / CALIBRATION_FILE).write_text(reference.calibration.to_json(), encoding="utf-8")
     logger.info("[%s] PyTorch logits on validation and test", name)
-    reference_logits = {split: reference.logits(texts) for split, (texts, _) in splits.items()}
+    compared = _Comparison(splits, labels, reference.calibration,
+                           {split: reference.logits(texts) for split, (texts, _) in splits.items()})
     variants: dict[str, Any] = {}
     quantization = None
     with tempfile.TemporaryDirectory(prefix="distilora-export-") as work:
@@ -134,31 +206,27 @@ def _write_export(partial: Path, reference: Classifier, splits: dict[str, tuple[
         inputs = _export(reference, fp32, config.opset, name)
         if config.quantize:
             quantization, variants = _choose_int8(fp32, Path(work), reference, splits["validation"][0],
-                                                  reference_logits["validation"], config, name)
+                                                  compared.reference["validation"], config, name)
             shutil.move(Path(work) / f"{quantization['variant']}.onnx", partial / ONNX_FILE)
     exported = OnnxClassifier.from_directory(partial, name=name, require_passed=False)
     exported.batch_size = config.batch_size
     logger.info("[%s] ONNX logits on validation and test", name)
-    exported_logits = {split: exported.logits(texts) for split, (texts, _) in splits.items()}
-    per_split = {split: split_parity(y_true, reference_logits[split], exported_logits[split], len(labels),
-                                     config.bootstrap_resamples) for split, (_, y_true) in splits.items()}
-    worst = min(SPLITS, key=lambda split: per_split[split]["agreement"])
-    passed = per_split[worst]["agreement"] >= config.min_agreement
-    _write_json(partial / PARITY_LABELS_FILE, {"labels": labels, **{split: {
-        "y_true": list(map(int, y_true)), REFERENCE: labels_of(reference_logits[split]).tolist(),
-        EXPORTED: labels_of(exported_logits[split]).tolist()} for split, (_, y_true) in splits.items()}})
+    compared.exported = {split: exported.logits(texts) for split, (texts, _) in splits.items()}
+    per_split = compared.per_split(config.bootstrap_resamples)
+    gate = ParityGate.of(per_split, config.min_agreement)
+    _write_json(partial / PARITY_LABELS_FILE, compared.labels_record())
     import onnx
     import onnxruntime
 
     return {
         "model": name,
         "export": partial.name.removesuffix(".partial"),
-        "passed": passed,
-        "gate": {"min_agreement": config.min_agreement, "agreement": per_split[worst]["agreement"], "split": worst,
-                 "rule": "the label agreement on validation and on test must each be >= min_agreement"},
+        "passed": gate.passed,
+        "gate": gate.to_dict(),
+        "decision": reference.calibration.decision() if reference.calibration is not None else dict(ARGMAX_DECISION),
         **per_split,
-        "metrics": {split: classification_metrics(y_true, exported_logits[split], labels)
-                    for split, (_, y_true) in splits.items()},
+        "metrics": compared.metrics(),
+        "metrics_at_threshold": compared.metrics_at_threshold(),
         "labels": labels,
         "size_mb": round((partial / ONNX_FILE).stat().st_size / 2**20, 3),
         "settings": {"exporter": EXPORTER, "opset": config.opset, "inputs": inputs, "output": "logits",
@@ -183,7 +251,8 @@ def _export(reference: Classifier, path: Path, opset: int, name: str) -> list[st
 
 def _choose_int8(fp32: Path, work: Path, reference: Classifier, texts: list[str], reference_logits: np.ndarray,
                  config: ExportConfig, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Quantize with every configured variant and keep one by :func:`choose_int8` on its validation agreement."""
+    """Quantize with every configured variant and keep one by :func:`choose_int8` on its validation agreement (the
+    lower of the argmax and the served decision's: the variant kept must pass both)."""
     tried: dict[str, Any] = {}
     settings: dict[str, dict[str, Any]] = {}
     for variant in config.int8_variants:
@@ -194,14 +263,17 @@ def _choose_int8(fp32: Path, work: Path, reference: Classifier, texts: list[str]
         logits = candidate.logits(texts)
         delta = probability_deltas(reference_logits, logits)
         tried[variant] = {"validation_agreement": agreement(reference_logits, logits),
+                          "validation_decision_agreement": decision_agreement(reference_logits, logits,
+                                                                              reference.calibration),
                           "validation_max_abs_dp": float(delta.max()) if delta.size else 0.0,
                           "quantized_weight_share": settings[variant]["quantized_weight_share"],
                           "size_mb": round((work / f"{variant}.onnx").stat().st_size / 2**20, 3)}
-    best = choose_int8({v: {"agreement": t["validation_agreement"], "max_abs_dp": t["validation_max_abs_dp"],
+    best = choose_int8({v: {"agreement": min(t["validation_agreement"], t["validation_decision_agreement"]),
+                            "max_abs_dp": t["validation_max_abs_dp"],
                             "quantized_weight_share": t["quantized_weight_share"]} for v, t in tried.items()},
                        config.min_agreement)
-    return {**settings[best], "chosen_on": "validation: of the variants passing the gate the largest quantized "
-                                           "share, else the most agreement"}, tried
+    return {**settings[best], "chosen_on": "validation: of the variants passing the gate (argmax and decision "
+                                           "agreement) the largest quantized share, else the most agreement"}, tried
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

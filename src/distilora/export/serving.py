@@ -1,15 +1,26 @@
 """What ``distilora serve --backend onnx`` serves: a run's exports that passed their parity gate, each described by
-its source model's entry in results.json with the export's own scores, size and agreement."""
+its source model's entry in results.json with the export's own scores (at the argmax and at its threshold), size and
+agreement, and whether it is stale.
+
+An export serves the decision it was gated at: the calibration.json copied into it when it was made. It records
+the checksums of its model's weights and calibration.json (parity.json's ``source``); when the run's model was
+retrained, or its calibration refitted to another decision (``distilora run --target-precision …``), since then,
+the export is *stale*: it is still served, as it was gated, and the log and ``/api/v1/models`` (``stale``,
+``stale_reason``) say so and how to make it current (export it again).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distilora.artifacts import ArtifactError
-from distilora.run_dir import PARITY_FILE, RunDirectory
+from distilora.artifacts import ArtifactError, read_manifest
+from distilora.evaluation.calibration import Calibration
+from distilora.inference import read_calibration
+from distilora.run_dir import CALIBRATION_FILE, PARITY_FILE, RunDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -24,16 +35,63 @@ def _parity(path: Path) -> dict[str, Any]:
     return parity if isinstance(parity, dict) else {}
 
 
-def _warn_if_stale(run: RunDirectory, path: Path, parity: dict[str, Any]) -> None:
-    """Log when the run's model was retrained after it was exported (the export is still served, as it is)."""
-    model, weights = parity.get("model"), parity.get("source", {}).get("weights")
+@dataclass
+class ExportStatus:
+    """Whether an export still matches the run's model it was made from, and if not, why."""
+
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def reason(self) -> str | None:
+        return "; ".join(self.reasons) or None
+
+
+def _describe(calibration: Calibration | None) -> str:
+    return calibration.describe() if calibration is not None else "the argmax of the raw softmax (not calibrated)"
+
+
+def export_status(run: RunDirectory, path: Path, parity: dict[str, Any]) -> ExportStatus:
+    """Compare the export at ``path`` with the run's current model of its name: its weights, and the decision of its
+    calibration.json against the one the export serves."""
+    model, source = str(parity.get("model")), parity.get("source") or {}
+    status = ExportStatus()
+    model_dir = run.model_dir(model)
     try:
-        current = RunDirectory.weights_hash(run.model_dir(str(model)))
-    except (ArtifactError, OSError):
-        current = None
-    if weights and current != weights:
-        logger.warning("%s: exported from an earlier %s than the run holds now; export it again to serve the "
-                       "current one", path, model)
+        weights = RunDirectory.weights_hash(model_dir)
+        calibration_sum = read_manifest(model_dir)["files"].get(CALIBRATION_FILE)
+    except (ArtifactError, OSError) as error:
+        status.reasons.append(f"the run's {model} cannot be compared with it ({error})")
+        return status
+    if source.get("weights") and weights != source["weights"]:
+        status.reasons.append(f"the run's {model} was retrained after this export")
+    if "calibration" in source and calibration_sum == source["calibration"]:
+        return status
+    labels = parity.get("labels") or []
+    try:
+        current, served = read_calibration(model_dir, labels), read_calibration(path, labels)
+    except ValueError as error:
+        status.reasons.append(f"its decision cannot be compared with the run's {model} ({error})")
+        return status
+    current_rule = current.decision() if current is not None else None
+    if current_rule != (served.decision() if served is not None else None):
+        status.reasons.append(f"the run's calibration of {model} was refitted: it decides {_describe(current)}; this "
+                              f"export decides {_describe(served)}, as it was gated")
+    return status
+
+
+_PYTORCH_ONLY = ("adapter_size_mb", "path", "history", "calibration", "metrics_at_threshold", "intervals")
+"""results.json entry keys of the PyTorch model that do not describe its export."""
+
+
+def _agreements(parity: dict[str, Any], key: str) -> dict[str, float] | None:
+    """``{split: parity[split][key]}`` for the splits that have it (None: an export made before it was recorded)."""
+    found = {split: parity[split][key] for split in ("validation", "test")
+             if isinstance(parity.get(split), dict) and key in parity[split]}
+    return found or None
 
 
 def export_sources(run: RunDirectory, results: dict[str, Any]) -> tuple[dict[str, Path], dict[str, Any]]:
@@ -49,19 +107,30 @@ def export_sources(run: RunDirectory, results: dict[str, Any]) -> tuple[dict[str
         if parity.get("passed") is not True:
             logger.warning("%s: %s; not served", path, "failed its parity gate" if parity else f"no {PARITY_FILE}")
             continue
-        _warn_if_stale(run, path, parity)
-        source = dict(results.get("models", {}).get(parity.get("model"), {}))
         quantization = (parity.get("settings", {}).get("quantization") or {}).get("type")
+        if _agreements(parity, "decision_agreement") is None:
+            logger.warning("%s was gated on its labels at the argmax only, not on the labels it serves at its "
+                           "threshold; export it again to gate both", path)
+        status = export_status(run, path, parity)
+        if status.stale:
+            logger.warning("%s is stale (%s); it is served as it was gated: export it again to serve the run's model "
+                           "(distilora export --run %s --model %s%s)", path, status.reason, run.root,
+                           parity.get("model"), f" --quantize {quantization}" if quantization else "")
+        source = dict(results.get("models", {}).get(parity.get("model"), {}))
         sources[name] = path
         models[name] = {
-            **{k: v for k, v in source.items() if k not in ("adapter_size_mb", "path", "history")},
+            **{k: v for k, v in source.items() if k not in _PYTORCH_ONLY},
             "description": f"ONNX export{f' ({quantization})' if quantization else ''} of {parity.get('model')}"
                            + (f": {source['description']}" if source.get("description") else ""),
             "metrics": parity.get("metrics", {}),
+            "metrics_at_threshold": parity.get("metrics_at_threshold"),
             "size_mb": parity.get("size_mb"),
             "backend": BACKEND,
             "quantization": quantization,
-            "parity": {split: parity[split]["agreement"] for split in ("validation", "test") if split in parity},
+            "parity": _agreements(parity, "agreement"),
+            "decision_parity": _agreements(parity, "decision_agreement"),
+            "stale": status.stale,
+            "stale_reason": status.reason,
         }
     if not sources:
         raise FileNotFoundError(f"{run.exports_dir}: no ONNX export that passed its parity gate; make one with "

@@ -109,10 +109,18 @@ class ModelInfo(BaseModel):
                                                     "distilora serve --precision); null for onnxruntime and numpy.")
     parity: dict[str, float] | None = Field(None, description="An export's label agreement with its PyTorch model "
                                                               "per split (parity.json); null: not an export.")
+    decision_parity: dict[str, float] | None = Field(
+        None, description="The same agreement on the labels as served (its `decision`: temperature and threshold) "
+                          "per split; the export passed its gate on both.")
+    stale: bool | None = Field(None, description="True when the run's model was retrained or its calibration "
+                                                 "refitted after the export was made: the export still serves the "
+                                                 "decision it was gated at. Null: not an export.")
+    stale_reason: str | None = Field(None, description="Why the export is stale and what it serves instead.")
     metrics: dict[str, Metrics] = Field(default_factory=dict, description="validation and test scores (argmax).")
     decision: Decision = Field(description="How its labels are chosen (see POST /api/v1/classify).")
     metrics_at_threshold: dict[str, Metrics] | None = Field(
-        None, description="validation and test scores at the tuned threshold; null with the argmax.")
+        None, description="validation and test scores at the tuned threshold (an export's own, at its decision); "
+                          "null with the argmax.")
 
 
 class ModelsResponse(BaseModel):

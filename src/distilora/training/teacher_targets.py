@@ -13,9 +13,11 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from distilora.artifacts import fsync_directory, fsync_file
 from distilora.data.encoding import token_rows
 from distilora.inference import forward_in_batches
 from distilora.precision import FP32
@@ -46,19 +48,42 @@ def compute_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedToken
 
 def cached_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: datasets.Dataset,
                            cache_file: Path, precision: str = FP32) -> dict[str, np.ndarray]:
-    """Load the targets from ``cache_file`` (named by :func:`cache_key`) or compute and save them."""
-    if cache_file.exists():
-        targets = load_file(str(cache_file))
-        if len(targets.get(TEACHER_LOGITS, ())) == len(train) and TEACHER_LAYER_CLS in targets:
-            logger.info("Teacher targets: reusing %s", cache_file)
-            return targets
+    """Load the targets from ``cache_file`` (named by :func:`cache_key`) or compute and save them; a cache file that
+    cannot be read or does not fit is computed again (with a warning), never a failed run."""
+    targets = _read_cache(cache_file, len(train))
+    if targets is not None:
+        logger.info("Teacher targets: reusing %s", cache_file)
+        return targets
     logger.info("Teacher targets: one teacher pass over %d training examples", len(train))
     targets = compute_teacher_targets(teacher, tokenizer, train, precision=precision)
+    _write_cache(targets, cache_file)
+    return targets
+
+
+def _read_cache(cache_file: Path, rows: int) -> dict[str, np.ndarray] | None:
+    if not cache_file.exists():
+        return None
+    try:
+        targets = load_file(str(cache_file))
+    except (SafetensorError, OSError, ValueError) as error:  # truncated, corrupted, unreadable
+        logger.warning("Teacher targets: %s cannot be read (%s: %s); computing them again", cache_file,
+                       type(error).__name__, error)
+        return None
+    if len(targets.get(TEACHER_LOGITS, ())) != rows or TEACHER_LAYER_CLS not in targets:
+        logger.warning("Teacher targets: %s does not hold targets for the %d training examples; computing them again",
+                       cache_file, rows)
+        return None
+    return targets
+
+
+def _write_cache(targets: dict[str, np.ndarray], cache_file: Path) -> None:
+    """Save beside, make the bytes durable, then rename into place: a crash leaves no half-written cache."""
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     partial = cache_file.with_suffix(".partial")
     save_file(targets, str(partial))
+    fsync_file(partial)
     partial.replace(cache_file)
-    return targets
+    fsync_directory(cache_file.parent)
 
 
 def with_example_index(train: datasets.Dataset) -> datasets.Dataset:

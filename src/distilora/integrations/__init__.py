@@ -1,0 +1,1 @@
+"""Bridges to engines outside distilora (optional extras)."""
