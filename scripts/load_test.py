@@ -12,6 +12,8 @@ every 50 ms during the load, the server's CPU in the seconds after the load stop
 before and after — the server found by the port it listens on, or given with --pid. Slow clients trickle their
 bodies a few bytes at a time. After a 503, clients wait its Retry-After (``--ignore-retry-after``: resend at once).
 Exit status 1 when any request failed or got a 5xx (503 "busy" is not a failure).
+``--endpoint analyze`` sends the same texts, one comment a request, to the Perspective-compatible
+``/v1alpha1/comments:analyze`` (``--attribute``, ``--key``) instead of ``/api/v1/classify``.
 """
 
 from __future__ import annotations
@@ -101,11 +103,13 @@ def rss_mib(pid: int | None) -> float | None:
 
 
 PAYLOADS = ("single", "batch", "huge", "mix")
+ENDPOINTS = {"classify": "/api/v1/classify", "analyze": "/v1alpha1/comments:analyze"}
 HUGE_TEXT = ("These people are a plague and should be driven out of the country. " * 150)[:10_000]
 
 
 def request_body(i: int, payload: str, texts_per_request: int, model: str | None,
-                 sentences: list[str] = SENTENCES) -> bytes:
+                 sentences: list[str] = SENTENCES, attribute: str | None = None) -> bytes:
+    """A classify body; with ``attribute``, a Perspective analyze body scoring the first text on it."""
     kind = ("single", "batch", "huge")[i % 3] if payload == "mix" else payload
     if kind == "huge":
         texts = [HUGE_TEXT] * 256
@@ -113,17 +117,19 @@ def request_body(i: int, payload: str, texts_per_request: int, model: str | None
         count = 1 if kind == "single" else texts_per_request
         texts = [sentences[(i + k) % len(sentences)] for k in range(count)]
     body: dict = {"texts": texts}
-    if model:
+    if attribute:
+        body = {"comment": {"text": texts[0]}, "requestedAttributes": {attribute: {}}}
+    elif model:
         body["model"] = model
     return json.dumps(body).encode()
 
 
-def _send(conn: http.client.HTTPConnection, body: bytes, slow: bool) -> None:
-    """POST ``body``; a slow client sends it 64 bytes at a time, 10 ms apart."""
+def _send(conn: http.client.HTTPConnection, body: bytes, slow: bool, path: str = ENDPOINTS["classify"]) -> None:
+    """POST ``body`` to ``path``; a slow client sends it 64 bytes at a time, 10 ms apart."""
     if not slow:
-        conn.request("POST", "/api/v1/classify", body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
         return
-    conn.putrequest("POST", "/api/v1/classify")
+    conn.putrequest("POST", path)
     conn.putheader("Content-Type", "application/json")
     conn.putheader("Content-Length", str(len(body)))
     conn.endheaders()
@@ -135,18 +141,19 @@ def _send(conn: http.client.HTTPConnection, body: bytes, slow: bool) -> None:
 
 def client(host: str, port: int, deadline: float, limit: int, payload: str, texts_per_request: int,
            model: str | None, timeout_s: float, tally: Tally, seed: int, slow: bool = False,
-           honour_retry_after: bool = True, sentences: list[str] = SENTENCES) -> None:
+           honour_retry_after: bool = True, sentences: list[str] = SENTENCES, path: str = ENDPOINTS["classify"],
+           attribute: str | None = None) -> None:
     """One client: a keep-alive connection sending requests one after another until time or budget runs out."""
     conn: http.client.HTTPConnection | None = None
     i = seed
     while time.monotonic() < deadline and tally.claim(limit):
-        body = request_body(i, payload, texts_per_request, model, sentences)
+        body = request_body(i, payload, texts_per_request, model, sentences, attribute)
         i += 1
         started = time.perf_counter()
         try:
             if conn is None:
                 conn = http.client.HTTPConnection(host, port, timeout=timeout_s)
-            _send(conn, body, slow)
+            _send(conn, body, slow, path)
             response = conn.getresponse()
             response.read()
             elapsed = (time.perf_counter() - started) * 1000
@@ -237,6 +244,8 @@ def run(args: argparse.Namespace) -> dict:
         sentences = [line.strip() for line in lines if line.strip()][:100_000]
         if not sentences:
             raise SystemExit(f"load_test: {args.texts_file} holds no text")
+    path = ENDPOINTS[args.endpoint] + (f"?key={args.key}" if args.key else "")
+    target = {"path": path, "attribute": args.attribute if args.endpoint == "analyze" else None}
     tally, slow_tally = Tally(), Tally()
     health: list[float] = []
     stop_probe = threading.Event()
@@ -247,13 +256,13 @@ def run(args: argparse.Namespace) -> dict:
         threading.Thread(target=client, daemon=True,
                          args=(host, args.port, deadline, args.max_requests, args.payload, args.texts_per_request,
                                args.model, args.request_timeout, tally, n * 97, False, not args.ignore_retry_after,
-                               sentences))
+                               sentences), kwargs=target)
         for n in range(args.clients)
     ] + [
         threading.Thread(target=client, daemon=True,
                          args=(host, args.port, deadline, args.max_requests, args.payload, args.texts_per_request,
                                args.model, args.request_timeout, slow_tally, n, True, not args.ignore_retry_after,
-                               sentences))
+                               sentences), kwargs=target)
         for n in range(args.slow_clients)
     ]
     prober.start()
@@ -277,7 +286,7 @@ def run(args: argparse.Namespace) -> dict:
                 "statuses": {str(k): v for k, v in sorted(slow_tally.statuses.items())},
                 "errors": dict(slow_tally.errors)}
     return {
-        "url": f"http://{host}:{args.port}/api/v1/classify",
+        "url": f"http://{host}:{args.port}{ENDPOINTS[args.endpoint]}",
         "clients": args.clients,
         "payload": args.payload,
         "texts_per_request": args.texts_per_request,
@@ -342,6 +351,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ignore-retry-after", action="store_true",
                         help="resend at once after a 503 (default: wait its Retry-After, as a client should)")
     parser.add_argument("--model", default=None, help="model to ask (default: the server's default)")
+    parser.add_argument("--endpoint", choices=ENDPOINTS, default="classify",
+                        help="analyze: Perspective's comments:analyze, one comment a request")
+    parser.add_argument("--attribute", default="TOXICITY", help="the attribute analyze requests ask for")
+    parser.add_argument("--key", default=None, help="API key for analyze (a server with --api-key-file)")
     parser.add_argument("--request-timeout", type=float, default=60.0, help="client timeout per request, seconds")
     parser.add_argument("--pid", type=int, default=None, help="the server's process id (default: found by port)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -351,6 +364,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if not 0 < args.duration <= 3600:
         parser.error("--duration must be in (0, 3600] seconds")
+    if args.endpoint == "analyze" and (args.payload != "single" or args.texts_per_request != 1):
+        parser.error("--endpoint analyze scores one comment a request: use --payload single")
     if args.texts_per_request > 256:
         parser.error("--texts-per-request: the API takes at most 256")
     return args

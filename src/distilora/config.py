@@ -373,6 +373,45 @@ class ServeConfig:
             raise ValueError(f"--backend {self.backend!r}: choose from {', '.join(SERVE_BACKENDS)}")
 
 
+@dataclass(frozen=True)
+class AttributeSpec:
+    """One Perspective attribute and the model that scores it: ``--attribute NAME=RUN:MODEL[:LABEL]``."""
+
+    name: str
+    """The attribute's name in requests and responses (``TOXICITY``, ``IDENTITY_ATTACK``, …)."""
+    run: Path | None
+    """The run directory holding the model; None: the run the server serves (``--run``)."""
+    model: str
+    label: str | None = None
+    """The label whose probability is the score; None: a binary model's positive label."""
+
+
+@dataclass
+class PerspectiveConfig:
+    """The Perspective-compatible API (``/v1alpha1/comments:analyze``) of ``distilora serve``."""
+
+    attributes: tuple[AttributeSpec, ...] = ()
+    """Attributes served; none: ``default_attribute`` from the served run's default model (binary runs)."""
+    default_attribute: str = "TOXICITY"
+    api_key_file: Path | None = None
+    """A file of API keys, one a line; with it, every analyze / suggestscore request needs ``?key=`` (else 403)."""
+    qps: float | None = None
+    """Requests per second allowed to each key (each client address without keys); more get 429."""
+    feedback_dir: Path | None = None
+    """Where ``comments:suggestscore`` appends its feedback JSONL; None: suggestscore is refused."""
+    max_comment_chars: int = 20_480
+    """Longest comment.text, in characters (Perspective's limit, which it counts in UTF-8 bytes)."""
+    language_confidence: float = 0.9
+    """A detected language refuses a request only when the detector is at least this sure of it."""
+
+    def __post_init__(self) -> None:
+        self.attributes = tuple(self.attributes)
+        if self.qps is not None and self.qps <= 0:
+            raise ValueError(f"--qps must be > 0, got {self.qps}")
+        if self.max_comment_chars <= 0 or not 0 < self.language_confidence <= 1:
+            raise ValueError("max_comment_chars must be > 0 and language_confidence in (0, 1]")
+
+
 @dataclass
 class CheckConfig:
     """How ``distilora check`` reads a behavioural test suite and what it reports."""

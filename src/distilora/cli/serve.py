@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from distilora.config import PRECISIONS, SERVE_BACKENDS, ServeConfig
+from distilora.config import PRECISIONS, SERVE_BACKENDS, PerspectiveConfig, ServeConfig
 
 HELP = "serve a web page and a JSON API that classify text with a run's models"
 
@@ -32,6 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="HOST",
                         help="also answer to this Host header (repeatable; * for any; default: "
                              f"{', '.join(defaults.allowed_hosts)})")
+    perspective = parser.add_argument_group("Perspective-compatible API (/v1alpha1/comments:analyze)")
+    perspective.add_argument("--attribute", action="append", metavar="NAME=RUN:MODEL[:LABEL]",
+                             help="serve attribute NAME with a run's model (repeatable; several runs may serve); "
+                                  "LABEL: the label scored (default: a binary model's positive label); default: "
+                                  f"{PerspectiveConfig().default_attribute} from the served run's default model")
+    perspective.add_argument("--attribute-file", metavar="FILE",
+                             help="attributes from a TOML or JSON file: [attributes.NAME] run, model, label")
+    perspective.add_argument("--api-key-file", metavar="FILE",
+                             help="API keys, one a line: analyze and suggestscore then need ?key= (else 403)")
+    perspective.add_argument("--qps", type=float, help="requests per second per key (per client without keys); "
+                                                       "more get 429")
+    perspective.add_argument("--feedback-dir", metavar="DIR",
+                             help="accept comments:suggestscore and append it to DIR/feedback.jsonl "
+                                  "(without: refused; nothing else ever stores a comment)")
 
 
 def resolve_run(run: str | None) -> Path:
@@ -62,6 +76,11 @@ def main(args: argparse.Namespace) -> int:
 
     resolve_precision(config.precision)  # bf16 without native support: one line here, not in the model process
     run_dir = resolve_run(args.run)
+    from distilora.serve.perspective import perspective_config
+
+    perspective = perspective_config(args.attribute, args.attribute_file, qps=args.qps,
+                                     api_key_file=args.api_key_file and Path(args.api_key_file),
+                                     feedback_dir=args.feedback_dir and Path(args.feedback_dir))
 
     import uvicorn
 
@@ -70,14 +89,15 @@ def main(args: argparse.Namespace) -> int:
 
     logger.info("loading the models of %s", run_dir)
     try:
-        app = create_app(run_dir, settings=config)
+        app = create_app(run_dir, settings=config, perspective_config=perspective)
     except ModelLoadError as error:  # a checksum mismatch, a missing model: the child said which, in one line
         print(f"distilora serve: error: {error}", file=sys.stderr)
         return 2
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("listening on %s: the service is reachable from other machines", config.host)
     print(f"distilora serve: {', '.join(app.state.registry.names)} from {run_dir} on "
-          f"http://{config.host}:{config.port}/ (API docs: /docs)", flush=True)
+          f"http://{config.host}:{config.port}/ (API docs: /docs; Perspective: /v1alpha1/comments:analyze)",
+          flush=True)
     try:
         # Ctrl-C: uvicorn stops accepting, lets the requests in flight finish (up to 5 s), then the lifespan stops
         # the model process; uvicorn raises the signal again once done.

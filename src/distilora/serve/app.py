@@ -15,9 +15,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from distilora.config import MAX_TEXT_CHARS, MAX_TEXTS, ServeConfig
+from distilora.config import MAX_TEXT_CHARS, MAX_TEXTS, PerspectiveConfig, ServeConfig
 from distilora.run_dir import RunDirectory
-from distilora.serve import errors
+from distilora.serve import errors, perspective
 from distilora.serve.batching import BatchScheduler, Job
 from distilora.serve.limits import BodySizeLimit
 from distilora.serve.parsing import parse_classify
@@ -94,8 +94,9 @@ def _public_check(check: dict) -> dict:
 
 
 def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None = None,
-               settings: ServeConfig | None = None) -> FastAPI:
-    """The app for ``run_dir``'s models (loaded here, once), or for an already loaded ``registry``."""
+               settings: ServeConfig | None = None, perspective_config: PerspectiveConfig | None = None) -> FastAPI:
+    """The app for ``run_dir``'s models (loaded here, once, with the Perspective attributes' models of other runs),
+    or for an already loaded ``registry``."""
     if registry is None:
         if run_dir is None:
             raise ValueError("create_app needs a run directory or a registry")
@@ -104,7 +105,8 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
         if not settings.model_process:
             torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
         registry = ModelRegistry.load(run_dir, settings if settings.model_process else None,
-                                      backend=settings.backend, precision=settings.precision)
+                                      backend=settings.backend, precision=settings.precision,
+                                      extra_models=perspective.extra_models(perspective_config, run_dir))
     settings = settings or ServeConfig()
     for classifier in registry.classifiers.values():
         if hasattr(classifier, "batch_size"):
@@ -197,4 +199,5 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    perspective.install(app, registry, scheduler, settings, perspective_config, _answer)
     return app

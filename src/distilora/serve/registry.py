@@ -73,13 +73,14 @@ class ModelRegistry:
         return self.process.readiness() if self.process is not None else Readiness(True)
 
     @classmethod
-    def load(cls, run_dir: str | Path, process: ServeConfig | None = None,
-             backend: str = "pytorch", precision: str = "fp32") -> ModelRegistry:
+    def load(cls, run_dir: str | Path, process: ServeConfig | None = None, backend: str = "pytorch",
+             precision: str = "fp32", extra_models: dict[str, Path] | None = None) -> ModelRegistry:
         """Load every model listed in the run's results (teacher, odd, even, lora, …), in the run's order; with
         ``backend="onnx"``, the run's ONNX exports that passed their parity gate (``export/NAME[-int8]``) instead.
 
         ``process`` (the server's settings) loads them in a supervised child process (:mod:`.model_process`).
         ``precision``: the models' inference precision (``fp32``, ``bf16``, ``auto``).
+        ``extra_models``: name → model directory of models from other runs, loaded too (no results entry).
         """
         run = RunDirectory(run_dir)
         results = run.read_results()
@@ -89,9 +90,10 @@ class ModelRegistry:
             sources, results = export_sources(run, results)
         else:
             sources = {name: run.model_dir(name) for name in results.get("models", {})}
-        names = list(sources)
-        if not names:
+        if not sources:
             raise ValueError(f"{run.root}: its results list no models; re-run `distilora run`")
+        sources.update(extra_models or {})
+        names = list(sources)
         if process is not None:
             logger.info("loading %s from %s in a model process", ", ".join(names), run.root)
             models = ModelProcess(sources, process, precision=precision)
