@@ -113,3 +113,14 @@ def keyword_model(tmp_path_factory) -> Path:
     from tests.keyword_model import train_keyword_model
 
     return train_keyword_model(tmp_path_factory.mktemp("keyword-model") / "keyword")
+
+
+@pytest.fixture(scope="session")
+def second_run(tiny_run, tmp_path_factory) -> Path:
+    """Another finished run (a copy of the tiny run under another name): a server of several runs names its models
+    apart."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("runs") / "second-run"
+    shutil.copytree(tiny_run, copy)
+    return copy

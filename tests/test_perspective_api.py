@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -44,13 +43,6 @@ def post(url: str, path: str, body: dict, key: str | None = None) -> tuple[int, 
 
 def analyze_body(text: str, *attributes: str) -> dict:
     return {"comment": {"text": text}, "requestedAttributes": {name: {} for name in attributes}}
-
-
-@pytest.fixture(scope="module")
-def second_run(tiny_run, tmp_path_factory) -> Path:
-    copy = tmp_path_factory.mktemp("runs") / "second-run"
-    shutil.copytree(tiny_run, copy)
-    return copy
 
 
 @pytest.fixture(scope="module")

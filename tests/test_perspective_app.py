@@ -23,14 +23,6 @@ THREE_SENTENCES = "You are lovely 😊. The cafe\u0301 was closed!  And you, idi
 
 
 @pytest.fixture(scope="module")
-def second_run(tiny_run, tmp_path_factory) -> Path:
-    """Another finished run (a copy of the tiny run under another name): its models get names of their own."""
-    copy = tmp_path_factory.mktemp("runs") / "second-run"
-    shutil.copytree(tiny_run, copy)
-    return copy
-
-
-@pytest.fixture(scope="module")
 def keyword(keyword_model) -> Classifier:
     """A model that calls a text toxic exactly when it holds the keyword (tests/keyword_model.py)."""
     return Classifier.load(keyword_model)

@@ -67,7 +67,10 @@ def test_load_script_mixed_payloads_and_slow_clients(server):
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["payload"] == "mix" and report["answered"] >= 3
-    assert set(report["statuses"]) <= {"200", "503"} and report["error_count"] == 0
+    # Every text is read whole (long texts in windows), so a request at the limits (256 texts of 10,000 characters)
+    # is far more work than 256 tweets: under load it may pass the per-request timeout (504), never fail otherwise.
+    assert set(report["statuses"]) <= {"200", "503", "504"} and report["error_count"] == 0
+    assert report["statuses"].get("200", 0) >= 3
     assert report["slow_clients"]["answered"] >= 1 and report["slow_clients"]["errors"] == {}
     assert report["healthz_ms"]["probes"] > 0 and report["healthz_ms"]["p99"] < 10_000
     assert len(report["server_cpu_percent_after"]) == 3
