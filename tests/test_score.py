@@ -115,6 +115,7 @@ def test_an_interrupted_job_resumes_without_redoing_finished_parts(tiny_run, tmp
     calls["n"] = 10
     summary = score_file(tiny_run, "odd", source, tmp_path / "out.csv", config)
     assert calls["n"] == 13 and summary.resumed_parts == 2 and summary.rows == 100
+    assert summary.backend == "backend pytorch fp32 (chosen when this job started)"  # one runtime per output
     resumed = pd.read_csv(tmp_path / "out.csv")
     whole = score_file(tiny_run, "odd", source, tmp_path / "whole.csv", config)
     assert whole.resumed_parts == 0

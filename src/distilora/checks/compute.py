@@ -88,6 +88,22 @@ def _examples(suite: Suite, column: str, group: str, teacher_pred: np.ndarray, m
     return out
 
 
+def _overall(gold: np.ndarray, predicted: np.ndarray, num_labels: int) -> dict:
+    """Accuracy and macro-F1 over every label of the run, not only the ones a model happens to predict: one scale for
+    all the models."""
+    return {"n": len(gold), "accuracy": float(accuracy_score(gold, predicted)),
+            "macro_f1": float(f1_score(gold, predicted, labels=list(range(num_labels)), average="macro",
+                                       zero_division=0))}
+
+
+def _absent_classes_note(gold: np.ndarray, labels: Sequence[str]) -> list[str]:
+    absent = [label for i, label in enumerate(labels) if not (gold == i).any()]
+    if not absent or not len(gold):
+        return []
+    return [f"no case of {', '.join(map(repr, absent))} in the suite: that class's F1 is 0 for every model, so "
+            f"macro-F1 is at most {1 - len(absent) / len(labels):.2f} here"]
+
+
 def summarise(suite: Suite, predictions: Mapping[str, Sequence[int]], labels: Sequence[str], teacher: str | None,
               config: CheckConfig | None = None) -> dict:
     """The check's JSON body (less its name and timestamps) from the suite and each model's predicted class ids."""
@@ -98,16 +114,8 @@ def summarise(suite: Suite, predictions: Mapping[str, Sequence[int]], labels: Se
         if p.shape != gold.shape:
             raise ValueError(f"{name}: {len(p)} predictions for {len(gold)} cases")
     correct = {name: p == gold for name, p in preds.items()}
-    # Over every label of the run, not only the ones a model happens to predict: one scale for all the models.
-    class_ids = list(range(len(labels)))
-    overall = {name: {"n": len(gold), "accuracy": float(accuracy_score(gold, p)),
-                      "macro_f1": float(f1_score(gold, p, labels=class_ids, average="macro", zero_division=0))}
-               for name, p in preds.items()}
-    notes = list(suite.notes)
-    absent = [labels[i] for i in class_ids if not (gold == i).any()]
-    if absent and len(gold):
-        notes.append(f"no case of {', '.join(map(repr, absent))} in the suite: that class's F1 is 0 for every model, "
-                     f"so macro-F1 is at most {1 - len(absent) / len(labels):.2f} here")
+    overall = {name: _overall(gold, p, len(labels)) for name, p in preds.items()}
+    notes = list(suite.notes) + _absent_classes_note(gold, labels)
     if teacher is None or teacher not in preds:
         notes.append("no teacher (route fine-tune) among the models: nothing to compare against")
         teacher = None

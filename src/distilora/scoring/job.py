@@ -24,6 +24,8 @@ from distilora.scoring.scorer import Scorer
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+ScorerFactory = Callable[[list[str], dict[str, Any] | None], tuple[Scorer, str, dict[str, Any]]]
+"""``(probe texts, runtime chosen before or None) -> (scorer, description, runtime)``."""
 METADATA_KEY = "distilora"
 ROW_COLUMN = "row"
 
@@ -103,15 +105,16 @@ class ScoreJob:
                                  "input or options; rerun that command to finish it, or choose another --output")
         return False
 
-    def run(self, scorer_factory: Callable[[list[str]], tuple[Scorer, str]],
+    def run(self, scorer_factory: ScorerFactory,
             scored_stream: Callable[[Scorer], Iterator[pa.Table]] | None = None) -> ScoreSummary:
-        """Score every chunk not already done. ``scorer_factory(probe_texts)`` gives the scorer and a description
-        of the backend it runs (called once, with the first chunk's texts, so it may time backends on them).
+        """Score every chunk not already done. ``scorer_factory(probe_texts, runtime)`` gives the scorer, a line
+        describing the runtime it runs and that runtime as a record (called once, with the first chunk to score, so
+        that it may time runtimes on its texts; ``runtime``: the one an interrupted run of this job chose, kept).
         ``scored_stream(scorer)``: the input's chunks already scored elsewhere (Ray), in input order; finished parts
         are then still computed but not written again."""
         if self.check_output():
             logger.info("%s is already complete (same model, input and options): nothing to do", self.output)
-            return self._summary(self._read_finished_metadata(), 0, 0.0)
+            return summarise(self._read_finished_metadata(), 0, 0.0)
         start = time.perf_counter()
         manifest = self._read_manifest() if self.parts_dir.exists() else {"identity": self.identity, "parts": []}
         self.parts_dir.mkdir(parents=True, exist_ok=True)
@@ -136,14 +139,14 @@ class ScoreJob:
         if not done:
             raise InputError(f"--input {self.source.path}: no rows to score")
         self._finish(done, manifest)
-        return self._summary({**manifest, "parts": [asdict(p) for p in done]}, rows_this_run,
+        return summarise({**manifest, "parts": [asdict(p) for p in done]}, rows_this_run,
                              time.perf_counter() - start, reused)
 
-    def _make_scorer(self, scorer_factory: Callable[[list[str]], tuple[Scorer, str]], first_chunk: pa.Table,
-                     manifest: dict[str, Any]) -> Scorer:
+    def _make_scorer(self, scorer_factory: ScorerFactory, first_chunk: pa.Table, manifest: dict[str, Any]) -> Scorer:
         texts = first_chunk.column(self.source.text_column).to_pylist()
-        scorer, backend = scorer_factory([t for t in texts if isinstance(t, str) and t.strip()])
-        manifest.update(backend=backend, labels=scorer.labels, positive_label=scorer.positive_label)
+        probe = [t for t in texts if isinstance(t, str) and t.strip()]
+        scorer, backend, runtime = scorer_factory(probe, manifest.get("runtime"))
+        manifest.update(backend=backend, runtime=runtime, labels=scorer.labels, positive_label=scorer.positive_label)
         tqdm.write(f"distilora score: {backend}")
         return scorer
 
@@ -214,15 +217,14 @@ class ScoreJob:
         metadata = self._read_finished_metadata()
         return {k: metadata.get(k) for k in self.identity} if metadata else None
 
-    @staticmethod
-    def _summary(job: dict[str, Any], rows_this_run: int, wall_s: float, resumed: int = 0) -> ScoreSummary:
-        """The summary of a job's manifest (or finished output's metadata): its parts, backend and labels."""
-        parts = job.get("parts") or []
-        unscorable: Counter[str] = Counter()
-        for part in parts:
-            unscorable.update(part.get("reasons") or {})
-        return ScoreSummary(rows=sum(p["rows"] for p in parts), scored=sum(p["scored"] for p in parts),
-                            flagged=sum(p["flagged"] for p in parts), unscorable=dict(unscorable),
-                            rows_this_run=rows_this_run, wall_s=wall_s, resumed_parts=resumed,
-                            backend=job.get("backend") or "", positive_label=job.get("positive_label"))
 
+def summarise(job: dict[str, Any], rows_this_run: int, wall_s: float, resumed: int = 0) -> ScoreSummary:
+    """The summary of a job's manifest (or a finished output's metadata): its parts, runtime and labels."""
+    parts = job.get("parts") or []
+    unscorable: Counter[str] = Counter()
+    for part in parts:
+        unscorable.update(part.get("reasons") or {})
+    return ScoreSummary(rows=sum(p["rows"] for p in parts), scored=sum(p["scored"] for p in parts),
+                        flagged=sum(p["flagged"] for p in parts), unscorable=dict(unscorable),
+                        rows_this_run=rows_this_run, wall_s=wall_s, resumed_parts=resumed,
+                        backend=job.get("backend") or "", positive_label=job.get("positive_label"))

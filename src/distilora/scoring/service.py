@@ -30,9 +30,12 @@ def model_identity(run: Path, model: str) -> dict[str, Any]:
     return {"run": str(Path(run).resolve()), "model": model, "manifest_sha256": sha256_file(manifest)}
 
 
-def load_scoring_classifier(run: Path, model: str, config: ScoreConfig,
-                            probe: list[str]) -> tuple[Classifier, backends.Candidate, str]:
-    """The classifier that will score, the runtime it is, and one line saying why."""
+def load_scoring_classifier(run: Path, model: str, config: ScoreConfig, probe: list[str],
+                            chosen: backends.Candidate | None = None) -> tuple[Classifier, backends.Candidate, str]:
+    """The classifier that will score, the runtime it is, and one line saying why (``chosen``: the runtime an
+    interrupted run of the same job chose, so that one output is never scored by two runtimes)."""
+    if chosen is not None:
+        return backends.load(run, model, chosen), chosen, f"backend {chosen.name} (chosen when this job started)"
     if config.backend == "auto":
         classifier, choice = backends.choose(run, model, probe)
         return classifier, choice.candidate, choice.describe()
@@ -58,10 +61,13 @@ class ScoringPlan:
     kept: list[str]
     candidate: backends.Candidate | None = None
 
-    def make_scorer(self, probe: list[str]) -> tuple[Scorer, str]:
-        classifier, self.candidate, described = load_scoring_classifier(self.run, self.model, self.config, probe)
+    def make_scorer(self, probe: list[str], runtime: dict[str, Any] | None) -> tuple[Scorer, str, dict[str, Any]]:
+        chosen = backends.Candidate(**runtime) if runtime else None
+        classifier, self.candidate, described = load_scoring_classifier(self.run, self.model, self.config, probe,
+                                                                        chosen)
         classifier.batch_size = self.config.batch_size
-        return Scorer(classifier, self.config.text_column, self.kept, self.config.long_text), described
+        scorer = Scorer(classifier, self.config.text_column, self.kept, self.config.long_text)
+        return scorer, described, asdict(self.candidate)
 
 
 def plan(run: str | Path, model: str, input_file: str | Path, output: str | Path,

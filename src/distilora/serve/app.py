@@ -93,28 +93,29 @@ def _public_check(check: dict) -> dict:
     return public
 
 
+def _load_registry(run_dir: str | Path, settings: ServeConfig,
+                   perspective_config: PerspectiveConfig | None) -> ModelRegistry:
+    # One worker runs every model call, so it gets every core: set once, in the model process if there is one.
+    if not settings.model_process:
+        torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
+    return ModelRegistry.load(run_dir, settings if settings.model_process else None,
+                              backend=settings.backend, precision=settings.precision,
+                              extra_models=perspective.extra_models(perspective_config, run_dir))
+
+
 def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None = None,
                settings: ServeConfig | None = None, perspective_config: PerspectiveConfig | None = None) -> FastAPI:
     """The app for ``run_dir``'s models (loaded here, once, with the Perspective attributes' models of other runs),
     or for an already loaded ``registry``."""
+    settings = settings or ServeConfig()
     if registry is None:
         if run_dir is None:
             raise ValueError("create_app needs a run directory or a registry")
-        settings = settings or ServeConfig()
-        # One worker runs every model call, so it gets every core: set once, in the model process if there is one.
-        if not settings.model_process:
-            torch.set_num_threads(settings.torch_threads or os.cpu_count() or 1)
-        registry = ModelRegistry.load(run_dir, settings if settings.model_process else None,
-                                      backend=settings.backend, precision=settings.precision,
-                                      extra_models=perspective.extra_models(perspective_config, run_dir))
-    settings = settings or ServeConfig()
+        registry = _load_registry(run_dir, settings, perspective_config)
     for classifier in registry.classifiers.values():
         if hasattr(classifier, "batch_size"):
             classifier.batch_size = settings.forward_texts
-    page = (STATIC / "index.html").read_text(encoding="utf-8")
     scheduler = BatchScheduler(settings.max_batch_texts, settings.max_wait_ms, settings.max_queued_texts)
-    parsers: list[anyio.CapacityLimiter] = []  # made on first use, inside the event loop
-    checks = ChecksResponse(checks=[_public_check(c) for c in RunDirectory(registry.run_dir).read_checks().values()])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -127,6 +128,16 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     app.state.registry = registry
     app.state.settings = settings
     app.state.scheduler = scheduler
+    _harden(app, settings, scheduler)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _install_pages(app, registry)
+    _install_classify(app, registry, scheduler, settings)
+    perspective.install(app, registry, scheduler, settings, perspective_config, _answer)
+    return app
+
+
+def _harden(app: FastAPI, settings: ServeConfig, scheduler: BatchScheduler) -> None:
+    """Errors as JSON, body limits, and the security headers on every response."""
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,  # type: ignore[arg-type]
                        read_timeout_s=settings.timeout_s, max_bodies=settings.max_bodies,
@@ -137,7 +148,12 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     build_middleware_stack = app.build_middleware_stack
     app.build_middleware_stack = lambda: Hardening(  # type: ignore[method-assign]
         build_middleware_stack(), allowed_hosts=settings.allowed_hosts)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def _install_pages(app: FastAPI, registry: ModelRegistry) -> None:
+    """The page, readiness, the model list and the run's checks."""
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    checks = ChecksResponse(checks=[_public_check(c) for c in RunDirectory(registry.run_dir).read_checks().values()])
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -164,6 +180,12 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
              summary="The run's behavioural checks (read once at start-up); empty when there are none")
     async def get_checks() -> ChecksResponse:
         return checks
+
+
+def _install_classify(app: FastAPI, registry: ModelRegistry, scheduler: BatchScheduler,
+                      settings: ServeConfig) -> None:
+    """``POST /api/v1/classify``, its request schema declared in the OpenAPI document."""
+    parsers: list[anyio.CapacityLimiter] = []  # made on first use, inside the event loop
 
     @app.post("/api/v1/classify", response_model=ClassifyResponse, tags=["models"],
               responses=_errors(404, 408, 413, 415, 422, 503, 504), summary="Classify up to 256 texts with one model",
@@ -199,5 +221,3 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    perspective.install(app, registry, scheduler, settings, perspective_config, _answer)
-    return app
