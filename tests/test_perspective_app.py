@@ -179,6 +179,7 @@ def test_every_error_on_the_perspective_paths_is_in_googles_shape(client):
     google_error(client.post(ANALYZE, json=huge), 413, "INVALID_ARGUMENT")  # refused by the body-size limit
     wrong_host = client.post(ANALYZE, json={}, headers={"Host": "evil.example"})
     assert "Host header" in google_error(wrong_host, 400, "INVALID_ARGUMENT")
+    assert "content-security-policy" in wrong_host.headers  # the hardening's headers survive the rewrite
     google_error(client.get("/$discovery/rest?version=v2"), 404, "NOT_FOUND")
     assert client.post("/api/v1/classify", json={"texts": []}).json()["error"] == "invalid_request"  # untouched
 

@@ -64,8 +64,8 @@ def test_load_script_mixed_payloads_and_slow_clients(server):
          "--payload", "mix", "--texts-per-request", "32", "--slow-clients", "1", "--json"],
         capture_output=True, text=True, timeout=120,
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
+    assert done.returncode == (1 if "504" in report["statuses"] else 0), done.stdout + done.stderr  # 504s count
     assert report["payload"] == "mix" and report["answered"] >= 3
     # Every text is read whole (long texts in windows), so a request at the limits (256 texts of 10,000 characters)
     # is far more work than 256 tweets: under load it may pass the per-request timeout (504), never fail otherwise.

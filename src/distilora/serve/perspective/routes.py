@@ -78,7 +78,10 @@ def install(app: FastAPI, registry: Any, scheduler: BatchScheduler, settings: Se
                                  LanguageDetector(), feedback, settings.max_bodies)
     app.state.perspective = service
     app.add_exception_handler(errors.PerspectiveError, errors.handle)  # type: ignore[arg-type]
-    app.add_middleware(errors.GoogleErrors)  # type: ignore[arg-type]
+    # Outside every other layer (the Host check and the security headers included): an error on a Perspective path
+    # is in Google's shape whoever answered it, and keeps the headers the inner layers set.
+    build_middleware_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: errors.GoogleErrors(build_middleware_stack())  # type: ignore[method-assign]
     if not any(isinstance(f, RedactKeys) for f in logging.getLogger("uvicorn.access").filters):
         logging.getLogger("uvicorn.access").addFilter(RedactKeys())
     _add_routes(app, service)
