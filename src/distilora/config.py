@@ -149,6 +149,13 @@ LONG_TEXT_POLICIES = (WINDOWS, TRUNCATE)
 one (the mean of their logits for multi-class models), or its first window only (as models are trained)."""
 WINDOW_OVERLAP = 0.25
 """The share of a window's tokens that the next window repeats (a sentence cut by one window is whole in the next)."""
+
+
+def check_long_text(policy: str) -> str:
+    """``policy`` if it is one of :data:`LONG_TEXT_POLICIES`; a clear ValueError otherwise."""
+    if policy not in LONG_TEXT_POLICIES:
+        raise ValueError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}, got {policy!r}")
+    return policy
 """``fp32``; ``bf16`` (autocast around the forward, fp32 weights; refused without native bf16); ``auto``: bf16 exactly
 where the CPU / GPU computes it natively (:mod:`distilora.precision`)."""
 
@@ -524,12 +531,10 @@ class ScoreConfig:
 
     def __post_init__(self) -> None:
         self.keep_columns = tuple(self.keep_columns)
-        if self.long_text not in LONG_TEXT_POLICIES:
-            raise ValueError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}, got {self.long_text!r}")
+        check_long_text(self.long_text)
+        check_precision(self.precision)
         if self.backend not in SCORE_BACKENDS:
             raise ValueError(f"--backend must be one of {', '.join(SCORE_BACKENDS)}, got {self.backend!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.engine not in SCORE_ENGINES:
             raise ValueError(f"--engine must be one of {', '.join(SCORE_ENGINES)}, got {self.engine!r}")
         for flag, value in (("--chunk-rows", self.chunk_rows), ("--batch-size", self.batch_size),

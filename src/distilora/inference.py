@@ -29,8 +29,8 @@ from transformers import (
 )
 
 from distilora.artifacts import verified_snapshot, wait_for_swap
-from distilora.config import MAX_TEXT_CHARS, WINDOWS
-from distilora.data.encoding import Encoded, check_long_text, encode_texts
+from distilora.config import MAX_TEXT_CHARS, WINDOWS, check_long_text
+from distilora.data.encoding import Encoded, encode_texts
 from distilora.evaluation.calibration import ARGMAX_DECISION, POSITIVE_INDEX, Calibration
 from distilora.models.text_baselines import TextBaseline, is_text_baseline
 from distilora.precision import FP32, autocast, resolve_precision

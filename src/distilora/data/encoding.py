@@ -10,7 +10,7 @@ import datasets
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from distilora.config import LONG_TEXT_POLICIES, TRUNCATE, WINDOW_OVERLAP, WINDOWS
+from distilora.config import TRUNCATE, WINDOW_OVERLAP, WINDOWS, check_long_text
 
 TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 """What a tokenizer gives a model (``token_type_ids`` only for some architectures)."""
@@ -26,12 +26,6 @@ class Encoded:
     """Per text: how many windows the model reads."""
     truncated: list[bool]
     """Per text: tokens were left unread (only with ``truncate``)."""
-
-
-def check_long_text(policy: str) -> str:
-    if policy not in LONG_TEXT_POLICIES:
-        raise ValueError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}, got {policy!r}")
-    return policy
 
 
 def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int,

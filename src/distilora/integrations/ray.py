@@ -17,7 +17,6 @@ to the CPUs Ray assigned it (``num_cpus``), so a 4-CPU actor computes on 4 cores
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,6 @@ class RayScorer:
         import torch
 
         threads = threads or assigned_cpus()
-        os.environ["OMP_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)  # onnxruntime sessions take torch's thread count too
         candidate = backends.Candidate(backend, precision if backend == "pytorch" else None, export)
         classifier = backends.load(Path(run), model, candidate)

@@ -58,13 +58,17 @@ class BackendChoice:
         return f"backend {self.candidate.name}: {self.reason}"
 
 
+def model_exports(run_dir: Path, model: str) -> list[str]:
+    """The run's finished ONNX exports of ``model``: int8 first, then fp32."""
+    exports = RunDirectory(run_dir).exports()
+    return [name for name in (f"{model}-int8", model) if name in exports]
+
+
 def candidates(run_dir: Path, model: str, device: str) -> list[Candidate]:
     found = [Candidate("pytorch", FP32)]
     if native_bf16(device):
         found.append(Candidate("pytorch", BF16))
-    exports = RunDirectory(run_dir).exports()
-    found += [Candidate("onnx", export=name) for name in exports if name in (model, f"{model}-int8")]
-    return found
+    return found + [Candidate("onnx", export=name) for name in model_exports(run_dir, model)]
 
 
 def load(run_dir: Path, model: str, candidate: Candidate, device: str | None = None) -> Classifier:

@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,18 +50,15 @@ class InputFile:
             raise InputError(f"--input {self.path}: no such file")
         if self.path.stat().st_size == 0:
             raise InputError(f"--input {self.path}: the file is empty")
-        missing = [column for column in self.columns if column not in self.available_columns()]
+        missing = [column for column in self.columns if column not in self.available_columns]
         if missing:
             raise InputError(f"--input {self.path}: no column {', '.join(map(repr, missing))}; it has "
-                             f"{', '.join(self.available_columns()) or 'none'} (set --text-column / --id-column / "
+                             f"{', '.join(self.available_columns) or 'none'} (set --text-column / --id-column / "
                              "--keep-columns)")
 
+    @cached_property
     def available_columns(self) -> list[str]:
-        if not hasattr(self, "_available"):
-            self._available = self._read_header()
-        return self._available
-
-    def _read_header(self) -> list[str]:
+        """The file's columns (Parquet's schema, the CSV header, the keys of the first JSON lines)."""
         try:
             if self.format == "parquet":
                 return list(pq.ParquetFile(self.path).schema_arrow.names)

@@ -79,13 +79,12 @@ class ScoreJob:
     """``ScoreJob(input, output, identity, scorer_factory).run()``; ``identity`` (model, input, options) decides
     whether an earlier, interrupted job may be resumed into ``output``."""
 
-    def __init__(self, source: InputFile, output: Path, identity: dict[str, Any], id_column: str | None = None,
-                 chunk_rows: int = 10_000, progress: bool = True):
+    def __init__(self, source: InputFile, output: Path, identity: dict[str, Any], chunk_rows: int = 10_000,
+                 progress: bool = True):
         self.source = source
         self.output = Path(output)
         self.format = file_format(self.output, "--output")
         self.identity = identity
-        self.id_column = id_column
         self.chunk_rows = chunk_rows
         self.progress = progress
         self.parts_dir = self.output.with_name(self.output.name + ".parts")

@@ -88,14 +88,13 @@ class Scorer:
         column = table.column(self.text_column)
         read_reasons = table.column(READ_REASON).to_pylist() if READ_REASON in table.column_names else None
         texts = column.to_pylist()
-        text_type = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
         reasons: list[str | None] = []
         for index, text in enumerate(texts):
             if read_reasons is not None and read_reasons[index] is not None:
                 reasons.append(read_reasons[index])
             elif text is None:
                 reasons.append(MISSING_TEXT)
-            elif not text_type or not isinstance(text, str):
+            elif not isinstance(text, str):
                 reasons.append(NOT_TEXT)
             elif not text.strip():
                 reasons.append(EMPTY_TEXT)

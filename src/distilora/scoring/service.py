@@ -40,7 +40,7 @@ def load_scoring_classifier(run: Path, model: str, config: ScoreConfig, probe: l
         classifier, choice = backends.choose(run, model, probe)
         return classifier, choice.candidate, choice.describe()
     if config.backend == "onnx":
-        exports = [name for name in (f"{model}-int8", model) if name in RunDirectory(run).exports()]
+        exports = backends.model_exports(run, model)
         if not exports:
             raise InputError(f"--backend onnx: {run} has no ONNX export of {model}; run distilora export first")
         candidate = backends.Candidate("onnx", export=exports[0])
@@ -82,8 +82,7 @@ def plan(run: str | Path, model: str, input_file: str | Path, output: str | Path
                                       "options": options}))
     if config.backend == "pytorch":
         resolve_precision(config.precision)  # refuse bf16 without native support before anything is read
-    job = ScoreJob(source, Path(output), identity, id_column=config.id_column, chunk_rows=config.chunk_rows,
-                   progress=config.progress)
+    job = ScoreJob(source, Path(output), identity, chunk_rows=config.chunk_rows, progress=config.progress)
     job.check_output()
     return ScoringPlan(job, run, model, config, kept)
 

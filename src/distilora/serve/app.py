@@ -20,7 +20,7 @@ from distilora.run_dir import RunDirectory
 from distilora.serve import errors, perspective
 from distilora.serve.batching import BatchScheduler, Job
 from distilora.serve.limits import BodySizeLimit
-from distilora.serve.parsing import parse_classify
+from distilora.serve.parsing import BodyParser, parse_classify
 from distilora.serve.registry import ModelRegistry
 from distilora.serve.schemas import (
     ChecksResponse,
@@ -36,7 +36,6 @@ from distilora.serve.security import Hardening
 from distilora.versions import __version__
 
 STATIC = Path(__file__).parent / "static"
-INLINE_PARSE_BYTES = 16 * 1024
 DESCRIPTION = f"""Classify text with the models of one distilora run: the fine-tuned teacher, the half-depth
 students distilled from it, LoRA models, LoRA + distillation hybrids and the baselines (a student trained
 without its teacher, TF-IDF, the majority class) — whichever routes the run trained.
@@ -185,22 +184,14 @@ def _install_pages(app: FastAPI, registry: ModelRegistry) -> None:
 def _install_classify(app: FastAPI, registry: ModelRegistry, scheduler: BatchScheduler,
                       settings: ServeConfig) -> None:
     """``POST /api/v1/classify``, its request schema declared in the OpenAPI document."""
-    parsers: list[anyio.CapacityLimiter] = []  # made on first use, inside the event loop
+    parser = BodyParser(settings.max_bodies)
 
     @app.post("/api/v1/classify", response_model=ClassifyResponse, tags=["models"],
               responses=_errors(404, 408, 413, 415, 422, 503, 504), summary="Classify up to 256 texts with one model",
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": {"$ref": "#/components/schemas/ClassifyRequest"}}}}})
     async def classify(request: Request) -> ClassifyResponse:
-        body = await request.body()
-        # A body of up to megabytes is parsed and checked off the event loop (health checks stay fast).
-        content_type = request.headers.get("content-type", "")
-        if len(body) <= INLINE_PARSE_BYTES:  # microseconds: a thread hop would cost more than the parse
-            parsed = parse_classify(body, content_type)
-        else:
-            if not parsers:
-                parsers.append(anyio.CapacityLimiter(settings.max_bodies))
-            parsed = await anyio.to_thread.run_sync(parse_classify, body, content_type, limiter=parsers[0])
+        parsed = await parser.parse(parse_classify, await request.body(), request.headers.get("content-type", ""))
         name = parsed.model or registry.default_model
         job = scheduler.submit(name, registry.get(name), parsed.texts)
         result = await _answer(job, request, scheduler, settings.timeout_s)

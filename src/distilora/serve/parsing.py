@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
 
 from distilora.config import MAX_TEXT_CHARS, MAX_TEXTS
 
@@ -18,6 +23,25 @@ VISIBLE = (r"[^\u0000-\u0020\u007f-\u00a0\u00ad\u0600-\u0605\u061c\u06dd\u070f\u
 the API schema's, so what the schema calls a valid text is what the server accepts."""
 _VISIBLE = re.compile(VISIBLE)
 FIELDS = ("texts", "model")
+INLINE_PARSE_BYTES = 16 * 1024
+"""Bodies up to this size are parsed on the event loop (microseconds: a thread hop would cost more)."""
+T = TypeVar("T")
+
+
+class BodyParser:
+    """Parses a request body with ``parse(body, *args)``: a small one on the event loop, a larger one (up to
+    megabytes) in a worker thread, at most ``max_parsers`` at a time, so that health checks stay fast."""
+
+    def __init__(self, max_parsers: int):
+        self.max_parsers = max_parsers
+        self._limiter: anyio.CapacityLimiter | None = None  # made on first use, inside the event loop
+
+    async def parse(self, parse: Callable[..., T], body: bytes, *args: Any) -> T:
+        if len(body) <= INLINE_PARSE_BYTES:
+            return parse(body, *args)
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.max_parsers)
+        return await anyio.to_thread.run_sync(parse, body, *args, limiter=self._limiter)
 
 
 class RequestRejected(Exception):

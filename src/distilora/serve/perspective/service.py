@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import Request
 
 from distilora.config import PerspectiveConfig
+from distilora.serve.parsing import BodyParser
 from distilora.serve.perspective.access import AccessControl
 from distilora.serve.perspective.attributes import AttributeTable, ServedAttribute
 from distilora.serve.perspective.errors import PerspectiveError, invalid
@@ -39,8 +40,6 @@ from distilora.serve.perspective.scoring import Scored, Scorer
 from distilora.serve.perspective.spans import Sentence, Utf16Offsets, sentences
 
 M = TypeVar("M", bound=Message)
-INLINE_PARSE_BYTES = 16 * 1024
-"""Bodies up to this size are parsed on the event loop (microseconds); larger ones in a worker thread."""
 
 
 @dataclass
@@ -67,17 +66,11 @@ class PerspectiveService:
                  detector: LanguageDetector, feedback: FeedbackStore | None, max_parsers: int):
         self.table, self.scorer, self.config, self.access = table, scorer, config, access
         self.detector, self.feedback = detector, feedback
-        self.max_parsers = max_parsers
-        self._parsers: list[anyio.CapacityLimiter] = []  # made on first use, inside the event loop
+        self.parser = BodyParser(max_parsers)
 
     async def read(self, request: Request, message: type[M]) -> M:
-        body = await request.body()
-        content_type = request.headers.get("content-type", "")
-        if len(body) <= INLINE_PARSE_BYTES:
-            return read_message(body, content_type, message)
-        if not self._parsers:
-            self._parsers.append(anyio.CapacityLimiter(self.max_parsers))
-        return await anyio.to_thread.run_sync(read_message, body, content_type, message, limiter=self._parsers[0])
+        return await self.parser.parse(read_message, await request.body(), request.headers.get("content-type", ""),
+                                       message)
 
     def choose_languages(self, comment: str, requested: list[str] | None) -> LanguageChoice:
         languages = checked_languages(requested)
