@@ -20,8 +20,7 @@ from distilora.config import INT8_VARIANTS, ExportConfig
 from distilora.evaluation.speed import measure
 from distilora.export.onnx import choose_int8, export_onnx, quantize_int8
 from distilora.export.parity import agreement, probability_deltas
-from distilora.export.runtime import OnnxClassifier
-from distilora.inference import Classifier
+from distilora.inference import Classifier, OnnxClassifier, TorchClassifier
 
 REFERENCE = "pytorch-fp32"
 
@@ -34,7 +33,7 @@ def measure_export(model: PreTrainedModel, sample: BenchSample, options: BenchCo
     fp32 = copy.deepcopy(model).cpu().float().eval()
     opset = ExportConfig().opset
     classifiers: dict[str, Classifier] = {
-        REFERENCE: Classifier(fp32, tokenizer, REFERENCE, max_length=options.max_length, batch_size=batch)}
+        REFERENCE: TorchClassifier(fp32, tokenizer, REFERENCE, max_length=options.max_length, batch_size=batch)}
     with tempfile.TemporaryDirectory(prefix="distilora-bench-onnx-") as work:
         onnx_fp32 = Path(work) / "fp32.onnx"
         export_onnx(fp32, tokenizer, onnx_fp32, opset)

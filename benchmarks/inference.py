@@ -26,7 +26,7 @@ from benchmarks.flops import ModelShape, achieved, forward_flops
 from benchmarks.memory import PeakRSS
 from benchmarks.peak import synchronize
 from benchmarks.sample import BenchSample
-from distilora.inference import Classifier, forward_in_batches
+from distilora.inference import TorchClassifier, forward_in_batches
 
 BATCH_PATHS = ("pipeline_pad128", "pipeline_default", "serving_predict", "serving_forward")
 LATENCY_WARMUP = 3
@@ -78,7 +78,7 @@ def measure_model(model: PreTrainedModel, sample: BenchSample, options: BenchCon
     shape = ModelShape.of(model)
     flops = forward_flops(shape, lengths)
     pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device=device)
-    classifier = Classifier(model, tokenizer, "bench", max_length=length, batch_size=batch)
+    classifier = TorchClassifier(model, tokenizer, "bench", max_length=length, batch_size=batch)
     pad128 = {"truncation": True, "padding": "max_length", "max_length": length}
     default = {"truncation": True, "max_length": length}
     paths: dict[str, tuple[Callable[[list[str], list[dict]], object], int]] = {
@@ -129,7 +129,7 @@ def measure_quantization(model: PreTrainedModel, sample: BenchSample, options: B
 
         seconds, memory = _timed_batch(run, lambda run=run: run(sample.infer_encodings[:batch]), cpu)
         logits[name] = run().logits
-        classifier = Classifier(variant, sample.tokenizer, name, max_length=options.max_length, batch_size=batch)
+        classifier = TorchClassifier(variant, sample.tokenizer, name, max_length=options.max_length, batch_size=batch)
         out[name] = {"seconds": seconds, "samples_per_s": len(sample.infer_texts) / seconds, "memory": memory,
                      "latency": latency(lambda t, c=classifier: c.predict(t), few, cpu)}
     probs = {name: torch.softmax(torch.from_numpy(x).double(), dim=-1).numpy() for name, x in logits.items()}

@@ -26,7 +26,7 @@ from benchmarks.precision import measure_training as measure_precision_training
 from benchmarks.report import evaluate_targets
 from benchmarks.sample import load_sample
 from benchmarks.training import BenchContext, measure_route
-from distilora.inference import Classifier
+from distilora.inference import load_classifier
 from distilora.models import load_pretrained_classifier, load_tokenizer, resolve_checkpoint
 from distilora.precision import cpu_name, recorded_cpu_flags
 from distilora.routes import Route, RouteKind, RouteSetup, create_route
@@ -74,7 +74,7 @@ def inference_builders(options: BenchConfig, ctx: BenchContext) -> dict[str, Cal
     """teacher, odd, even and the merged LoRA model: from ``--run``, or built from the pretrained teacher."""
     if options.run:
         run = RunDirectory(options.run)
-        return {name: (lambda name=name: Classifier.load(run.model_dir(name)).model)
+        return {name: (lambda name=name: load_classifier(run.model_dir(name)).model)
                 for name in INFERENCE_MODELS if (run.model_dir(name) / "config.json").exists()}
     depth = ctx.teacher.config.num_hidden_layers
     builders: dict[str, Callable[[], PreTrainedModel]] = {"teacher": lambda: ctx.teacher}
@@ -132,7 +132,7 @@ def _run(options: BenchConfig, log: Callable[[str], None]) -> dict:
 
     set_seed(options.seed)
     if options.run:
-        teacher = Classifier.load(RunDirectory(options.run).model_dir("teacher")).model
+        teacher = load_classifier(RunDirectory(options.run).model_dir("teacher")).model
     else:
         teacher = load_pretrained_classifier(checkpoint, sample.labels)
     teacher = teacher.to(device).eval().requires_grad_(False)

@@ -43,10 +43,10 @@ def build_input(path: Path, rows: int, seed: int = 0) -> None:
 
 def batch64_texts_per_s(run: str, model: str, backend: str, texts: list[str]) -> float:
     """The model's texts/s at batch 64 on ``texts`` (PyTorch at the precision named in ``backend``)."""
-    from distilora.inference import Classifier
+    from distilora.inference import load_classifier
 
     precision = "bf16" if "bf16" in backend else "fp32"
-    classifier = Classifier.load(run, model, precision=precision)
+    classifier = load_classifier(run, model, precision=precision)
     classifier.batch_size = 64
     classifier.predict(texts[:64])
     start = time.perf_counter()

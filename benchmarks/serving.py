@@ -43,9 +43,9 @@ def test_texts(run: Path, n: int = 512, seed: int = 0) -> list[str]:
 def batch_throughput(run: Path, model: str, texts: list[str], batch: int = 64) -> dict[str, float]:
     """Texts per second of ``Classifier.predict`` (best of 3): all texts in one call (sorted by length, padded
     per 64 — the benchmark's "batch 64"), and one call per 64 texts as they come (what a server can batch)."""
-    from distilora.inference import Classifier
+    from distilora.inference import load_classifier
 
-    classifier = Classifier.load(run, model)
+    classifier = load_classifier(run, model)
     classifier.batch_size = batch
     classifier.predict(texts[:batch])
 

@@ -7,7 +7,7 @@
 
 Without ``--port`` it starts ``distilora serve --run RUN`` on a free loopback port (and stops it after). For each
 model it sends ``--requests`` sequential POSTs of one test text each (rotating through the run's test split) on one
-keep-alive connection, and times ``Classifier.load(RUN, model).predict([text])`` on the same texts in this process,
+keep-alive connection, and times ``load_classifier(RUN, model).predict([text])`` on the same texts in this process,
 in alternating blocks of 50, so that both see the same machine. Warm-up calls are not counted. Prints p50 / p99 of
 both, the server's overhead and each model's p50 over the teacher's. Nothing else should run on the machine.
 """
@@ -77,9 +77,9 @@ def post(conn: http.client.HTTPConnection, model: str, text: str) -> tuple[float
 
 
 def measure(model: str, run: Path, port: int, texts: list[str], warmup: list[str]) -> Latency:
-    from distilora.inference import Classifier
+    from distilora.inference import load_classifier
 
-    classifier = Classifier.load(run, model)  # fp32, as distilora serve runs it by default
+    classifier = load_classifier(run, model)  # fp32, as distilora serve runs it by default
     served, own, failed = [], [], 0
     blocks = [warmup, *(texts[start : start + BLOCK] for start in range(0, len(texts), BLOCK))]
     for number, block in enumerate(blocks):  # in blocks: this process's idle torch threads spin for a while

@@ -13,7 +13,7 @@ import yaml
 from conftest import FOUR_ROUTES, make_dataset, synthetic_rows, tiny_experiment_config, write_csv
 from scipy.special import softmax
 
-from distilora import Classifier
+from distilora import load_classifier
 from distilora.artifacts import verify_manifest
 from distilora.config import CalibrationConfig, DataConfig
 from distilora.data import load_task_data
@@ -57,7 +57,7 @@ def test_classifier_applies_the_threshold_that_results_json_counted(tiny_run):
     data = load_task_data(DataConfig(**results["config"]["data"]), results["seed"])
     texts, y_true = list(data.splits["test"]["text"]), list(data.splits["test"]["label"])
     for name in MODELS:
-        classifier = Classifier.load(tiny_run, name)
+        classifier = load_classifier(tiny_run, name)
         calibration = classifier.calibration
         assert calibration is not None and calibration.threshold is not None
         logits = classifier.logits(texts)
@@ -153,7 +153,7 @@ def test_a_new_target_refits_every_model_without_retraining(tiny_run, tiny_datas
         stored = json.loads((run / name / CALIBRATION_FILE).read_text())
         assert (stored["policy"], stored["target"]) == ("target-recall", 1.0)
         assert stored["validation"]["recall"] == 1.0
-        assert Classifier.load(run, name).calibration.policy == "target-recall"
+        assert load_classifier(run, name).calibration.policy == "target-recall"
     assert again["config"]["calibration"]["target_recall"] == 1.0
     assert Experiment(config).run()["reused_stages"] == list(MODELS), "the rewritten directories are reused"
 
@@ -169,7 +169,7 @@ def test_extra_seed_models_get_their_own_calibration_and_card(tiny_run, tiny_dat
     assert {CALIBRATION_FILE, MODEL_CARD} <= set(verify_manifest(seed_dir)["files"])
     [_, extra] = results["seed_runs"]["odd"]
     assert extra["seed"] == 43 and extra["calibration"]["temperature"] > 0
-    assert Classifier.load(seed_dir).calibration.temperature == extra["calibration"]["temperature"]
+    assert load_classifier(seed_dir).calibration.temperature == extra["calibration"]["temperature"]
     card = (seed_dir / MODEL_CARD).read_text()
     assert card.split("\n---\n", 1)[1].lstrip().startswith("# odd (seed 43)") and "seed 43" in card
     assert "Not measured for this model" in card
@@ -225,7 +225,7 @@ def test_add_to_stage_is_atomic_and_refuses_other_files(tiny_run, tmp_path, monk
     assert (stage / MODEL_CARD).read_text().endswith("new line\n")
     assert verify_manifest(stage)["fingerprint"] == fp
     assert not stage.with_name("even.partial").exists() and not stage.with_name("even.old").exists()
-    assert Classifier.load(run.root, "even").calibration is not None
+    assert load_classifier(run.root, "even").calibration is not None
 
 
 # ---- the report ---------------------------------------------------------------------------------------------------
@@ -326,4 +326,4 @@ def test_a_run_whose_validation_has_one_class_says_so_in_results_report_and_card
     assert note in calibration_section(run)
     assert "the target holds" not in calibration_section(run)
     assert note in (run / "teacher" / MODEL_CARD).read_text()
-    assert Classifier.load(run, "teacher").calibration.threshold is None
+    assert load_classifier(run, "teacher").calibration.threshold is None

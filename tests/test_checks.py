@@ -22,7 +22,7 @@ from distilora.checks.suite import load_suite, parse_label_map
 from distilora.cli import main
 from distilora.config import CheckConfig
 from distilora.evaluation.metrics import wilson
-from distilora.inference import Classifier
+from distilora.inference import registry as backends
 from distilora.report.statistics import holm
 from distilora.run_dir import RunDirectory
 
@@ -55,7 +55,7 @@ def no_models(monkeypatch):
     """Fail the test if any model is loaded."""
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded although the suite is invalid")
-    monkeypatch.setattr(Classifier, "load", refuse)
+    monkeypatch.setattr(backends, "backend_for", refuse)  # every load asks it first
 
 
 @pytest.fixture
@@ -268,7 +268,7 @@ def test_check_end_to_end_writes_json_report_section_and_api(run_copy, tmp_path,
     assert "hateful → toxic" in out and "class 1 (toxic)" in out
 
     with pytest.MonkeyPatch.context() as patch:  # the report is built from checks/*.json alone
-        patch.setattr(Classifier, "load", lambda *a, **k: pytest.fail("the report loaded a model"))
+        patch.setattr(backends, "backend_for", lambda *a, **k: pytest.fail("the report loaded a model"))
         assert main(["report", str(run_copy), "--resamples", "1000"]) == 0
     report = (run_copy / "report.md").read_text()
     assert "## Behavioural checks" in report

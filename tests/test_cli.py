@@ -160,9 +160,9 @@ def test_predict_prints_one_json_line_per_text(tiny_run, capsys):
 
 
 def test_predict_says_which_threshold_it_applies_and_argmax_skips_it(tiny_run, capsys):
-    from distilora import Classifier
+    from distilora import load_classifier
 
-    calibration = Classifier.load(tiny_run, "odd").calibration
+    calibration = load_classifier(tiny_run, "odd").calibration
     assert main(["-q", "predict", "--run", str(tiny_run), "--model", "odd", "hello there"]) == 0
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines()[-1] == f"odd: {calibration.describe()}"

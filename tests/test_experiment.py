@@ -139,7 +139,7 @@ def assert_saved_models_match_the_evaluation(run: Path, splits=("validation", "t
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    from distilora import Classifier
+    from distilora import load_classifier
     from distilora.models.text_baselines import is_text_baseline
 
     results = results_of(run)
@@ -151,7 +151,7 @@ def assert_saved_models_match_the_evaluation(run: Path, splits=("validation", "t
         predictions = json.loads((run / "predictions" / f"{name}.json").read_text())
         if is_text_baseline(model_dir):
             for split in splits:
-                probs = Classifier.load(run, name).predict_proba(list(data.splits[split]["text"]), calibrated=False)
+                probs = load_classifier(run, name).predict_proba(list(data.splits[split]["text"]), calibrated=False)
                 np.testing.assert_allclose(probs, np.asarray(predictions[split]["probs"]), atol=2e-5)
                 counted = probs.argmax(1)
                 assert results["models"][name]["metrics"][split]["macro_f1"] == pytest.approx(
@@ -191,9 +191,9 @@ def test_saved_models_load_in_plain_transformers_and_match_the_evaluation(run_fi
 
 
 def test_classifier_predicts_labels_with_probabilities(tiny_run):
-    from distilora import Classifier
+    from distilora import load_classifier
 
-    classifier = Classifier.load(tiny_run, "odd")
+    classifier = load_classifier(tiny_run, "odd")
     assert classifier.labels == ["neutral", "toxic"]
     assert classifier.layers == [1, 3]
     [prediction] = classifier.predict(["some text"])
@@ -220,10 +220,10 @@ def test_classifier_predicts_labels_with_probabilities(tiny_run):
 
 
 def test_classifier_load_names_available_models(tiny_run):
-    from distilora import Classifier
+    from distilora import load_classifier
 
     with pytest.raises(FileNotFoundError, match="models in .*even, lora, odd, teacher"):
-        Classifier.load(tiny_run, "nope")
+        load_classifier(tiny_run, "nope")
 
 
 # ---- reuse of finished stages ------------------------------------------------------------------------------------

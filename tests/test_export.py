@@ -15,7 +15,7 @@ from distilora.artifacts import verify_manifest
 from distilora.cli import main as cli
 from distilora.config import INT8_VARIANTS, ExportConfig, ServeConfig
 from distilora.export import ExportRejected, OnnxClassifier, export_model
-from distilora.inference import Classifier
+from distilora.inference import load_classifier
 from distilora.run_dir import ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
 from distilora.serve import create_app
 
@@ -202,8 +202,8 @@ def test_every_export_has_a_model_card_with_its_parity_and_code_that_runs(export
 
 
 def test_classifier_load_of_an_export_is_an_onnx_classifier(exported):
-    onnx = Classifier.load(exported / "export" / "odd")
-    torch_model = Classifier.load(exported, "odd")
+    onnx = load_classifier(exported / "export" / "odd")
+    torch_model = load_classifier(exported, "odd")
     assert isinstance(onnx, OnnxClassifier) and onnx.backend == "onnxruntime" and torch_model.backend == "pytorch"
     assert onnx.labels == torch_model.labels and onnx.layers == torch_model.layers == [1, 3]
     assert onnx.max_length == torch_model.max_length
@@ -250,7 +250,7 @@ def test_below_the_gate_the_numbers_are_written_and_the_exit_status_is_1(run_cop
     assert parity["passed"] is False and parity["gate"]["agreement"] < 0.99
     assert verify_manifest(directory)["passed"] is False
     with pytest.raises(ExportRejected, match="failed its parity gate"):
-        Classifier.load(directory)
+        load_classifier(directory)
     with pytest.raises(FileNotFoundError, match="no ONNX export that passed"):
         create_app(run_copy, settings=ServeConfig(backend="onnx", model_process=False))
 
@@ -339,7 +339,7 @@ def _set_calibration(run: Path, name: str, **changes) -> dict:
     calibration = Calibration.from_json((run / name / CALIBRATION_FILE).read_text())
     calibration = dataclasses.replace(calibration, **changes)
     splits = run_splits(results)
-    model = Classifier.load(run, name)
+    model = load_classifier(run, name)
     summary, at_threshold = calibration_summary(calibration, {s: model.logits(t) for s, (t, _) in splits.items()},
                                                 {s: y for s, (_, y) in splits.items()})
     assert run_dir.add_to_stage(run / name, {CALIBRATION_FILE: calibration.to_json()})
@@ -360,7 +360,7 @@ def test_an_export_is_gated_on_the_labels_it_serves_at_its_threshold_not_only_at
 
     # The PyTorch margins (logit of `toxic` − logit of `neutral`) on the gated items; the smallest sets a shift that
     # changes no argmax, and the threshold is put just below one validation item's score, within that shift.
-    model = Classifier.load(run_copy, "odd")
+    model = load_classifier(run_copy, "odd")
     splits = run_splits(RunDirectory(run_copy).read_results())
     margins = {split: np.diff(model.logits(texts), axis=1)[:, 0] for split, (texts, _) in splits.items()}
     shift = 0.5 * float(np.abs(np.concatenate(list(margins.values()))).min())
@@ -407,7 +407,7 @@ def test_a_failed_re_export_goes_beside_the_passing_export_which_stays_served(ex
     assert verify_manifest(rejected)["passed"] is False
     assert json.loads((rejected / PARITY_FILE).read_text())["passed"] is False
     with pytest.raises(ExportRejected):
-        Classifier.load(rejected)
+        load_classifier(rejected)
     assert list(RunDirectory(exported_copy).exports()) == ["odd", "odd-int8"]
     app = create_app(exported_copy, settings=ServeConfig(backend="onnx", model_process=False))
     with TestClient(app, base_url=LOCAL) as client:

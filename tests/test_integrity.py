@@ -11,7 +11,7 @@ import pytest
 from conftest import tiny_experiment_config
 
 from distilora.artifacts import MANIFEST, ArtifactError, verified_snapshot, verify_manifest, write_atomic
-from distilora.inference import Classifier
+from distilora.inference import load_classifier
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_an_empty_file_list_verifies_nothing_and_is_refused(odd_dir):
     """Before: ``"files": {}`` verified (nothing was checked)."""
     _rewrite_manifest(odd_dir, files={})
     with pytest.raises(ArtifactError, match="lists no config file"):
-        Classifier.load(odd_dir)
+        load_classifier(odd_dir)
 
 
 def test_a_manifest_without_weights_or_tokenizer_is_refused(odd_dir):
@@ -46,7 +46,7 @@ def test_an_unlisted_adapter_config_is_refused(odd_dir, tiny_run):
     """Before: an unlisted adapter_config.json dropped into a model directory changed what from_pretrained loaded."""
     shutil.copy(tiny_run / "lora" / "adapter" / "adapter_config.json", odd_dir / "adapter_config.json")
     with pytest.raises(ArtifactError, match="adapter_config.json is not in the manifest"):
-        Classifier.load(odd_dir)
+        load_classifier(odd_dir)
     (odd_dir / "adapter_config.json").unlink()
     (odd_dir / "model-00002-of-00002.safetensors").write_bytes(b"extra shard")
     with pytest.raises(ArtifactError, match="model-00002-of-00002.safetensors is not in the manifest"):
@@ -60,7 +60,7 @@ def test_a_symlink_is_refused_even_to_identical_bytes(odd_dir, tmp_path):
     (odd_dir / "model.safetensors").unlink()
     (odd_dir / "model.safetensors").symlink_to(elsewhere)
     with pytest.raises(ArtifactError, match="model.safetensors is a symbolic link"):
-        Classifier.load(odd_dir)
+        load_classifier(odd_dir)
 
 
 @pytest.mark.parametrize("name", ["../outside.json", "/etc/hostname"])
@@ -164,7 +164,7 @@ def test_loading_a_model_while_its_directory_is_swapped_reads_the_new_one(odd_di
         return real_hash(data)
 
     monkeypatch.setattr(artifacts, "sha256_bytes", hash_then_swap)
-    classifier = Classifier.load(odd_dir)
+    classifier = load_classifier(odd_dir)
     assert swaps == [True]
     assert classifier.calibration.temperature == 1.2345
 
@@ -183,7 +183,7 @@ def test_loading_a_model_between_the_two_renames_of_a_swap_waits_for_it(odd_dir,
             partial.rename(odd_dir)
 
     monkeypatch.setattr(time, "sleep", finish_the_swap)
-    assert Classifier.load(odd_dir).calibration is not None
+    assert load_classifier(odd_dir).calibration is not None
     assert waits
 
 
@@ -193,7 +193,7 @@ def test_a_changed_file_in_a_directory_left_in_place_is_still_blamed_at_once(odd
     monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("waited for a directory nobody swaps"))
     (odd_dir / "config.json").write_text('{"changed": true}')
     with pytest.raises(ArtifactError, match="checksum mismatch for config.json"):
-        Classifier.load(odd_dir)
+        load_classifier(odd_dir)
 
 
 # ---- file modes ----------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from conftest import tiny_experiment_config
 
 from distilora.artifacts import verify_manifest
-from distilora.inference import Classifier
+from distilora.inference import load_classifier
 from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, RunDirectory
 
 USER_FILES = {"NOTES.md": "why I keep this model\n", ".gitattributes": "*.safetensors filter=lfs\n",
@@ -61,7 +61,7 @@ def test_a_rerun_reuses_a_stage_holding_user_files_and_leaves_them_alone(tiny_ru
     [warning] = [r.getMessage() for r in caplog.records if "did not write" in r.getMessage()]
     assert warning.endswith(".git/, .gitattributes, NOTES.md")
     verify_manifest(run / "teacher")
-    assert Classifier.load(run, "teacher").calibration is not None
+    assert load_classifier(run, "teacher").calibration is not None
     assert not set_aside(run, "teacher")
 
 
@@ -139,4 +139,4 @@ def test_an_unlisted_file_a_loader_could_read_is_still_refused(tiny_run, tmp_pat
     verify_manifest(stage)  # the user's notes alone are fine
     (stage / name).write_text("{}")
     with pytest.raises(ValueError, match=f"{name} is not in the manifest"):
-        Classifier.load(stage)
+        load_classifier(stage)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from distilora.config import TRUNCATE, WINDOWS, ServeConfig
 from distilora.data.encoding import encode_texts
-from distilora.inference import Classifier, combine_windows
+from distilora.inference import Classifier, combine_windows, load_classifier
 from distilora.serve.app import create_app
 from distilora.serve.registry import ModelRegistry
 from tests.keyword_model import KEYWORD, MAX_LENGTH, long_text_with_keyword_at_end, sentence
@@ -20,7 +20,7 @@ from tests.keyword_model import KEYWORD, MAX_LENGTH, long_text_with_keyword_at_e
 
 @pytest.fixture(scope="module")
 def classifier(keyword_model) -> Classifier:
-    return Classifier.load(keyword_model)
+    return load_classifier(keyword_model)
 
 
 def test_the_keyword_model_knows_its_keyword_in_short_texts(classifier):

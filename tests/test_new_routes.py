@@ -249,7 +249,7 @@ def default_run(tmp_path_factory, tiny_teacher, tiny_dataset):
 
 
 def test_the_default_group_trains_the_ablation_and_baselines_beside_the_students(default_run):
-    from distilora.inference import Classifier
+    from distilora.inference import load_classifier
     from distilora.serve import ModelRegistry
 
     results = json.loads((default_run / "results.json").read_text())
@@ -266,7 +266,7 @@ def test_the_default_group_trains_the_ablation_and_baselines_beside_the_students
     assert all(isinstance(models[n]["collapse"]["collapsed"], bool) for n in models if n != "majority")
     assert all(models[n]["description"] for n in models)
     assert set(results["speed"]["models"]) == set(models)
-    tfidf = Classifier.load(default_run, "tfidf")
+    tfidf = load_classifier(default_run, "tfidf")
     texts = ["you are awful", "what a lovely day"]
     assert [p.label for p in tfidf.predict(texts, calibrated=False)] == [tfidf.labels[i]
                                                                          for i in tfidf.logits(texts).argmax(1)]

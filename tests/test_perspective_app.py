@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from distilora.config import AttributeSpec, PerspectiveConfig, ServeConfig
-from distilora.inference import Classifier
+from distilora.inference import Classifier, load_classifier
 from distilora.serve import create_app
 from distilora.serve.registry import ModelRegistry
 from tests.keyword_model import KEYWORD, sentence
@@ -25,13 +25,13 @@ THREE_SENTENCES = "You are lovely 😊. The cafe\u0301 was closed!  And you, idi
 @pytest.fixture(scope="module")
 def keyword(keyword_model) -> Classifier:
     """A model that calls a text toxic exactly when it holds the keyword (tests/keyword_model.py)."""
-    return Classifier.load(keyword_model)
+    return load_classifier(keyword_model)
 
 
 @pytest.fixture(scope="module")
 def app(tiny_run, second_run, keyword):
-    registry = ModelRegistry(tiny_run, {"odd": Classifier.load(tiny_run, "odd"),
-                                        "second-run/even": Classifier.load(second_run, "even"), "keyword": keyword},
+    registry = ModelRegistry(tiny_run, {"odd": load_classifier(tiny_run, "odd"),
+                                        "second-run/even": load_classifier(second_run, "even"), "keyword": keyword},
                              json.loads((tiny_run / "results.json").read_text()))
     config = PerspectiveConfig(attributes=(AttributeSpec("TOXICITY", None, "odd"),
                                            AttributeSpec("IDENTITY_ATTACK", second_run, "even", "neutral"),

@@ -172,12 +172,12 @@ def test_bf16_training_learns_with_fp32_master_weights(bf16_trained):
 
 
 def test_bf16_inference_agrees_with_fp32(bf16_trained):
-    from distilora.inference import Classifier
+    from distilora.inference import TorchClassifier
 
     result, _, task, tokenizer = bf16_trained
     texts = list(task.splits["validation"]["text"]) + list(task.splits["test"]["text"])
-    fp32 = Classifier(result.model, tokenizer, precision=FP32).predict_proba(texts)
-    bf16 = Classifier(result.model, tokenizer, precision=BF16).predict_proba(texts)
+    fp32 = TorchClassifier(result.model, tokenizer, precision=FP32).predict_proba(texts)
+    bf16 = TorchClassifier(result.model, tokenizer, precision=BF16).predict_proba(texts)
     assert bf16.dtype == fp32.dtype
     assert (fp32.argmax(1) == bf16.argmax(1)).mean() >= 0.95
     assert abs(fp32 - bf16).max() < 0.05

@@ -17,7 +17,7 @@ from conftest import make_dataset
 
 from distilora.artifacts import ArtifactError, verify_manifest
 from distilora.cli import main as cli_main
-from distilora.inference import Classifier
+from distilora.inference import load_classifier
 from distilora.training.trainer import last_complete_checkpoint
 
 
@@ -100,13 +100,13 @@ def test_incomplete_checkpoint_is_removed_not_resumed_from(tmp_path):
 def test_one_corrupted_byte_is_refused(tmp_path, tiny_run):
     model_dir = tmp_path / "odd"
     shutil.copytree(tiny_run / "odd", model_dir)
-    Classifier.load(model_dir)  # intact: loads
+    load_classifier(model_dir)  # intact: loads
     weights = model_dir / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01
     weights.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match="checksum mismatch for model.safetensors"):
-        Classifier.load(model_dir)
+        load_classifier(model_dir)
 
 
 def test_directory_without_manifest_is_refused(tmp_path, tiny_run):
@@ -114,7 +114,7 @@ def test_directory_without_manifest_is_refused(tmp_path, tiny_run):
     shutil.copytree(tiny_run / "even", model_dir)
     (model_dir / "manifest.json").unlink()
     with pytest.raises(ArtifactError, match="incomplete"):
-        Classifier.load(model_dir)
+        load_classifier(model_dir)
 
 
 def test_full_disk_fails_the_stage_and_keeps_the_previous_model(tmp_path, tiny_run, tiny_dataset, tiny_teacher,

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distilora.config import ScoreConfig
-from distilora.inference import Classifier
+from distilora.inference import load_classifier
 from distilora.scoring import InputError, Scorer, score_file
 from distilora.scoring.scorer import EMPTY_TEXT, MISSING_TEXT, NOT_TEXT
 from tests.conftest import synthetic_rows
@@ -57,7 +57,7 @@ def test_a_csv_is_scored_row_for_row_like_predict_with_the_reasons_of_unscorable
     assert table.column("row").to_pylist() == list(range(len(given)))
     assert table.column("comment_id").to_pylist() == [f"c{i:05d}" for i in range(len(given))]
     assert table.column_names[:3] == ["row", "comment_id", "source"]
-    classifier = Classifier.load(tiny_run, "odd")
+    classifier = load_classifier(tiny_run, "odd")
     expected = classifier.predict([t for t in given if t.strip()])
     rows = [r for r in table.to_pylist() if r["reason"] is None]
     assert len(rows) == len(expected) == summary.scored
@@ -171,7 +171,7 @@ def test_auto_picks_a_backend_whose_labels_agree_and_says_why(tiny_run, tmp_path
 
 
 def test_the_scorer_takes_a_pandas_batch_and_gives_one_back(tiny_run):
-    classifier = Classifier.load(tiny_run, "odd")
+    classifier = load_classifier(tiny_run, "odd")
     frame = pd.DataFrame({"text": ["love coffee", None, "scum vermin"], "user": ["a", "b", "c"]})
     scored = Scorer(classifier, keep_columns=["user"])(frame)
     assert isinstance(scored, pd.DataFrame) and scored["user"].tolist() == ["a", "b", "c"]

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from distilora.config import ServeConfig
-from distilora.inference import Classifier, Prediction
+from distilora.inference import Prediction, load_classifier
 from distilora.run_dir import RunDirectory
 from distilora.serve import ModelRegistry, create_app
 from distilora.serve.parsing import VISIBLE
@@ -162,7 +162,7 @@ def test_classify_returns_one_normalised_result_per_text_in_order(client, regist
 @pytest.mark.parametrize("name", MODELS)
 def test_each_model_answers_like_its_classifier(client, tiny_run, name):
     texts = ["love coffee and music", "worthless scum and vermin"]
-    expected = Classifier.load(tiny_run, name).predict(texts)
+    expected = load_classifier(tiny_run, name).predict(texts)
     body = classify(client, texts, name).json()
     assert body["model"] == name
     assert body["decision"]["threshold"] == expected[0].threshold is not None

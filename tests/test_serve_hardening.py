@@ -332,7 +332,7 @@ def test_models_served_from_a_child_process_answer_like_the_classifier(tiny_run)
     """``create_app(run_dir)`` runs the models in a child process (no GIL shared with the event loop)."""
     import os
 
-    from distilora.inference import Classifier
+    from distilora.inference import load_classifier
 
     app = create_app(tiny_run, settings=ServeConfig(model_process=True))
     process = app.state.registry.process
@@ -341,7 +341,7 @@ def test_models_served_from_a_child_process_answer_like_the_classifier(tiny_run)
         texts = ["love coffee and music", "worthless scum and vermin", "you are " * 40]
         with TestClient(app, base_url=LOCAL) as client:
             body = client.post("/api/v1/classify", json={"texts": texts, "model": "even"}).json()
-            even = Classifier.load(tiny_run, "even")
+            even = load_classifier(tiny_run, "even")
             expected = even.predict(texts)
             assert body["decision"] == even.decision and body["decision"]["threshold"] == expected[0].threshold
             for got, want in zip(body["results"], expected, strict=True):

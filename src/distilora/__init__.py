@@ -9,7 +9,7 @@ from distilora.config import (
     ServeConfig,
     TrainConfig,
 )
-from distilora.inference import Classifier, Prediction
+from distilora.inference import Classifier, Prediction, load_classifier, register_backend
 from distilora.scoring import Scorer, score_file
 from distilora.versions import __version__
 
@@ -33,6 +33,8 @@ __all__ = [
     "ServeConfig",
     "TrainConfig",
     "__version__",
+    "load_classifier",
+    "register_backend",
     "run_experiment",
     "score_file",
 ]

@@ -26,7 +26,7 @@ from distilora.evaluation.collapse import collapse_check
 from distilora.evaluation.evaluate import count_saved_parameters, evaluate_logits, split_logits, weights_size_mb
 from distilora.evaluation.metrics import classification_metrics
 from distilora.evaluation.speed import speed_report, timing_texts
-from distilora.inference import Classifier, forward_in_batches
+from distilora.inference import Classifier, forward_in_batches, load_classifier
 from distilora.model_card import render_model_card
 from distilora.models import load_tokenizer, resolve_checkpoint
 from distilora.models.architectures import encoder_depth
@@ -191,7 +191,7 @@ class Experiment:
             model_dir = self.run_dir.model_dir(name)
             logger.info("[%s] evaluating on validation and test", name)
             started = time.perf_counter()
-            classifiers[name] = Classifier.load(model_dir, precision=self.precision)
+            classifiers[name] = load_classifier(model_dir, precision=self.precision)
             logits = split_logits(classifiers[name], self.data.splits)
             metrics, predictions = evaluate_logits(logits, self.data.splits, self.labels)
             self.run_dir.write_predictions(name, predictions)
@@ -301,7 +301,7 @@ class Experiment:
         runs = {name: [{"seed": self.config.seed, "metrics": entry["metrics"]}] for name, entry in models.items()}
         for (name, seed), _record in sorted(self.seed_records.items(), key=lambda item: item[0][1]):
             logger.info("[%s seed %d] evaluating", name, seed)
-            classifier = Classifier.load(self.run_dir.model_dir(name, seed), precision=self.precision)
+            classifier = load_classifier(self.run_dir.model_dir(name, seed), precision=self.precision)
             logits = split_logits(classifier, self.data.splits)
             metrics, _ = evaluate_logits(logits, self.data.splits, self.labels)
             _, calibration, at_threshold = self.calibrate(name, seed, logits)

@@ -254,8 +254,8 @@ def _intended_use(name: str, entry: Mapping, results: Mapping) -> list[str]:
 
 
 def _usage(name: str, entry: Mapping) -> list[str]:
-    lines = ["```python", "from distilora import Classifier", "",
-             "clf = Classifier.load(\"path/to/this/directory\")  # checksums verified; calibration applied",
+    lines = ["```python", "from distilora import load_classifier", "",
+             "clf = load_classifier(\"path/to/this/directory\")  # checksums verified; calibration applied",
              "clf.predict([\"some text\"])  # calibrated scores, the tuned threshold (Prediction.threshold)",
              "clf.predict([\"some text\"], calibrated=False)  # raw softmax and the argmax", "```"]
     if not is_text_baseline_entry(entry):
@@ -328,8 +328,8 @@ def _variant_agreement(tried: Mapping) -> str:
 def _onnx_usage(export: Mapping) -> list[str]:
     inputs = (export.get("settings") or {}).get("inputs") or ["input_ids", "attention_mask"]
     max_length = (export.get("settings") or {}).get("max_length", 128)
-    return ["```python", "from distilora import Classifier", "",
-            "clf = Classifier.load(\"path/to/this/directory\")  # onnxruntime; calibration applied",
+    return ["```python", "from distilora import load_classifier", "",
+            "clf = load_classifier(\"path/to/this/directory\")  # onnxruntime; calibration applied",
             "clf.predict([\"some text\"])", "```", "",
             "With onnxruntime and `transformers`' tokenizer alone (raw logits; argmax, no threshold):", "",
             "```python", "import onnxruntime", "from transformers import AutoTokenizer", "",

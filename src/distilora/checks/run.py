@@ -11,7 +11,7 @@ from distilora.checks.compute import summarise
 from distilora.checks.plots import accuracy_heatmap
 from distilora.checks.suite import load_suite
 from distilora.config import CheckConfig
-from distilora.inference import Classifier
+from distilora.inference import load_classifier
 from distilora.routes import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
 
@@ -55,7 +55,7 @@ def run_check(run_dir: RunDirectory, suite_file: str | Path, name: str | None = 
         raise ValueError(f"{run_dir.root}: its results list no models")
     predictions = {}
     for model in names:
-        classifier = Classifier.load(run_dir.root, model)
+        classifier = load_classifier(run_dir.root, model)
         if classifier.labels != labels:
             raise ValueError(f"{model}: its labels {classifier.labels} differ from the run's {labels}")
         logger.info("check %s: %s on %d cases", name, model, len(suite.texts))

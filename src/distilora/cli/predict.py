@@ -26,12 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from distilora.inference import Classifier
+    from distilora.inference import load_classifier
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise ValueError("no text given: pass texts as arguments or one per line on stdin")
-    classifier = Classifier.load(args.run, args.model, precision=args.precision)
+    classifier = load_classifier(args.run, args.model, precision=args.precision)
     calibrated = not args.argmax and classifier.calibration is not None
     rule = classifier.calibration.describe() if calibrated else "argmax of the raw softmax (not calibrated)"
     print(f"{args.model}: {rule}", file=sys.stderr)

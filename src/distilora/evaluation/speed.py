@@ -11,11 +11,14 @@ import platform
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from distilora.inference import Classifier
 from distilora.precision import FP32
+
+if TYPE_CHECKING:  # inference imports the calibration, part of this package
+    from distilora.inference import Classifier
 
 logger = logging.getLogger(__name__)
 

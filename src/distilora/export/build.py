@@ -43,8 +43,7 @@ from distilora.export.parity import (
     probability_deltas,
     split_parity,
 )
-from distilora.export.runtime import OnnxClassifier
-from distilora.inference import Classifier
+from distilora.inference import OnnxClassifier, TorchClassifier, load_classifier
 from distilora.model_card import render_model_card
 from distilora.models.text_baselines import is_text_baseline
 from distilora.precision import cpu_name, recorded_cpu_flags
@@ -117,7 +116,9 @@ def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
     target = run_dir.export_dir(name, config.quantize)
     with run_dir.lock():
         splits = run_splits(results, dataset)
-        reference = Classifier.load(model_dir)
+        reference = load_classifier(model_dir)
+        if not isinstance(reference, TorchClassifier):
+            raise ValueError(f"--model {name}: a {reference.backend} model; only PyTorch models export to ONNX")
         reference.batch_size = config.batch_size
         partial = run_dir.start_export(target)
         try:
@@ -188,7 +189,7 @@ class _Comparison:
         return record
 
 
-def _write_export(partial: Path, reference: Classifier, splits: dict[str, tuple[list[str], list[int]]],
+def _write_export(partial: Path, reference: TorchClassifier, splits: dict[str, tuple[list[str], list[int]]],
                   labels: list[str], config: ExportConfig, name: str) -> dict[str, Any]:
     """model.onnx, tokenizer, config, calibration.json and parity_labels.json into ``partial``; the parity numbers."""
     reference.tokenizer.save_pretrained(partial)
@@ -241,7 +242,7 @@ def _write_export(partial: Path, reference: Classifier, splits: dict[str, tuple[
     }
 
 
-def _export(reference: Classifier, path: Path, opset: int, name: str) -> list[str]:
+def _export(reference: TorchClassifier, path: Path, opset: int, name: str) -> list[str]:
     try:
         return export_onnx(reference.model, reference.tokenizer, path, opset)
     except Exception as error:  # the exporter's errors are long; one line says what failed
@@ -249,7 +250,7 @@ def _export(reference: Classifier, path: Path, opset: int, name: str) -> list[st
         raise ValueError(f"--model {name}: the ONNX export failed ({type(error).__name__}: {message[:300]})") from error
 
 
-def _choose_int8(fp32: Path, work: Path, reference: Classifier, texts: list[str], reference_logits: np.ndarray,
+def _choose_int8(fp32: Path, work: Path, reference: TorchClassifier, texts: list[str], reference_logits: np.ndarray,
                  config: ExportConfig, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Quantize with every configured variant and keep one by :func:`choose_int8` on its validation agreement (the
     lower of the argmax and the served decision's: the variant kept must pass both)."""

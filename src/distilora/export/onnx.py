@@ -25,8 +25,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distilora.config import INT8_VARIANTS
 from distilora.data.encoding import TOKEN_FIELDS
+from distilora.inference.onnx import OUTPUT
 
-OUTPUT = "logits"
 INT8_OPS = ("MatMul",)
 """Operators whose weights are quantized (the exporter's Gemm heads are quantized through MatMul as well)."""
 EXPORTER = "torch.onnx.export (dynamo)"

@@ -19,7 +19,7 @@ from typing import Any
 
 from distilora.artifacts import ArtifactError, read_manifest
 from distilora.evaluation.calibration import Calibration
-from distilora.inference import read_calibration
+from distilora.inference.registry import read_calibration
 from distilora.run_dir import CALIBRATION_FILE, PARITY_FILE, RunDirectory
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from distilora.config import ExportConfig
-from distilora.inference import Classifier
+from distilora.inference import Classifier, load_classifier
 from distilora.precision import BF16, FP32, native_bf16
 from distilora.run_dir import RunDirectory
 
@@ -28,7 +28,8 @@ MIN_PROBE_TEXTS = 64
 
 @dataclass(frozen=True)
 class Candidate:
-    """A way to run the model: ``pytorch`` at a precision, or the ONNX export directory ``export``."""
+    """A way to run the model: its own backend (``pytorch``, …) at a precision, or the ONNX export directory
+    ``export``."""
 
     backend: str
     precision: str | None = None
@@ -36,7 +37,9 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return f"onnx {self.export}" if self.export else f"pytorch {self.precision}"
+        if self.export:
+            return f"onnx {self.export}"
+        return f"{self.backend} {self.precision}" if self.precision else self.backend
 
 
 @dataclass
@@ -64,9 +67,11 @@ def model_exports(run_dir: Path, model: str) -> list[str]:
     return [name for name in (f"{model}-int8", model) if name in exports]
 
 
-def candidates(run_dir: Path, model: str, device: str) -> list[Candidate]:
-    found = [Candidate("pytorch", FP32)]
-    if native_bf16(device):
+def candidates(run_dir: Path, model: str, device: str, reference: Candidate) -> list[Candidate]:
+    """``reference`` (the model as its backend loads it at fp32), bf16 for a PyTorch model where the device computes
+    it natively, then the model's exports."""
+    found = [reference]
+    if reference.backend == "pytorch" and native_bf16(device):
         found.append(Candidate("pytorch", BF16))
     return found + [Candidate("onnx", export=name) for name in model_exports(run_dir, model)]
 
@@ -74,8 +79,8 @@ def candidates(run_dir: Path, model: str, device: str) -> list[Candidate]:
 def load(run_dir: Path, model: str, candidate: Candidate, device: str | None = None) -> Classifier:
     """The model run by ``candidate`` (an export that failed its gate is refused by the loader)."""
     if candidate.export:
-        return Classifier.load(RunDirectory(run_dir).exports_dir / candidate.export)
-    return Classifier.load(run_dir, model, device=device, precision=candidate.precision or FP32)
+        return load_classifier(RunDirectory(run_dir).exports_dir / candidate.export)
+    return load_classifier(run_dir, model, device=device, precision=candidate.precision or FP32)
 
 
 def _time(classifier: Any, texts: list[str]) -> tuple[list[str], float]:
@@ -88,17 +93,18 @@ def _time(classifier: Any, texts: list[str]) -> tuple[list[str], float]:
 def choose(run_dir: Path, model: str, probe: list[str], min_agreement: float = ExportConfig().min_agreement,
            device: str | None = None) -> tuple[Classifier, BackendChoice]:
     """Time every candidate on ``probe`` (the input's first scorable texts) and keep the fastest whose decided labels
-    agree with PyTorch fp32's on at least ``min_agreement`` of them."""
+    agree with the model's own backend at fp32 (PyTorch fp32 for a transformers model) on at least ``min_agreement``
+    of them."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     probe = probe[:PROBE_TEXTS]
-    reference_candidate = Candidate("pytorch", FP32)
-    reference = load(run_dir, model, reference_candidate, device)
+    reference = load_classifier(run_dir, model, device=device, precision=FP32)
+    reference_candidate = Candidate(reference.backend, reference.precision)
     if len(probe) < MIN_PROBE_TEXTS:
         return reference, BackendChoice(reference_candidate, f"fewer than {MIN_PROBE_TEXTS} texts to time on", [])
     reference_labels, reference_speed = _time(reference, probe)
     measured = [Measured(reference_candidate, reference_speed, 1.0)]
     best, best_classifier = measured[0], reference
-    for candidate in candidates(run_dir, model, torch.device(device).type)[1:]:
+    for candidate in candidates(run_dir, model, torch.device(device).type, reference_candidate)[1:]:
         try:
             classifier = load(run_dir, model, candidate, device)
         except (ValueError, FileNotFoundError) as error:  # a stale or rejected export is skipped, and said so
@@ -111,6 +117,6 @@ def choose(run_dir: Path, model: str, probe: list[str], min_agreement: float = E
             best, best_classifier = measured[-1], classifier
     timed = "; ".join(f"{m.candidate.name} {m.texts_per_s:,.0f} texts/s, {m.agreement:.1%} same labels"
                       for m in measured)
-    reason = (f"the fastest of those whose labels agree with pytorch fp32 on ≥ {min_agreement:.0%} of the first "
-              f"{len(probe)} texts ({timed})")
+    reason = (f"the fastest of those whose labels agree with {reference_candidate.name} on ≥ {min_agreement:.0%} of "
+              f"the first {len(probe)} texts ({timed})")
     return best_classifier, BackendChoice(best.candidate, reason, measured)

@@ -9,7 +9,7 @@ from typing import Any
 
 from distilora.artifacts import sha256_file
 from distilora.config import ScoreConfig
-from distilora.inference import Classifier
+from distilora.inference import Classifier, load_classifier
 from distilora.precision import resolve_precision
 from distilora.run_dir import RunDirectory
 from distilora.scoring import backends
@@ -45,8 +45,8 @@ def load_scoring_classifier(run: Path, model: str, config: ScoreConfig, probe: l
             raise InputError(f"--backend onnx: {run} has no ONNX export of {model}; run distilora export first")
         candidate = backends.Candidate("onnx", export=exports[0])
         return backends.load(run, model, candidate), candidate, f"backend {candidate.name} (asked for)"
-    classifier = Classifier.load(run, model, precision=config.precision)
-    candidate = backends.Candidate("pytorch", classifier.precision)
+    classifier = load_classifier(run, model, precision=config.precision)
+    candidate = backends.Candidate(classifier.backend, classifier.precision)
     return classifier, candidate, f"backend {candidate.name} (asked for)"
 
 

@@ -14,6 +14,7 @@ started again (its checksums verified again); meanwhile every call fails at once
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import math
 import os
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from distilora.config import ServeConfig
-from distilora.inference import Classifier, Prediction
+from distilora.inference import Classifier, Prediction, load_classifier
+from distilora.inference.registry import extension_modules
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,10 @@ class ChildSettings:
     forward_texts: int
     torch_threads: int
     precision: str
+    backend_modules: tuple[str, ...] = ()
+    """Modules that registered backends in the parent: the child imports them to load the same models."""
+    import_path: tuple[str, ...] = ()
+    """The parent's ``sys.path`` (with backend modules only): where the child finds them as the parent did."""
 
 
 @dataclass
@@ -97,6 +103,12 @@ class Deaths:
 
     def pause_s(self) -> float:
         return 0.0 if len(self.times) < 2 else min(30.0, 2.0 ** (len(self.times) - 2))
+
+
+def _backend_imports() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The modules outside distilora that registered backends here, and the import path they were found on."""
+    modules = tuple(extension_modules())
+    return modules, tuple(sys.path) if modules else ()
 
 
 def exit_cause(exitcode: int | None) -> str:
@@ -214,7 +226,7 @@ class ModelProcess:
     def __init__(self, models: dict[str, Path], settings: ServeConfig, precision: str = "fp32"):
         self._models = {name: str(path) for name, path in models.items()}
         self._child_settings = ChildSettings(settings.forward_texts, settings.torch_threads or os.cpu_count() or 1,
-                                             precision)
+                                             precision, *_backend_imports())
         self._settings = settings
         self._lock = threading.Lock()  # one call at a time on the pipe
         self._spawn_lock = threading.Lock()  # close() sees every child the supervisor starts
@@ -391,7 +403,10 @@ def _serve(conn: Connection, models: dict[str, str], settings: ChildSettings) ->
     os.nice(MODEL_NICENESS)
     torch.set_num_threads(settings.torch_threads)
     try:
-        classifiers = {name: Classifier.load(path, precision=settings.precision) for name, path in models.items()}
+        sys.path.extend(entry for entry in settings.import_path if entry not in sys.path)
+        for module in settings.backend_modules:
+            importlib.import_module(module)
+        classifiers = {name: load_classifier(path, precision=settings.precision) for name, path in models.items()}
         for classifier in classifiers.values():
             classifier.batch_size = settings.forward_texts
             classifier.predict(["warm-up"])  # first-call costs are paid here, not by the first request

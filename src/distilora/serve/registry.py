@@ -10,7 +10,7 @@ from typing import Any
 
 from distilora.config import ServeConfig
 from distilora.evaluation.calibration import ARGMAX_DECISION
-from distilora.inference import Classifier
+from distilora.inference import Classifier, load_classifier
 from distilora.routes.base import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
 from distilora.serve.model_process import ModelProcess, Readiness
@@ -101,7 +101,7 @@ class ModelRegistry:
         classifiers = {}
         for name in names:
             logger.info("loading model %s from %s", name, sources[name])
-            classifiers[name] = Classifier.load(sources[name], precision=precision)
+            classifiers[name] = load_classifier(sources[name], precision=precision)
             classifiers[name].predict(["warm-up"])  # first-call costs are paid here, not by the first request
         return cls(run.root, classifiers, results)
 

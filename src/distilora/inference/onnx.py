@@ -1,18 +1,20 @@
-"""An exported ONNX model behind :class:`distilora.inference.Classifier`'s interface, run by onnxruntime."""
+"""The onnxruntime backend: an export directory (``model.onnx`` + tokenizer + config, from ``distilora export``)."""
 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
-from distilora.export.onnx import OUTPUT
-from distilora.inference import Classifier, read_calibration
+from distilora.inference.base import Classifier, config_labels
+from distilora.inference.registry import LoadOptions, read_calibration, register_backend
 from distilora.run_dir import ONNX_FILE, PARITY_FILE
+
+OUTPUT = "logits"
+"""The one output of an exported model."""
 
 
 class ExportRejected(ValueError):
@@ -21,22 +23,19 @@ class ExportRejected(ValueError):
 
 class OnnxClassifier(Classifier):
     """``model.onnx`` + tokenizer + config of an export directory: the same ``predict`` / ``logits`` / ``labels`` as
-    the PyTorch :class:`Classifier` (texts tokenized and truncated the same way, length-sorted batches)."""
+    the PyTorch classifier (texts tokenized and truncated the same way, length-sorted batches)."""
 
     backend = "onnxruntime"
 
     def __init__(self, session, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig, name: str = "model",
                  max_length: int | None = None, batch_size: int = 64, info: dict | None = None):
+        super().__init__(config_labels(config), name=name, tokenizer=tokenizer, max_length=max_length,
+                         batch_size=batch_size, layers=getattr(config, "distilora_layers", None))
         self.session = session
-        self.tokenizer = tokenizer
         self.config = config
-        self.name = name
-        self.max_length = int(max_length or min(tokenizer.model_max_length, 512))
-        self.batch_size = batch_size
         self.info = info or {}
         """What the export's parity.json says (settings, agreement, the model's own metrics), if it has one."""
         self._inputs = [node.name for node in session.get_inputs()]
-        self._tokenizer_lock = threading.Lock()
 
     @classmethod
     def from_directory(cls, directory: str | Path, name: str | None = None, threads: int | None = None,
@@ -74,21 +73,9 @@ class OnnxClassifier(Classifier):
         session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         return cls(session, tokenizer, config, name=name, info=info)
 
-    @property
-    def device(self) -> str:
-        return "cpu"
-
-    @property
-    def labels(self) -> list[str]:
-        return [self.config.id2label[i] for i in range(self.config.num_labels)]
-
-    @property
-    def layers(self) -> list[int] | None:
-        return getattr(self.config, "distilora_layers", None)
-
     def forward(self, rows: list[dict[str, list[int]]]) -> np.ndarray:
         """Logits of tokenized rows, run in length-sorted batches of ``batch_size``; in input order."""
-        logits = np.zeros((len(rows), self.config.num_labels), dtype=np.float32)
+        logits = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
@@ -96,3 +83,11 @@ class OnnxClassifier(Classifier):
             feed = {name: np.asarray(batch[name], dtype=np.int64) for name in self._inputs}
             logits[chunk] = self.session.run([OUTPUT], feed)[0]
         return logits
+
+
+def load_export(directory: Path, options: LoadOptions) -> OnnxClassifier:
+    """An export that passed its parity gate (:class:`ExportRejected` otherwise)."""
+    return OnnxClassifier.from_directory(directory, name=options.name, shown_as=options.shown_as)
+
+
+register_backend("onnxruntime", lambda directory: (directory / ONNX_FILE).is_file(), load_export, priority=20)
