@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,7 +52,7 @@ class Backend:
     matches: Callable[[Path], bool]
     load: Callable[[Path, LoadOptions], Classifier]
     priority: int = 0
-    module: str = field(default="")
+    module: str = ""
     """The module that registered it (the model process imports it to have the backend too)."""
 
 
