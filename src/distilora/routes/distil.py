@@ -49,7 +49,7 @@ class DistilledStudent(TrainerRoute):
 
     def fingerprint_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
         c = ctx.config
-        # The teacher's weights, not only its settings: a retrained teacher means new students.
+        # The teacher's weights, not only its settings: a retrained teacher means retrained students.
         teacher_fingerprint, teacher_weights = ctx.teacher_identity()
         return ("student", teacher_fingerprint, teacher_weights, self.layers, asdict(c.student_training),
                 asdict(c.distillation))
