@@ -27,7 +27,7 @@ class FieldOption:
     flag: str
     group: str | None
     """The argument group's title; None: the outer group."""
-    kind: Any = None
+    kind: Any
     """The field's type (``int | None``, ``tuple[str, ...]``, …)."""
 
     @property
@@ -36,13 +36,11 @@ class FieldOption:
 
     @property
     def default(self) -> Any:
-        """The dataclass default as argparse holds it (a comma list as its text, so ``--help`` shows it so)."""
-        default = self.field.default
+        """The dataclass default as argparse holds it: a comma list as its text (``--help`` shows it so, argparse
+        reads it with the option's type); None for a repeated flag that was not given."""
         if self.option.items == "comma":
-            return ",".join(default)
-        if self.option.items == "repeat" or self.option.negated:
-            return None if self.option.items else False
-        return default
+            return ",".join(self.field.default)
+        return None if self.option.items == "repeat" else self.field.default
 
     def add_to(self, parser: argparse._ActionsContainer) -> argparse.Action:
         option = self.option

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of :class:`ExperimentConfig`, and those that set several of its fields at once."""
     added = add_dataclass_arguments(parser, ExperimentConfig, title="run")
     groups = "; ".join(f"{name}: {', '.join(members)}" for name, members in route_groups().items())
-    added.actions["routes",].help += f". Groups: {groups}. Routes: {', '.join(registered_routes())}"
+    added.actions[("routes",)].help += f". Groups: {groups}. Routes: {', '.join(registered_routes())}"
     defaults = ExperimentConfig()
     run = added.groups["run"]
     variants = tuple(routes_tagged(VARIANT_TAG))
