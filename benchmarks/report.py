@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.training import VARIANTS
-from distilora.routes import RouteKind
+from distilora.routes.kinds import RouteKind
 
 STUDENTS = ("odd", "even")
 

@@ -1,4 +1,4 @@
-"""A run with a model of every route kind (issue 10): 16 models as results.json describes them, for the report and
+"""A run with a model of every route kind: 16 models as results.json describes them, for the report and
 the page tests. Accuracies are chosen; predictions are nested (a more accurate model is right wherever a less
 accurate one is), so the paired differences have a known sign."""
 
@@ -54,7 +54,7 @@ def description(name: str) -> str:
 
 
 def model_entry(name: str, metrics: dict, history: list[dict]) -> dict:
-    """One results.json model entry with the issue-10 fields."""
+    """One results.json model entry with every field a route kind adds (layers, adapters, ablation, importance)."""
     route, layers, num_layers, _ = MODELS[name]
     full = route in ("fine-tune", "lora", "hybrid") and not layers
     params = 3_000 if name == "tfidf" else 3 if name == "majority" else 22_700_000 if full else 12_000_000

@@ -63,7 +63,7 @@ def make_tiny_teacher(directory: Path, num_layers: int = 4) -> Path:
 
 
 FOUR_ROUTES = ("odd", "even", "lora")
-"""The assignment's comparison (teacher, odd, even, LoRA): the tiny fixture runs that most tests read."""
+"""The four-model comparison (teacher, odd, even, LoRA): the tiny fixture runs that most tests read."""
 
 
 def tiny_experiment_config(dataset: Path, teacher: Path, output: Path, **overrides):

@@ -100,6 +100,53 @@ def test_run_defaults_are_the_config_defaults():
     assert "(default: None)" not in help_text and "(default: False)" not in help_text
 
 
+def subcommand(name: str):
+    return build_parser()._subparsers._group_actions[0].choices[name]
+
+
+def field_value(config, path: tuple[str, ...]):
+    for name in path:
+        config = getattr(config, name)
+    return config
+
+
+def test_every_experiment_config_field_is_a_flag_or_marked_as_not_an_option():
+    from distilora.cli.options import field_options, unmarked_fields
+    from distilora.config import ExperimentConfig
+
+    assert list(unmarked_fields(ExperimentConfig)) == []
+    flags = subcommand("run")._option_string_actions
+    options = list(field_options(ExperimentConfig))
+    assert all(option.flag in flags for option in options)
+    reached = {option.path for option in options}
+    assert {("data", "dataset"), ("num_seeds",), ("students",), ("lora", "target_modules"), ("measure_speed",),
+            ("calibration", "target_recall"), ("distillation", "w_hidden")} <= reached
+    assert flags["--lora-targets"].dest == "lora_targets" and "--no-speed" in flags and "--seeds" in flags
+
+
+# Each sub-command whose options restate a config dataclass, with the arguments it requires.
+CONFIG_COMMANDS = [("run", "ExperimentConfig", []), ("score", "ScoreConfig", ["--run", "r", "--input", "i",
+                                                                                  "--output", "o"]),
+                   ("serve", "ServeConfig", []), ("export", "ExportConfig", ["--run", "r", "--model", "odd"]),
+                   ("check", "CheckConfig", ["--run", "r", "--suite", "s.csv"])]
+
+
+@pytest.mark.parametrize(("command", "config_name", "required"), CONFIG_COMMANDS)
+def test_the_defaults_argparse_gives_are_the_dataclass_defaults(command, config_name, required):
+    import distilora.config
+    from distilora.cli.options import dataclass_from_args, field_options
+
+    config_class = getattr(distilora.config, config_name)
+    defaults = config_class()
+    args = build_parser().parse_args([command, *required])
+    options = list(field_options(config_class))
+    assert options
+    for option in options:
+        assert option.value(args) == field_value(defaults, option.path), option.flag
+    kept = {"allowed_hosts": defaults.allowed_hosts} if command == "serve" else {}
+    assert dataclass_from_args(config_class, args, kept) == defaults
+
+
 def test_run_flags_reach_the_configuration():
     config = parse(
         "--dataset", "/data/x", "--text-column", "tweet", "--label-column", "class", "--max-train-samples", "200",

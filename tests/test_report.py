@@ -320,7 +320,7 @@ def test_timing_texts_are_a_seeded_sample_of_the_given_texts():
     assert timing_texts(texts[:10], n=64) == timing_texts(texts[:10], n=64) and len(timing_texts(texts[:10])) == 10
 
 
-# ---- a run with every route kind (issue 10): 16 models, baselines without history, an importance student -----
+# ---- a run with every route kind: 16 models, baselines without history, an importance student ------------------------
 def nested_probs(y_true: np.ndarray, u: np.ndarray, accuracy: float | None) -> np.ndarray:
     """Right where ``u < accuracy`` (nested across models), else the next class; None: always 'offensive'."""
     predicted = np.full(len(y_true), 1) if accuracy is None else np.where(u < accuracy, y_true, (y_true + 1) % 3)

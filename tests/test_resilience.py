@@ -126,8 +126,8 @@ def test_full_disk_fails_the_stage_and_keeps_the_previous_model(tmp_path, tiny_r
     def disk_full(route, model, directory):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("distilora.routes.base.Route.save", disk_full)
-    # A new temperature changes the students' fingerprint, so they are retrained (and their save fails).
+    monkeypatch.setattr("distilora.routes.base.TrainerRoute.save", disk_full)
+    # Another temperature changes the students' fingerprint, so they are retrained (and their save fails).
     code = cli_main(["-q", *_run_args(tiny_dataset, tiny_teacher, output)[:-2], "--routes", "odd,even,lora",
                      "--epochs", "1", "--temperature", "3", "--max-length", "32"])
     assert code == 2

@@ -1,4 +1,4 @@
-"""The route registry and the run directory: a new route is one registration, the teacher-target cache follows
+"""The route registry and the run directory: adding a route is one registration, the teacher-target cache follows
 the teacher's weights, and one run at a time holds an output directory."""
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from distilora.routes import (
     DistilledStudent,
     RouteError,
     RouteKind,
+    RouteSetup,
     configured_routes,
     create_route,
     register_route,
     registered_routes,
     route_groups,
+    routes_tagged,
     unregister_route,
 )
 from distilora.run_dir import RunDirectory
@@ -42,6 +44,37 @@ def test_the_default_routes_come_from_the_registry_in_run_order():
     assert [r.main_seed_only for r in routes] == [True, False, False, False, False, True, True]
     assert [r.needs_teacher_targets for r in routes] == [False, True, True, False, False, False, False]
     assert set(route_groups()["all"]) <= set(registered_routes())
+
+
+def test_the_groups_are_derived_from_the_registrations_in_run_order():
+    assert route_groups() == {
+        "default": ("teacher", "odd", "even", "lora", "odd-no-kd", "tfidf", "majority"),
+        "all": ("teacher", "odd", "even", "first", "last", "importance", "odd-no-kd", "tfidf", "majority", "lora",
+                "lora-dora", "lora-rslora", "lora-pissa", "lora-adalora", "lora-kd", "odd-lora")}
+    assert sorted(route_groups()["all"]) == registered_routes()
+    register_route("extra", lambda setup: create_route("odd", setup), groups=("default", "extras"))
+    try:
+        groups = route_groups()
+        assert groups["default"][-2:] == ("majority", "extra") and groups["all"][-1] == "extra"
+        assert groups["extras"] == ("extra",) and list(groups)[-1] == "all"
+    finally:
+        unregister_route("extra")
+    assert "extra" not in route_groups()["all"] and "extras" not in route_groups()
+
+
+def test_lora_variants_are_found_through_the_registry():
+    assert routes_tagged("lora-variant") == {"lora": "lora", "dora": "lora-dora", "rslora": "lora-rslora",
+                                             "pissa": "lora-pissa", "adalora": "lora-adalora"}
+    assert {create_route(name, RouteSetup(4, 2)).variant for name in routes_tagged("lora-variant").values()} == {
+        "lora", "dora", "rslora", "pissa", "adalora"}
+
+
+def test_route_kinds_and_the_registry_import_without_torch():
+    """The report, the service and the checks need only the kinds: importing them must not load the trainer."""
+    code = ("import sys, distilora.routes.kinds, distilora.routes.registry, distilora.routes; "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.strip() == "[]"
 
 
 def test_the_all_group_and_layer_strategies_follow_the_teacher_and_student_depth():
@@ -111,7 +144,7 @@ def test_unknown_extra_route_is_refused_before_anything_is_written(tiny_teacher,
     assert not output.exists()
 
 
-# ---- a new route is one registration -----------------------------------------------------------------------------
+# ---- a route defined in this module, registered with its group, needs no edit anywhere else ------------------------
 class LastLayerKD(DistilledStudent):
     """A toy route: a one-layer student from the teacher's last layer, distilled on the KL term alone."""
 
@@ -125,19 +158,21 @@ class LastLayerKD(DistilledStudent):
 
 @pytest.fixture
 def toy_route():
-    register_route("last-kd", lambda setup: LastLayerKD("last-kd", [setup.teacher_depth]))
+    register_route("last-kd", lambda setup: LastLayerKD("last-kd", [setup.teacher_depth]), groups=("toys",))
     yield "last-kd"
     unregister_route("last-kd")
 
 
 def test_a_registered_route_is_trained_evaluated_reported_served_and_reused(toy_route, tiny_teacher, tiny_dataset,
                                                                             tmp_path):
+    from fastapi.testclient import TestClient
     from transformers import AutoModelForSequenceClassification
 
     from distilora.experiment import Experiment
-    from distilora.serve import ModelRegistry
+    from distilora.serve import ModelRegistry, create_app
 
-    config = tiny_experiment_config(tiny_dataset, tiny_teacher, tmp_path / "run", routes=("odd", toy_route))
+    assert route_groups()["toys"] == (toy_route,) and toy_route in route_groups()["all"]
+    config = tiny_experiment_config(tiny_dataset, tiny_teacher, tmp_path / "run", routes=("odd", "toys"))
     results = Experiment(config).run()
     assert list(results["models"]) == ["teacher", "odd", "last-kd"]
     entry = results["models"]["last-kd"]
@@ -152,7 +187,12 @@ def test_a_registered_route_is_trained_evaluated_reported_served_and_reused(toy_
     pairs = {(c["a"], c["b"]) for c in results["statistics"]["comparisons"]}
     assert {("odd", "last-kd"), ("last-kd", "teacher")} <= pairs
     assert "| last-kd |" in (tmp_path / "run" / "report.md").read_text()
-    assert ModelRegistry.load(tmp_path / "run").names == ["teacher", "odd", "last-kd"]
+    registry = ModelRegistry.load(tmp_path / "run")
+    assert registry.names == ["teacher", "odd", "last-kd"]
+    with TestClient(create_app(registry=registry), base_url="http://127.0.0.1") as client:
+        answer = client.post("/api/v1/classify", json={"texts": ["hello there"], "model": "last-kd"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model"] == "last-kd"
 
     again = Experiment(config).run()
     assert again["reused_stages"] == ["teacher", "odd", "last-kd"]

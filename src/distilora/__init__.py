@@ -1,5 +1,8 @@
 """distilora: compress a BERT toxicity classifier by layer-selected distillation and by LoRA, and compare."""
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from distilora.config import (
     DataConfig,
     DistillationConfig,
@@ -9,9 +12,24 @@ from distilora.config import (
     ServeConfig,
     TrainConfig,
 )
-from distilora.inference import Classifier, Prediction, load_classifier, register_backend
-from distilora.scoring import Scorer, score_file
 from distilora.versions import __version__
+
+if TYPE_CHECKING:
+    from distilora.inference import Classifier, Prediction, load_classifier, register_backend
+    from distilora.scoring import Scorer, score_file
+
+_LAZY = {"Classifier": "inference", "Prediction": "inference", "load_classifier": "inference",
+         "register_backend": "inference", "Scorer": "scoring", "score_file": "scoring"}
+
+
+def __getattr__(name: str) -> Any:
+    """The inference and scoring API, imported (with torch) when first asked for: ``distilora.config`` and
+    ``distilora.routes.kinds`` stay light."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
 
 
 def run_experiment(config: ExperimentConfig | None = None) -> dict:

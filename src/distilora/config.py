@@ -1,14 +1,16 @@
 """Every default of distilora, in one place: small dataclasses the CLI and the Python API fill in.
 
-The command line reads its defaults from these classes (``distilora run --help`` shows them); nothing else
-restates a number.
+The command line is built from these classes: a field's metadata (:func:`~distilora.config_options.option`) holds
+its flag's help text, and ``distilora run --help`` shows its default; nothing else restates a number.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
+
+from distilora.config_options import not_an_option, number, option, option_group, positive, share
 
 DEFAULT_DATASET = "../shared/datasets/tweet_eval_hate"
 DEFAULT_TEACHER = "packaged:all-MiniLM-L6-v2"
@@ -19,20 +21,17 @@ DEFAULT_TEACHER = "packaged:all-MiniLM-L6-v2"
 class DataConfig:
     """Where the data comes from and how it is read."""
 
-    dataset: str = DEFAULT_DATASET
-    """A directory with train / validation / test files (CSV, JSON Lines or Parquet), or a hub dataset id."""
-    dataset_config: str | None = None
-    """The hub dataset's configuration name, if it has several."""
-    text_column: str = "text"
-    label_column: str = "label"
-    max_train_samples: int | None = None
-    """Use a seeded subset of train (quick runs)."""
-    max_eval_samples: int | None = None
-    """Use a seeded subset of validation and of test (quick runs only: the CIs widen)."""
-    validation_fraction: float = 0.1
+    dataset: str = option(DEFAULT_DATASET, help="directory with train/validation/test as CSV, JSON Lines or "
+                                                "Parquet, or a hub id")
+    dataset_config: str | None = option(None, help="hub dataset configuration name")
+    text_column: str = option("text", help="column holding the text")
+    label_column: str = option("label", help="column holding the label")
+    max_train_samples: int | None = option(None, parse=positive(int), help="use a seeded subset of train")
+    max_eval_samples: int | None = option(None, parse=positive(int), help="use a seeded subset of validation and "
+                                                                          "test (quick runs only: the CIs widen)")
+    validation_fraction: float = not_an_option(0.1)
     """Share of train held out (seeded, stratified) when the dataset has no validation split."""
-    max_length: int = 128
-    """Tokens per text; longer texts are truncated."""
+    max_length: int = option(128, parse=positive(int), help="tokens per text; longer texts are truncated")
 
     def __post_init__(self) -> None:
         for name in ("max_train_samples", "max_eval_samples"):
@@ -77,12 +76,12 @@ class TrainConfig:
 class DistillationConfig:
     """Weights of ``L = w_ce·CE + w_kd·T²·KL + w_cos·(1 − cos) + w_hidden·mean_j MSE(h_s[j], h_t[m(j)])`` and T."""
 
-    w_ce: float = 1 / 3
-    w_kd: float = 1 / 3
-    w_cos: float = 1 / 3
-    temperature: float = 2.0
-    w_hidden: float = 0.0
-    """Patient KD: match the L2-normalised [CLS] state of each student layer to the teacher layer it was copied from."""
+    w_ce: float = option(1 / 3, help="weight of CE with the labels")
+    w_kd: float = option(1 / 3, help="weight of the KL to the teacher")
+    w_cos: float = option(1 / 3, help="weight of 1 − cosine to the teacher's [CLS] state")
+    temperature: float = option(2.0, parse=positive(float), help="softmax temperature T of the KL term")
+    w_hidden: float = option(0.0, help="weight of matching each student layer's [CLS] state to the teacher layer it "
+                                       "was copied from (patient KD; mean squared distance of the unit vectors)")
 
     def __post_init__(self) -> None:
         if min(self.w_ce, self.w_kd, self.w_cos) < 0 or self.w_ce + self.w_kd + self.w_cos <= 0:
@@ -97,15 +96,16 @@ class DistillationConfig:
 class LoraConfig:
     """PEFT LoRA settings for the full-depth pretrained model."""
 
-    r: int = 16
-    """Rank; AdaLoRA starts every adapter at this rank and prunes towards ``adalora_target_r`` on average."""
-    alpha: int = 32
-    dropout: float = 0.1
-    target_modules: tuple[str, ...] = ("query", "value")
+    r: int = option(16, parse=positive(int), help="adapter rank")
+    """AdaLoRA starts every adapter at this rank and prunes towards ``adalora_target_r`` on average."""
+    alpha: int = option(32, parse=positive(int), help="adapter scaling numerator")
+    dropout: float = option(0.1, help="dropout on the adapter input")
+    target_modules: tuple[str, ...] = option(("query", "value"), name="targets", items="comma",
+                                             help="comma-separated module names")
     """The attention projections to adapt, by their BERT names (mapped to each architecture's own names)."""
-    modules_to_save: tuple[str, ...] = ("pooler",)
+    modules_to_save: tuple[str, ...] = not_an_option(("pooler",))
     """Modules trained in full beside the adapters; the classification head always is."""
-    adalora_target_r: int | None = None
+    adalora_target_r: int | None = not_an_option(None)
     """AdaLoRA's average final rank; default: half of ``r``."""
 
     def __post_init__(self) -> None:
@@ -177,11 +177,17 @@ class CalibrationConfig:
     ``target_recall``). Refitted at every run from the saved models, so changing a target never retrains.
     """
 
-    target_precision: float | None = None
-    target_recall: float | None = None
-    ece_bins: int = 15
+    target_precision: float | None = option(
+        None, parse=share, metavar="P", exclusive="target",
+        help="decision threshold: the highest validation recall whose precision for the positive class (label 1) is "
+             "at least P (default: the threshold maximising validation macro-F1)")
+    target_recall: float | None = option(
+        None, parse=share, metavar="R", exclusive="target",
+        help="decision threshold: the highest validation precision whose recall for the positive class (label 1) is "
+             "at least R")
+    ece_bins: int = not_an_option(15)
     """Equal-width bins of the top-class probability for the expected calibration error."""
-    temperature_bounds: tuple[float, float] = (0.05, 20.0)
+    temperature_bounds: tuple[float, float] = not_an_option((0.05, 20.0))
     """The search interval of the temperature (bounded scalar minimisation of the validation NLL)."""
 
     def __post_init__(self) -> None:
@@ -218,43 +224,57 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
 """Named settings of the trainings on top of the defaults; ``cpu`` is the default itself."""
 
 
+EVERY_TRAINING = "the command line sets every route's training at once: --preset, --epochs, --batch-size"
+
+
 @dataclass
 class ExperimentConfig:
     """One full comparison: teacher → the selected routes (students, LoRA, hybrids, baselines) → evaluation → report."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    teacher: str = DEFAULT_TEACHER
-    """Pretrained checkpoint: the packaged MiniLM, a local model directory, or a hub id."""
-    output_dir: str | None = None
-    """Default: ``runs/<dataset name>``."""
-    seed: int = 42
-    num_seeds: int = 1
-    """Students and LoRA are trained with seeds ``seed, seed+1, …`` (the teacher once) for mean ± std."""
-    routes: tuple[str, ...] = ("default",)
-    """Registered routes or groups (``default``, ``all``) to train; the teacher always is."""
-    students: tuple[str, ...] = ()
-    """More distilled students: a strategy (odd, even, first, last, importance) or teacher layers such as ``1,4,6``."""
-    student_depth: int | None = None
-    """Layers of the first / last / importance students; default: half the teacher's."""
-    class_weight: str = "none"
-    """``balanced``: weight each class's cross-entropy by n / (classes · count) of the training labels."""
-    collapse_share: float = 0.98
+    data: DataConfig = option_group(DataConfig, "data")
+    teacher: str = option(DEFAULT_TEACHER, help="pretrained checkpoint: the packaged MiniLM, a local model directory, "
+                                                "or a hub id")
+    output_dir: str | None = option(None, help="default: runs/<dataset name>")
+    seed: int = option(42, help="seed of data sampling, initialisation and order")
+    num_seeds: int = option(1, name="seeds", parse=positive(int),
+                            help="train students and LoRA with this many seeds (seed, seed+1, …; the teacher once) "
+                                 "for mean ± std")
+    routes: tuple[str, ...] = option(("default",), items="comma", metavar="NAME,NAME,…",
+                                     help="routes or groups to train (the teacher always is)")
+    students: tuple[str, ...] = option((), name="layers", items="repeat", metavar="SPEC",
+                                       help="also distil a student: a strategy (odd, even, first, last, importance) "
+                                            "or 1-based teacher layers like 1,3,5 (repeatable)")
+    student_depth: int | None = option(None, help="layers of the first / last / importance students (default: half "
+                                                  "the teacher's)")
+    class_weight: str = option("none", choices=CLASS_WEIGHTS,
+                               help="balanced: weight each class's cross-entropy (every route) by the inverse of its "
+                                    "training frequency, n / (classes · count)")
+    collapse_share: float = not_an_option(0.98)
     """A model that gives one class to at least this share of validation is flagged as collapsed."""
-    precision: str = "auto"
-    """Training and inference precision: ``fp32``, ``bf16`` or ``auto`` (see ``PRECISIONS``). ``auto`` is the default
-    because on the full default run it changed no model's test macro-F1 beyond its fp32 95 % CI (README, bf16)."""
-    report: bool = True
-    """Write report.html / report.md / plots at the end of the run."""
-    measure_speed: bool = True
-    """Time single-text latency and batch throughput of every model during the evaluation."""
+    precision: str = option("auto", choices=PRECISIONS,
+                            help="training and inference precision; bf16: autocast around the forward pass with fp32 "
+                                 "weights, refused where the CPU / GPU has no native bf16; auto: bf16 exactly where "
+                                 "it is native, else fp32")
+    """``auto`` is the default because on the full default run it changed no model's test macro-F1 beyond its fp32
+    95 % CI (README, bf16)."""
+    report: bool = option(True, negated=True, help="skip report.html / report.md / plots")
+    measure_speed: bool = option(True, name="speed", negated=True,
+                                 help="do not time the models (single-text latency, batch throughput) during the "
+                                      "evaluation")
     # Tuned for validation macro-F1 per minute on a 2-core CPU (benchmarks/README.md); PRESETS['gpu'] trains longer.
-    teacher_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, learning_rate=5e-5))
-    student_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, learning_rate=1e-4))
-    lora_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, learning_rate=1e-3))
-    distillation: DistillationConfig = field(default_factory=DistillationConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
-    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    teacher_training: TrainConfig = not_an_option(
+        default_factory=lambda: TrainConfig(epochs=1, learning_rate=5e-5), reason=EVERY_TRAINING)
+    student_training: TrainConfig = not_an_option(
+        default_factory=lambda: TrainConfig(epochs=2, learning_rate=1e-4), reason=EVERY_TRAINING)
+    lora_training: TrainConfig = not_an_option(
+        default_factory=lambda: TrainConfig(epochs=2, learning_rate=1e-3), reason=EVERY_TRAINING)
+    distillation: DistillationConfig = option_group(
+        DistillationConfig, "distillation: L = w_ce·CE + w_kd·T²·KL + w_cos·(1 − cos) + w_hidden·hidden")
+    lora: LoraConfig = option_group(LoraConfig, "LoRA", prefix="lora-")
+    tfidf: TfidfConfig = not_an_option(default_factory=TfidfConfig)
+    calibration: CalibrationConfig = option_group(
+        CalibrationConfig,
+        "operating point (binary tasks; fitted on validation after training, so changing it never retrains)")
 
     def __post_init__(self) -> None:
         if self.num_seeds < 1:
@@ -308,10 +328,9 @@ SERVE_BACKENDS = ("pytorch", "onnx")
 class ServeConfig:
     """Where ``distilora serve`` listens and the limits it keeps."""
 
-    host: str = "127.0.0.1"
-    """Address to listen on (0.0.0.0: every interface)."""
-    port: int = 8000
-    timeout_s: float = 30.0
+    host: str = option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    port: int = option(8000, help="port to listen on")
+    timeout_s: float = option(30.0, name="timeout", help="seconds a request may take the model")
     """Per-request limit, seconds: on receiving the body (408 after it) and on the model's answer (504)."""
     max_body_bytes: int = MAX_TEXTS * MAX_TEXT_CHARS * 12 + 64 * 1024
     """The documented limits at their largest JSON spelling: every character outside the BMP (an emoji) as a
@@ -336,16 +355,16 @@ class ServeConfig:
     """uvicorn's limit on open connections and tasks; beyond it, 503."""
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
     """Host header values served (a defence against DNS rebinding); ``*`` allows any."""
-    torch_threads: int | None = None
-    """Threads of the one model worker; default: every core."""
-    precision: str = "fp32"
-    """Inference precision of the served models: ``fp32``, ``bf16`` or ``auto`` (see ``PRECISIONS``)."""
+    torch_threads: int | None = option(None, name="threads",
+                                       help="torch threads of the model worker (default: every core)")
+    precision: str = option("fp32", choices=PRECISIONS, help="inference precision: fp32; bf16 (refused without "
+                                                             "native bf16); auto: bf16 where native")
     model_process: bool = True
     """Run the models in a child process, so that they and the web server do not take turns on one GIL
     (``create_app(run_dir)`` only; a registry passed in is used as it is)."""
-    backend: str = "pytorch"
-    """``pytorch``: the run's models; ``onnx``: its ONNX exports that passed their parity gate
-    (``distilora export``)."""
+    backend: str = option("pytorch", choices=SERVE_BACKENDS,
+                          help="pytorch: the run's models; onnx: its ONNX exports that passed their parity gate "
+                               "(distilora export), named NAME and NAME-int8")
     model_call_timeout_s: float = 120.0
     """A model call unanswered this long means a hung model process: it is killed and started again. Well above
     the longest batch (256 texts at the run's maximum length), since a restart costs every model's load."""
@@ -423,16 +442,16 @@ class PerspectiveConfig:
 class CheckConfig:
     """How ``distilora check`` reads a behavioural test suite and what it reports."""
 
-    text_column: str = "text"
-    """The suite's text column (a HateCheck file's ``test_case`` is used when the file has no such column)."""
-    label_column: str = "label"
-    """The gold label column (a HateCheck file's ``label_gold`` is used when the file has no such column)."""
-    group_columns: tuple[str, ...] = ()
-    """Columns to group the cases by; none: HateCheck's ``functionality`` (+ ``target_ident``), else one group."""
+    text_column: str = option("text", help="column with the texts (a HateCheck file's test_case when absent)")
+    label_column: str = option("label", help="column with the gold labels (a HateCheck file's label_gold when "
+                                             "absent)")
+    group_columns: tuple[str, ...] = option((), items="comma",
+                                            help="comma-separated columns to group by; default: HateCheck's "
+                                                 "functionality,target_ident, else one group")
     confidence: float = 0.95
     """Confidence level of the Wilson intervals of group accuracies."""
-    worst_groups: int = 3
-    """Groups whose accuracy fell most, per model, shown with example cases."""
+    worst_groups: int = option(3, name="worst",
+                               help="groups with the largest accuracy fall shown per model, with example cases")
     examples_per_group: int = 3
     """Example cases (teacher right, model wrong) per worst group."""
     alpha: float = 0.05
@@ -465,12 +484,16 @@ QUANTIZATIONS = ("int8",)
 class ExportConfig:
     """How ``distilora export`` writes an ONNX model and checks it against the PyTorch model it came from."""
 
-    quantize: str | None = None
-    """``None``: fp32 ONNX; ``int8``: dynamic int8 quantization of the ONNX model."""
-    min_agreement: float = 0.99
-    """The parity gate: the share of validation and of test labels that must equal the PyTorch model's."""
-    opset: int = 20
-    """ONNX opset of the exported graph (torch.onnx's dynamo exporter)."""
+    quantize: str | None = option(None, choices=QUANTIZATIONS,
+                                  help="int8: dynamic int8 quantization (the variant that agrees most on validation "
+                                       "is kept); default: fp32")
+    min_agreement: float = option(
+        0.99, parse=number,
+        help="the parity gate: the share of validation and of test labels that must equal the PyTorch model's, at "
+             "the argmax and as served (calibrated threshold), in (0, 1]; below it the numbers are written, the "
+             "export is marked failed (installed beside a passing export of the same name as NAME.rejected-<time>, "
+             "never over it) and the exit status is 1")
+    opset: int = option(20, help="ONNX opset (torch.onnx's dynamo exporter)")
     int8_variants: tuple[str, ...] = tuple(INT8_VARIANTS)
     """Keys of ``INT8_VARIANTS`` tried on validation."""
     batch_size: int = 64
@@ -500,30 +523,29 @@ SCORE_ENGINES = ("local", "ray")
 class ScoreConfig:
     """How ``distilora score`` reads, scores and writes a file."""
 
-    text_column: str = "text"
-    """The column holding the texts."""
-    id_column: str | None = None
-    """A column copied to the output to identify rows (the output always has ``row``, the input row number)."""
-    keep_columns: tuple[str, ...] = ()
-    """Further input columns copied to the output."""
-    long_text: str = WINDOWS
-    """Texts longer than the model's maximum length: ``windows`` (max over overlapping windows) or ``truncate``."""
-    backend: str = "auto"
+    text_column: str = option("text", help="the column holding the texts")
+    id_column: str | None = option(None, help="a column identifying rows, copied to the output")
+    """The output always has ``row``, the input row number."""
+    keep_columns: tuple[str, ...] = option((), items="comma", help="more input columns to copy, comma-separated")
+    long_text: str = option(WINDOWS, choices=LONG_TEXT_POLICIES,
+                            help="texts longer than the model reads: max over overlapping windows, or the first "
+                                 "window")
+    backend: str = option("auto", choices=SCORE_BACKENDS,
+                          help="auto: the fastest runtime whose labels agree with PyTorch fp32 on the first texts")
     """``auto``: the fastest of PyTorch fp32 / bf16 and the run's ONNX exports whose labels agree with PyTorch fp32 at
     the export gate on the input's first texts; ``pytorch`` (at ``precision``); ``onnx`` (the model's export)."""
-    precision: str = "auto"
-    """With ``--backend pytorch``: fp32, bf16, or auto (bf16 where native)."""
-    chunk_rows: int = 10_000
+    precision: str = option("auto", choices=PRECISIONS, help="with --backend pytorch")
+    chunk_rows: int = option(10_000, help="rows per resumable part")
     """Rows per part: the unit of progress that a rerun after an interruption does not redo."""
-    batch_size: int = 64
-    """Texts per forward pass (length-sorted within each chunk)."""
-    engine: str = "local"
-    """``local`` (this process) or ``ray`` (Ray Data actors; see distilora.integrations.ray)."""
-    workers: int = 1
-    """With ``--engine ray``: actors, each loading the model once."""
-    address: str | None = None
-    """With ``--engine ray``: the cluster (``auto``, ``ray://host:10001``); none: a local one."""
-    progress: bool = True
+    batch_size: int = option(64, help="texts per forward pass")
+    """Length-sorted within each chunk."""
+    engine: str = option("local", choices=SCORE_ENGINES,
+                         help="local, or ray (Ray Data actors; pip install 'distilora[ray]')")
+    workers: int = option(1, help="with --engine ray: actors")
+    """Each loads the model once."""
+    address: str | None = option(None, help="with --engine ray: auto or ray://HOST:PORT")
+    """None: a local cluster."""
+    progress: bool = option(True, negated=True, help="no progress bar")
 
     IDENTITY: ClassVar[tuple[str, ...]] = ("text_column", "id_column", "keep_columns", "long_text", "backend",
                                           "precision", "chunk_rows")

@@ -12,7 +12,7 @@ from distilora.checks.plots import accuracy_heatmap
 from distilora.checks.suite import load_suite
 from distilora.config import CheckConfig
 from distilora.inference import load_classifier
-from distilora.routes import RouteKind, names_of_kind
+from distilora.routes.kinds import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
 
 logger = logging.getLogger(__name__)

@@ -5,31 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from distilora.config import QUANTIZATIONS, ExportConfig
+from distilora.cli.options import add_dataclass_arguments, dataclass_from_args
+from distilora.config import ExportConfig
 
 HELP = "export a run's model to ONNX (optionally int8) and check its labels against the PyTorch model"
 
 
-def _fraction(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = ExportConfig()
     parser.add_argument("--run", required=True, help="a run directory made by distilora run")
     parser.add_argument("--model", required=True, help="the model to export: teacher, odd, even, lora, …")
-    parser.add_argument("--quantize", choices=QUANTIZATIONS, default=defaults.quantize,
-                        help="int8: dynamic int8 quantization (the variant that agrees most on validation is kept); "
-                             "default: fp32")
-    parser.add_argument("--min-agreement", type=_fraction, default=defaults.min_agreement,
-                        help="the share of validation and of test labels that must equal the PyTorch model's, at "
-                             "the argmax and as served (calibrated threshold), in (0, 1]; below it the numbers are "
-                             "written, the export is marked failed (installed beside a passing export of the same "
-                             "name as NAME.rejected-<time>, never over it) and the exit status is 1")
-    parser.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset")
+    add_dataclass_arguments(parser, ExportConfig)
     parser.add_argument("--dataset", default=None,
                         help="where the run's dataset is now, if it moved (its content must be the same); default: "
                              "the path results.json records")
@@ -38,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from distilora.export import ParityGateFailed, export_model
 
-    config = ExportConfig(quantize=args.quantize, min_agreement=args.min_agreement, opset=args.opset)
+    config = dataclass_from_args(ExportConfig, args)
     try:
         path, parity = export_model(args.run, args.model, config, dataset=args.dataset)
     except ParityGateFailed as failed:

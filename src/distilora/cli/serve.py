@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from distilora.config import PRECISIONS, SERVE_BACKENDS, PerspectiveConfig, ServeConfig
+from distilora.cli.options import add_dataclass_arguments, dataclass_from_args
+from distilora.config import PerspectiveConfig, ServeConfig
 
 HELP = "serve a web page and a JSON API that classify text with a run's models"
 
@@ -18,17 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ServeConfig()
     parser.add_argument("--run", default=None,
                         help="a run directory made by distilora run; default: the newest one under ./runs/")
-    parser.add_argument("--host", default=defaults.host, help="address to listen on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=defaults.port, help="port to listen on")
-    parser.add_argument("--timeout", type=float, default=defaults.timeout_s,
-                        help="seconds a request may take the model")
-    parser.add_argument("--threads", type=int, default=defaults.torch_threads,
-                        help="torch threads of the model worker (default: every core)")
-    parser.add_argument("--backend", choices=SERVE_BACKENDS, default=defaults.backend,
-                        help="pytorch: the run's models; onnx: its ONNX exports that passed their parity gate "
-                             "(distilora export), named NAME and NAME-int8")
-    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                        help="inference precision: fp32; bf16 (refused without native bf16); auto: bf16 where native")
+    add_dataclass_arguments(parser, ServeConfig)
     parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="HOST",
                         help="also answer to this Host header (repeatable; * for any; default: "
                              f"{', '.join(defaults.allowed_hosts)})")
@@ -70,8 +61,7 @@ def main(args: argparse.Namespace) -> int:
     hosts = (*defaults.allowed_hosts, *(args.allowed_hosts or ()))
     if args.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         hosts = (*hosts, args.host)
-    config = ServeConfig(host=args.host, port=args.port, timeout_s=args.timeout, allowed_hosts=hosts,
-                         torch_threads=args.threads, backend=args.backend, precision=args.precision)
+    config = dataclass_from_args(ServeConfig, args, {"allowed_hosts": hosts})
     from distilora.precision import resolve_precision
 
     resolve_precision(config.precision)  # bf16 without native support: one line here, not in the model process

@@ -47,7 +47,7 @@ from distilora.inference import OnnxClassifier, TorchClassifier, load_classifier
 from distilora.model_card import render_model_card
 from distilora.models.text_baselines import is_text_baseline
 from distilora.precision import cpu_name, recorded_cpu_flags
-from distilora.routes import registered_routes, route_groups
+from distilora.routes import is_route_name
 from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
 from distilora.versions import library_versions
 
@@ -68,8 +68,7 @@ def exportable_dir(run_dir: RunDirectory, results: dict[str, Any], name: str) ->
     """The model directory of ``name``, or a one-line error saying why it cannot be exported."""
     models = list(results.get("models", {}))
     if name not in models:
-        known = name in registered_routes() or name in route_groups() or name.replace(",", "").isdigit()
-        what = f"the run has no model {name!r}" if known else f"unknown model {name!r}"
+        what = f"the run has no model {name!r}" if is_route_name(name) else f"unknown model {name!r}"
         raise ValueError(f"--model: {what} (models of {run_dir.root}: {', '.join(models) or 'none'})")
     model_dir = run_dir.model_dir(name)
     if is_text_baseline(model_dir):

@@ -8,7 +8,7 @@ import numpy as np
 
 from distilora.report import statistics as st
 from distilora.report.context import SplitPredictions
-from distilora.routes.base import RouteKind, names_of_kind
+from distilora.routes.kinds import RouteKind, names_of_kind
 
 ALPHA = 0.05
 

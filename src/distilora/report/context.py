@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distilora.evaluation.metrics import classification_metrics
-from distilora.routes.base import RouteKind, names_of_kind
+from distilora.routes.kinds import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
 
 logger = logging.getLogger(__name__)

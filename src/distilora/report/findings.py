@@ -8,7 +8,7 @@ from distilora.report import formatting as f
 from distilora.report.analysis import ablation_of, ranking
 from distilora.report.calibration import calibrated, prior_shift_sentences
 from distilora.report.context import MAJORITY_MODEL, ReportContext
-from distilora.routes.base import RouteKind
+from distilora.routes.kinds import RouteKind
 
 COMPONENT_NAMES = {"loss_kd": "the KL term (× T²)", "loss_cos": "the cosine term (1 − cos)", "loss_ce": "CE"}
 TIE = 1e-12

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from distilora.config import ExperimentConfig, TrainConfig
+from distilora.config import ExperimentConfig
 from distilora.models.text_baselines import TextBaseline, fit_majority, fit_tfidf
-from distilora.routes.base import Route, RouteContext, RouteKind, register_route
+from distilora.routes.base import Route, RouteContext
+from distilora.routes.kinds import RouteKind
+from distilora.routes.registry import register_route
 from distilora.training.trainer import TrainResult
 
 
@@ -19,20 +22,14 @@ class TextBaselineRoute(Route):
     kind = RouteKind.BASELINE
     main_seed_only = True
     tokenized = False
-    uses_trainer = False
 
     def __init__(self, name: str):
         super().__init__(name)
         self.search: dict[str, Any] = {}
 
-    def training(self, config: ExperimentConfig) -> TrainConfig:  # not used: nothing is trained by gradient
-        return config.student_training
-
-    def build(self, ctx: RouteContext):
-        raise NotImplementedError("a text baseline is fitted, not built: see train()")
-
+    @abstractmethod
     def fit(self, ctx: RouteContext, seed: int) -> TextBaseline:
-        raise NotImplementedError
+        """The baseline fitted on the training texts (its search, if any, kept for :meth:`details`)."""
 
     def train(self, ctx: RouteContext, seed: int, work_dir: Path) -> TrainResult:
         started = time.perf_counter()
@@ -74,5 +71,5 @@ class Majority(TextBaselineRoute):
         return ("majority", ctx.data_fingerprint)
 
 
-register_route("tfidf", lambda setup: Tfidf("tfidf"))
-register_route("majority", lambda setup: Majority("majority"))
+register_route("tfidf", lambda setup: Tfidf("tfidf"), groups={"default": 5, "all": 7})
+register_route("majority", lambda setup: Majority("majority"), groups={"default": 6, "all": 8})

@@ -13,7 +13,9 @@ from distilora import distributed
 from distilora.config import ExperimentConfig, TrainConfig
 from distilora.models.layer_selection import FIXED_STRATEGIES, fixed_layers, greedy_layer_elimination
 from distilora.models.students import build_student, parse_layer_spec, student_name
-from distilora.routes.base import Route, RouteContext, RouteKind, RouteSetup, register_route
+from distilora.routes.base import RouteContext, TrainerRoute
+from distilora.routes.kinds import RouteKind
+from distilora.routes.registry import RouteFactory, RouteSetup, register_route, register_spec_resolver
 from distilora.training.losses import CrossEntropyObjective, DistillationObjective, Objective
 
 logger = logging.getLogger(__name__)
@@ -23,7 +25,7 @@ def _layers(layers: list[int] | None) -> str:
     return ",".join(map(str, layers)) if layers else "(chosen by importance)"
 
 
-class DistilledStudent(Route):
+class DistilledStudent(TrainerRoute):
     """Embeddings, the chosen layers (in order), pooler and head copied from the fine-tuned teacher, then
     distilled with ``w_ce·CE + w_kd·T²·KL + w_cos·(1 − cos) [+ w_hidden·hidden]`` on the teacher's cached outputs."""
 
@@ -47,7 +49,7 @@ class DistilledStudent(Route):
 
     def fingerprint_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
         c = ctx.config
-        # The teacher's weights, not only its settings: a retrained teacher means new students.
+        # The teacher's weights, not only its settings: a retrained teacher means retrained students.
         teacher_fingerprint, teacher_weights = ctx.teacher_identity()
         return ("student", teacher_fingerprint, teacher_weights, self.layers, asdict(c.student_training),
                 asdict(c.distillation))
@@ -121,8 +123,21 @@ def student_from_spec(spec: str, setup: RouteSetup) -> DistilledStudent:
     return DistilledStudent(student_name(",".join(map(str, layers))), layers)
 
 
-for _strategy in FIXED_STRATEGIES:
-    register_route(_strategy, lambda setup, strategy=_strategy: student_from_spec(strategy, setup))
-register_route("importance", lambda setup: ImportanceStudent("importance", setup.student_depth))
+def is_layer_list(name: str) -> bool:
+    """``1,4,6``: teacher layers (checked against the teacher by :func:`student_from_spec`)."""
+    return name.replace(",", "").replace(" ", "").isdigit()
+
+
+def _strategy(strategy: str) -> RouteFactory:
+    return lambda setup: student_from_spec(strategy, setup)
+
+
+register_route("odd", _strategy("odd"), groups={"default": 1, "all": 1})
+register_route("even", _strategy("even"), groups={"default": 2, "all": 2})
+register_route("first", _strategy("first"), groups={"all": 3})
+register_route("last", _strategy("last"), groups={"all": 4})
+register_route("importance", lambda setup: ImportanceStudent("importance", setup.student_depth), groups={"all": 5})
 register_route("odd-no-kd", lambda setup: StudentWithoutTeacher(
-    "odd-no-kd", fixed_layers("odd", setup.teacher_depth, setup.student_depth), ablation_of="odd"))
+    "odd-no-kd", fixed_layers("odd", setup.teacher_depth, setup.student_depth), ablation_of="odd"),
+    groups={"default": 4, "all": 6})
+register_spec_resolver(is_layer_list, student_from_spec, "a list of teacher layers such as 1,3,5")

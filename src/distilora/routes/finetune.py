@@ -9,10 +9,12 @@ from transformers import PreTrainedModel
 
 from distilora.config import ExperimentConfig, TrainConfig
 from distilora.models.pretrained import load_pretrained_classifier
-from distilora.routes.base import Route, RouteContext, RouteKind, register_route
+from distilora.routes.base import RouteContext, TrainerRoute
+from distilora.routes.kinds import RouteKind
+from distilora.routes.registry import register_route
 
 
-class FineTune(Route):
+class FineTune(TrainerRoute):
     """Full fine-tuning of the pretrained checkpoint: the reference every compressed model is compared with."""
 
     kind = RouteKind.FINE_TUNE
@@ -32,4 +34,4 @@ class FineTune(Route):
         return ("teacher", c.teacher, ctx.data_fingerprint, asdict(c.teacher_training), c.data.max_length)
 
 
-register_route("teacher", lambda setup: FineTune("teacher"))
+register_route("teacher", lambda setup: FineTune("teacher"), groups={"default": 0, "all": 0})

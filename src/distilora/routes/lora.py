@@ -18,7 +18,9 @@ from distilora.config import ExperimentConfig, LoraConfig, TrainConfig
 from distilora.models.layer_selection import fixed_layers
 from distilora.models.pretrained import load_pretrained_classifier
 from distilora.models.students import build_student
-from distilora.routes.base import Route, RouteContext, RouteError, RouteKind, register_route
+from distilora.routes.base import RouteContext, TrainerRoute
+from distilora.routes.kinds import RouteError, RouteKind
+from distilora.routes.registry import register_route
 from distilora.training.losses import DistillationObjective, Objective
 from distilora.training.trainer import num_training_steps
 
@@ -79,7 +81,7 @@ class AdaLoraRankAllocation(TrainerCallback):
         self.model.base_model.update_and_allocate(state.global_step)
 
 
-class Lora(Route):
+class Lora(TrainerRoute):
     """A LoRA variant on query and value (by default) of every layer of the pretrained checkpoint."""
 
     kind = RouteKind.LORA
@@ -166,11 +168,13 @@ class StudentLora(LoraDistilled):
         return (*super().fingerprint_parts(ctx), "student", self.layers)
 
 
-register_route("lora", lambda setup: Lora("lora"))
-for _variant in VARIANTS[1:]:
-    register_route(f"lora-{_variant}", lambda setup, variant=_variant: Lora(f"lora-{variant}", variant))
-register_route("lora-kd", lambda setup: LoraDistilled("lora-kd", setup.teacher_depth))
+VARIANT_TAG = "lora-variant"
+"""Registry tag of the LoRA routes: their variant (``--lora-variant dora`` selects the route tagged ``dora``)."""
+
+register_route("lora", lambda setup: Lora("lora"), groups={"default": 3, "all": 9}, tags={VARIANT_TAG: "lora"})
+for _place, _variant in enumerate(VARIANTS[1:], start=10):
+    register_route(f"lora-{_variant}", lambda setup, variant=_variant: Lora(f"lora-{variant}", variant),
+                   groups={"all": _place}, tags={VARIANT_TAG: _variant})
+register_route("lora-kd", lambda setup: LoraDistilled("lora-kd", setup.teacher_depth), groups={"all": 14})
 register_route("odd-lora", lambda setup: StudentLora(
-    "odd-lora", fixed_layers("odd", setup.teacher_depth, setup.student_depth)))
-
-
+    "odd-lora", fixed_layers("odd", setup.teacher_depth, setup.student_depth)), groups={"all": 15})

@@ -11,7 +11,7 @@ from typing import Any
 from distilora.config import ServeConfig
 from distilora.evaluation.calibration import ARGMAX_DECISION
 from distilora.inference import Classifier, load_classifier
-from distilora.routes.base import RouteKind, names_of_kind
+from distilora.routes.kinds import RouteKind, names_of_kind
 from distilora.run_dir import RunDirectory
 from distilora.serve.model_process import ModelProcess, Readiness
 

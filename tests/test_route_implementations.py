@@ -1,5 +1,5 @@
-"""The routes beyond teacher / odd / even / LoRA: importance-based layer choice, the no-teacher ablation,
-intermediate-layer matching, LoRA variants, hybrids, text baselines, class weights and the collapse flag."""
+"""What the routes besides teacher / odd / even / LoRA are made of: importance-based layer choice, the no-teacher
+ablation, intermediate-layer matching, LoRA variants, hybrids, text baselines, class weights and the collapse flag."""
 
 from __future__ import annotations
 
@@ -194,8 +194,7 @@ def test_adalora_reallocates_ranks_during_training(tiny_teacher, tiny_dataset, t
 
 def test_pissa_saves_the_merged_model_that_predicts_like_the_trained_one(tiny_teacher, tmp_path):
     from distilora.config import ExperimentConfig
-    from distilora.routes import create_route
-    from distilora.routes.base import RouteSetup
+    from distilora.routes import RouteSetup, create_route
 
     route = create_route("lora-pissa", RouteSetup(4, 2))
 
