@@ -22,8 +22,9 @@ from distilora.checks.suite import load_suite, parse_label_map
 from distilora.cli import main
 from distilora.config import CheckConfig
 from distilora.evaluation.metrics import wilson
+from distilora.evaluation.statistics import holm
 from distilora.inference import registry as backends
-from distilora.report.statistics import holm
+from distilora.results import ModelResult
 from distilora.run_dir import RunDirectory
 
 LABELS = ["neutral", "toxic"]  # the tiny run's labels
@@ -238,7 +239,8 @@ def test_one_valued_group_column_and_no_groups_are_stated(tmp_path):
 
 
 def test_models_choice_always_keeps_the_teacher():
-    models = {"teacher": {"route": "fine-tune"}, "odd": {"route": "distil"}, "lora": {"route": "lora"}}
+    models = {name: ModelResult(route=route) for name, route in (("teacher", "fine-tune"), ("odd", "distil"),
+                                                                   ("lora", "lora"))}
     assert teacher_of(models) == "teacher"
     assert choose_models(models, ["odd"]) == ["teacher", "odd"]
     assert choose_models(models, None) == ["teacher", "odd", "lora"]

@@ -418,7 +418,7 @@ def test_comparisons_are_a_readable_set_holm_adjusted_over_all(all_kinds_report)
 def test_findings_tell_what_distillation_adds_collapse_and_half_depth(all_kinds_report):
     run, results, stats, _ = all_kinds_report
     findings = _section((run / "report.md").read_text(), "What the numbers say")
-    from distilora.report.statistics import macro_f1
+    from distilora.evaluation.statistics import macro_f1
 
     predictions = {n: json.loads((run / "predictions" / f"{n}.json").read_text())["test"] for n in ("odd", "odd-no-kd")}
     f1 = {n: macro_f1(np.array(p["y_true"]), np.array(p["probs"]).argmax(axis=1), 3) for n, p in predictions.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import math
 import os
@@ -126,12 +127,12 @@ def test_default_model_is_the_best_student_by_validation_macro_f1(client, tiny_r
 
 
 def test_default_model_prefers_the_higher_validation_f1(registry, tiny_run):
-    results = json.loads(json.dumps(registry.results))
-    results["models"]["odd"]["metrics"]["validation"]["macro_f1"] = 0.41
-    results["models"]["even"]["metrics"]["validation"]["macro_f1"] = 0.73
-    results["models"]["teacher"]["metrics"]["validation"]["macro_f1"] = 0.99  # not a student: never the default
+    results = copy.deepcopy(registry.results)
+    results.models["odd"].metrics["validation"].macro_f1 = 0.41
+    results.models["even"].metrics["validation"].macro_f1 = 0.73
+    results.models["teacher"].metrics["validation"].macro_f1 = 0.99  # not a student: never the default
     assert ModelRegistry(tiny_run, registry.classifiers, results).default_model == "even"
-    results["models"]["even"]["metrics"]["validation"]["macro_f1"] = float("nan")
+    results.models["even"].metrics["validation"].macro_f1 = float("nan")
     assert ModelRegistry(tiny_run, registry.classifiers, results).default_model == "odd"
 
 

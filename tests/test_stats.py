@@ -9,9 +9,10 @@ import pytest
 from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 
-from distilora.report import statistics as st
+from distilora.evaluation import statistics as st
 from distilora.report.analysis import comparison_pairs, run_statistics
 from distilora.report.context import SplitPredictions, majority_baseline
+from distilora.results import ModelResult, SeedRun, SplitMetrics, SplitReport
 
 
 def paired_correctness(a_only: int, b_only: int, both: int = 0, neither: int = 0) -> tuple[list[bool], list[bool]]:
@@ -152,15 +153,14 @@ def test_holm_known_answer():
 
 
 def test_summarise_seeds_mean_and_sample_std():
-    runs = [{"seed": s, "metrics": {"test": {"accuracy": a, "macro_f1": f}, "validation": {"accuracy": a,
-                                                                                          "macro_f1": f}}}
+    runs = [SeedRun(seed=s, metrics={split: SplitMetrics(accuracy=a, macro_f1=f) for split in ("test", "validation")})
             for s, a, f in [(1, 0.8, 0.5), (2, 0.9, 0.6), (3, 0.7, 0.7)]]
     summary = st.summarise_seeds(runs)
-    assert summary["n_seeds"] == 3 and summary["seeds"] == [1, 2, 3]
-    assert summary["test"]["macro_f1"]["mean"] == pytest.approx(0.6)
-    assert summary["test"]["macro_f1"]["std"] == pytest.approx(0.1)  # ddof = 1
-    assert summary["test"]["accuracy"]["values"] == [0.8, 0.9, 0.7]
-    assert st.summarise_seeds(runs[:1])["test"]["macro_f1"]["std"] == 0.0
+    assert summary.n_seeds == 3 and summary.seeds == [1, 2, 3]
+    assert summary.test["macro_f1"].mean == pytest.approx(0.6)
+    assert summary.test["macro_f1"].std == pytest.approx(0.1)  # ddof = 1
+    assert summary.test["accuracy"].values == [0.8, 0.9, 0.7]
+    assert st.summarise_seeds(runs[:1]).test["macro_f1"].std == 0.0
 
 
 # ---- majority baseline -----------------------------------------------------------------------------------------
@@ -169,30 +169,30 @@ Y = {"validation": np.array([0, 0, 0, 1, 2]), "test": np.array([0] * 5 + [1] * 3
 
 
 def test_majority_baseline_uses_train_counts():
-    baseline = majority_baseline(LABELS, {"train": {"rows": 100, "label_counts": [10, 70, 20]}}, Y)
+    baseline = majority_baseline(LABELS, {"train": SplitReport(rows=100, label_counts=[10, 70, 20])}, Y)
     assert (baseline.class_id, baseline.label, baseline.source) == (1, "offensive", "train label counts")
     test = baseline.metrics["test"]
-    assert test["accuracy"] == pytest.approx(0.3)
+    assert test.accuracy == pytest.approx(0.3)
     # Only "offensive" has non-zero F1: precision 3/10, recall 1 → 2·0.3/1.3.
-    assert test["f1_per_class"] == pytest.approx([0, 2 * 0.3 / 1.3, 0])
-    assert test["macro_f1"] == pytest.approx(2 * 0.3 / 1.3 / 3)
-    assert test["confusion_matrix"] == [[0, 5, 0], [0, 3, 0], [0, 2, 0]]
+    assert test.f1_per_class == pytest.approx([0, 2 * 0.3 / 1.3, 0])
+    assert test.macro_f1 == pytest.approx(2 * 0.3 / 1.3 / 3)
+    assert test.confusion_matrix == [[0, 5, 0], [0, 3, 0], [0, 2, 0]]
     # Its probabilities are the train class frequencies, so its loss is the prior's cross-entropy.
-    assert test["loss"] == pytest.approx(-(5 * math.log(0.1) + 3 * math.log(0.7) + 2 * math.log(0.2)) / 10)
+    assert test.loss == pytest.approx(-(5 * math.log(0.1) + 3 * math.log(0.7) + 2 * math.log(0.2)) / 10)
     assert (baseline.predictions["test"].y_pred == 1).all()
 
 
 def test_majority_baseline_falls_back_to_validation_labels_and_says_so():
-    baseline = majority_baseline(LABELS, {"train": {"rows": 100}}, Y)
+    baseline = majority_baseline(LABELS, {"train": SplitReport(rows=100)}, Y)
     assert baseline.label == "neutral"
     assert "validation" in baseline.source and "no train label counts" in baseline.source
-    assert baseline.metrics["test"]["accuracy"] == pytest.approx(0.5)
+    assert baseline.metrics["test"].accuracy == pytest.approx(0.5)
 
 
 # ---- applying it to a run --------------------------------------------------------------------------------------
 def test_comparison_pairs_cover_students_teacher_and_lora():
-    models = {"teacher": {"route": "fine-tune"}, "odd": {"route": "distil"}, "even": {"route": "distil"},
-              "lora": {"route": "lora"}}
+    models = {"teacher": ModelResult(route="fine-tune"), "odd": ModelResult(route="distil"),
+              "even": ModelResult(route="distil"), "lora": ModelResult(route="lora")}
     assert comparison_pairs(models) == [
         ("odd", "even", "student vs student"),
         ("odd", "teacher", "student vs teacher"), ("even", "teacher", "student vs teacher"),
@@ -210,13 +210,14 @@ def test_run_statistics_adds_best_vs_runner_up_when_not_already_compared():
         return {"test": SplitPredictions(y_true, np.eye(2)[pred])}
 
     # A baseline is compared with nobody by kind: when it leads, it is compared with the runner-up.
-    models = {"teacher": {"route": "fine-tune"}, "odd": {"route": "distil"}, "tfidf": {"route": "baseline"}}
+    models = {"teacher": ModelResult(route="fine-tune"), "odd": ModelResult(route="distil"),
+              "tfidf": ModelResult(route="baseline")}
     stats = run_statistics(models, {"teacher": split(student), "odd": split(weaker), "tfidf": split(strong)}, 2,
                            n_resamples=1000)
-    kinds = {(c["a"], c["b"]): c["kind"] for c in stats["comparisons"]}
+    kinds = {(c.a, c.b): c.kind for c in stats.comparisons}
     assert kinds == {("odd", "teacher"): "student vs teacher", ("tfidf", "odd"): "best vs runner-up"}
-    raw = [c["mcnemar"]["p_value"] for c in stats["comparisons"]]
-    assert [c["mcnemar"]["p_holm"] for c in stats["comparisons"]] == pytest.approx(st.holm(raw))
-    odd_vs_teacher = stats["comparisons"][0]
-    assert odd_vs_teacher["difference_significant"] and odd_vs_teacher["mcnemar_significant"]
-    assert odd_vs_teacher["macro_f1_difference"]["low"] > 0
+    raw = [c.mcnemar.p_value for c in stats.comparisons]
+    assert [c.mcnemar.p_holm for c in stats.comparisons] == pytest.approx(st.holm(raw))
+    odd_vs_teacher = stats.comparisons[0]
+    assert odd_vs_teacher.difference_significant and odd_vs_teacher.mcnemar_significant
+    assert odd_vs_teacher.macro_f1_difference.low > 0

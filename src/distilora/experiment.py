@@ -26,12 +26,12 @@ from distilora.evaluation.collapse import collapse_check
 from distilora.evaluation.evaluate import count_saved_parameters, evaluate_logits, split_logits, weights_size_mb
 from distilora.evaluation.metrics import classification_metrics
 from distilora.evaluation.speed import speed_report, timing_texts
+from distilora.evaluation.statistics import metric_intervals
 from distilora.inference import Classifier, forward_in_batches, load_classifier
 from distilora.model_card import render_model_card
 from distilora.models import load_tokenizer, resolve_checkpoint
 from distilora.models.architectures import encoder_depth
 from distilora.precision import FP32, default_device_type, precision_report, resolve_precision
-from distilora.report.statistics import metric_intervals
 from distilora.routes import Route, configured_routes
 from distilora.routes.lora import ADAPTER_DIR
 from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, RunDirectory, RunLocked, StageRecord

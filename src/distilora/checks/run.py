@@ -12,18 +12,19 @@ from distilora.checks.plots import accuracy_heatmap
 from distilora.checks.suite import load_suite
 from distilora.config import CheckConfig
 from distilora.inference import load_classifier
-from distilora.routes.kinds import RouteKind, names_of_kind
+from distilora.results import ModelResult, RunResults
+from distilora.routes.kinds import RouteKind
 from distilora.run_dir import RunDirectory
 
 logger = logging.getLogger(__name__)
 
 
-def teacher_of(models: Mapping[str, Mapping]) -> str | None:
+def teacher_of(models: Mapping[str, ModelResult]) -> str | None:
     """The run's fine-tuned teacher (results.json ``route`` = ``fine-tune``), or None."""
-    return next(iter(names_of_kind(models, RouteKind.FINE_TUNE)), None)
+    return next((name for name, entry in models.items() if entry.route == RouteKind.FINE_TUNE), None)
 
 
-def choose_models(models: Mapping[str, Mapping], wanted: Sequence[str] | None) -> list[str]:
+def choose_models(models: Mapping[str, ModelResult], wanted: Sequence[str] | None) -> list[str]:
     """The run's models in its order (or ``wanted``), always with the teacher as the reference; unknown → error."""
     names = list(models)
     if not wanted:
@@ -47,10 +48,10 @@ def run_check(run_dir: RunDirectory, suite_file: str | Path, name: str | None = 
     suite_file = Path(suite_file)
     name = name or suite_file.stem
     out_file = run_dir.check_file(name)  # a bad name fails here, before any work
-    results = run_dir.read_results()
-    labels = list(results["labels"])
+    results = RunResults.of(run_dir.read_results())
+    labels = list(results.labels)
     suite = load_suite(suite_file, labels, config, label_map)
-    names = choose_models(results.get("models", {}), models)
+    names = choose_models(results.models, models)
     if not names:
         raise ValueError(f"{run_dir.root}: its results list no models")
     predictions = {}
@@ -61,7 +62,7 @@ def run_check(run_dir: RunDirectory, suite_file: str | Path, name: str | None = 
         logger.info("check %s: %s on %d cases", name, model, len(suite.texts))
         predictions[model] = classifier.predict_proba(suite.texts).argmax(axis=1).tolist()
     check = {"name": name, "run": str(run_dir.root), "created": datetime.now(UTC).isoformat(timespec="seconds"),
-             **summarise(suite, predictions, labels, teacher_of(results["models"]), config)}
+             **summarise(suite, predictions, labels, teacher_of(results.models), config)}
     run_dir.write_check(name, check)
     for grouping in check["groupings"]:
         accuracy_heatmap(check, grouping, run_dir.check_plot(name, grouping["column"]))

@@ -15,7 +15,7 @@ def _resamples(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from distilora.report.statistics import RESAMPLES, SEED
+    from distilora.evaluation.statistics import RESAMPLES, SEED
 
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by distilora run")
     parser.add_argument("--resamples", type=_resamples, default=RESAMPLES, help="bootstrap resamples of the test set")

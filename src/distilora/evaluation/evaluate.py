@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,8 @@ from scipy.special import softmax
 
 from distilora.config import TRUNCATE
 from distilora.evaluation.metrics import classification_metrics
+from distilora.render.document import Table, markdown_table
+from distilora.results import ModelResult, RunResults, SplitMetrics
 
 if TYPE_CHECKING:  # inference imports the calibration, part of this package
     from distilora.inference import Classifier
@@ -65,28 +68,39 @@ def _fmt_params(n: int | None) -> str:
     return "—" if n is None else f"{n / 1e6:.2f} M"
 
 
-def results_markdown(results: dict) -> str:
-    """The comparison table of a run: one row per model with depth, size, time, validation and test scores."""
+def _fixed(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _layers(entry: ModelResult) -> str:
+    if entry.layers:
+        return ",".join(map(str, entry.layers))
+    return f"all {entry.num_layers}" if entry.num_layers else "none"
+
+
+def results_markdown(results: RunResults | Mapping) -> str:
+    """The comparison table of a run (the record, or results.json as read): one row per model with depth, size,
+    time, validation and test scores."""
+    results = RunResults.of(results)
+    table = Table(["model", "layers", "params", "trainable", "size MB", "train s", "val acc", "val macro-F1",
+                   "test acc", "test macro-F1", "test loss"], [],
+                  numeric=[False, False] + [True] * 9)
+    for name, m in results.models.items():
+        val, test = m.metrics.get("validation") or SplitMetrics(), m.metrics.get("test") or SplitMetrics()
+        table.rows.append([name, _layers(m), _fmt_params(m.params), _fmt_params(m.trainable_params),
+                           _fixed(m.size_mb, 1), _fixed(m.train_seconds, 0), _fixed(val.accuracy), _fixed(val.macro_f1),
+                           _fixed(test.accuracy), _fixed(test.macro_f1), _fixed(test.loss)])
     lines = [
-        f"# distilora results — {results['dataset']}",
+        f"# distilora results — {results.dataset}",
         "",
-        f"Teacher: `{results['teacher']}` · labels: {', '.join(results['labels'])} · seed {results['seed']}",
+        f"Teacher: `{results.teacher}` · labels: {', '.join(results.labels)} · seed {results.seed}",
         "",
-        "| model | layers | params | trainable | size MB | train s | val acc | val macro-F1 | test acc "
-        "| test macro-F1 | test loss |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        markdown_table(table),
+        "",
+        "Rows dropped while reading the data (empty text, missing or unknown label):",
+        "",
     ]
-    for name, m in results["models"].items():
-        layers = ",".join(map(str, m["layers"])) if m["layers"] else f"all {m['num_layers']}" if m["num_layers"] \
-            else "none"
-        val, test = m["metrics"]["validation"], m["metrics"]["test"]
-        lines.append(
-            f"| {name} | {layers} | {_fmt_params(m['params'])} | {_fmt_params(m['trainable_params'])} "
-            f"| {m['size_mb']:.1f} | {m['train_seconds']:.0f} | {val['accuracy']:.4f} | {val['macro_f1']:.4f} "
-            f"| {test['accuracy']:.4f} | {test['macro_f1']:.4f} | {test['loss']:.4f} |"
-        )
-    lines += ["", "Rows dropped while reading the data (empty text, missing or unknown label):", ""]
-    for split, info in results["data_report"].items():
-        reasons = ", ".join(f"{k}: {v}" for k, v in info.get("reasons", {}).items() if v) or "none"
-        lines.append(f"- {split}: {info['rows']} rows used, {info['dropped']} dropped ({reasons})")
+    for split, info in results.data_report.items():
+        reasons = ", ".join(f"{k}: {v}" for k, v in info.reasons.items() if v) or "none"
+        lines.append(f"- {split}: {info.rows} rows used, {info.dropped} dropped ({reasons})")
     return "\n".join(lines) + "\n"

@@ -47,6 +47,7 @@ from distilora.inference import OnnxClassifier, TorchClassifier, load_classifier
 from distilora.model_card import render_model_card
 from distilora.models.text_baselines import is_text_baseline
 from distilora.precision import cpu_name, recorded_cpu_flags
+from distilora.results import RunResults
 from distilora.routes import is_route_name
 from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
 from distilora.versions import library_versions
@@ -64,9 +65,9 @@ class ParityGateFailed(Exception):
         self.path, self.parity = path, parity
 
 
-def exportable_dir(run_dir: RunDirectory, results: dict[str, Any], name: str) -> Path:
+def exportable_dir(run_dir: RunDirectory, results: RunResults, name: str) -> Path:
     """The model directory of ``name``, or a one-line error saying why it cannot be exported."""
-    models = list(results.get("models", {}))
+    models = list(results.models)
     if name not in models:
         what = f"the run has no model {name!r}" if is_route_name(name) else f"unknown model {name!r}"
         raise ValueError(f"--model: {what} (models of {run_dir.root}: {', '.join(models) or 'none'})")
@@ -78,16 +79,20 @@ def exportable_dir(run_dir: RunDirectory, results: dict[str, Any], name: str) ->
     return model_dir
 
 
-def run_splits(results: dict[str, Any], dataset: str | None = None) -> dict[str, tuple[list[str], list[int]]]:
-    """The validation and test items the run was evaluated on, read again with its data settings (``dataset``:
-    where the data is now, if it moved); refused unless their content hash is the run's."""
-    recorded = results.get("config", {}).get("data", {})
+def run_splits(results: RunResults | dict[str, Any],
+               dataset: str | None = None) -> dict[str, tuple[list[str], list[int]]]:
+    """The validation and test items the run was evaluated on (``results``: the record, or results.json as read),
+    read again with its data settings (``dataset``: where the data is now, if it moved); refused unless their
+    content hash is the run's."""
+    results = RunResults.of(results)
+    recorded = results.config.get("data") or {}
     known = {f.name for f in dataclasses.fields(DataConfig)}
     data_config = DataConfig(**{k: v for k, v in recorded.items() if k in known})
     if dataset:
         data_config.dataset = dataset
-    data = load_task_data(data_config, results.get("config", {}).get("seed", results.get("seed", 42)))
-    if results.get("data_fingerprint") not in (None, data.fingerprint) or data.labels != results.get("labels"):
+    seed = results.config.get("seed", results.seed if results.seed is not None else 42)
+    data = load_task_data(data_config, seed)
+    if results.data_fingerprint not in (None, data.fingerprint) or data.labels != results.labels:
         raise ValueError(f"{data_config.dataset}: not the data this run was trained and evaluated on (its content "
                          "hash or labels differ); pass --dataset with the run's data")
     return {split: (list(data.splits[split]["text"]), list(data.splits[split]["label"])) for split in SPLITS}
@@ -110,7 +115,7 @@ def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
     """
     config = config or ExportConfig()
     run_dir = RunDirectory(run)
-    results = run_dir.read_results()
+    results = RunResults.of(run_dir.read_results())
     model_dir = exportable_dir(run_dir, results, name)
     target = run_dir.export_dir(name, config.quantize)
     with run_dir.lock():
@@ -121,10 +126,10 @@ def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
         reference.batch_size = config.batch_size
         partial = run_dir.start_export(target)
         try:
-            parity = _write_export(partial, reference, splits, list(results["labels"]), config, name)
+            parity = _write_export(partial, reference, splits, list(results.labels), config, name)
             parity["source"].update(source_fingerprints(model_dir))
             _write_json(partial / PARITY_FILE, parity)
-            (partial / MODEL_CARD).write_text(render_model_card(name, results["models"][name], results, parity),
+            (partial / MODEL_CARD).write_text(render_model_card(name, results.models[name], results, parity),
                                               encoding="utf-8")
             installed = install_location(target, parity["passed"])
             if installed == target:

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.special import softmax
 
 from distilora.evaluation.calibration import Calibration
-from distilora.report.statistics import CONFIDENCE, bootstrap_replicates, macro_f1, percentile_interval
+from distilora.evaluation.statistics import CONFIDENCE, bootstrap_replicates, macro_f1, percentile_interval
 
 REFERENCE, EXPORTED = "pytorch", "onnx"
 ARGMAX_LABELS, DECISION_LABELS = "argmax", "decision"
@@ -73,7 +73,7 @@ def split_parity(y_true: Sequence[int], reference_logits: np.ndarray, exported_l
         "max_abs_dp": float(delta.max()) if delta.size else 0.0,
         "mean_abs_dp": float(delta.max(axis=1).mean()) if delta.size else 0.0,
         "macro_f1": f1,
-        "macro_f1_difference": {**difference.to_dict(), "of": f"{EXPORTED} - {REFERENCE}", "confidence": CONFIDENCE,
+        "macro_f1_difference": {**difference.to_json(), "of": f"{EXPORTED} - {REFERENCE}", "confidence": CONFIDENCE,
                                 "resamples": resamples, "method": "paired bootstrap over items, percentile interval"},
     }
 

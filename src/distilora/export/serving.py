@@ -11,6 +11,7 @@ the export is *stale*: it is still served, as it was gated, and the log and ``/a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 from distilora.artifacts import ArtifactError, read_manifest
 from distilora.evaluation.calibration import Calibration
 from distilora.inference.registry import read_calibration
+from distilora.results import ModelResult, RunResults, SplitMetrics
 from distilora.run_dir import CALIBRATION_FILE, PARITY_FILE, RunDirectory
 
 logger = logging.getLogger(__name__)
@@ -83,8 +85,18 @@ def export_status(run: RunDirectory, path: Path, parity: dict[str, Any]) -> Expo
     return status
 
 
-_PYTORCH_ONLY = ("adapter_size_mb", "path", "history", "calibration", "metrics_at_threshold", "intervals")
-"""results.json entry keys of the PyTorch model that do not describe its export."""
+@dataclass
+class ServedExport:
+    """What a served export adds to its model's entry in ``GET /api/v1/models``."""
+
+    backend: str = BACKEND
+    quantization: str | None = None
+    parity: dict[str, float] | None = None
+    """Label agreement with the PyTorch model at the argmax, per split."""
+    decision_parity: dict[str, float] | None = None
+    """Label agreement with the PyTorch model at the served decision, per split (None: gated at the argmax only)."""
+    stale: bool = False
+    stale_reason: str | None = None
 
 
 def _agreements(parity: dict[str, Any], key: str) -> dict[str, float] | None:
@@ -94,14 +106,35 @@ def _agreements(parity: dict[str, Any], key: str) -> dict[str, float] | None:
     return found or None
 
 
-def export_sources(run: RunDirectory, results: dict[str, Any]) -> tuple[dict[str, Path], dict[str, Any]]:
-    """``{export name: directory}`` of the servable exports, and ``results`` with their entries as its models.
+def _scores(metrics: dict[str, Any] | None) -> dict[str, SplitMetrics] | None:
+    """parity.json's ``metrics`` or ``metrics_at_threshold`` (the export's own scores) as records."""
+    if metrics is None:
+        return None
+    return {split: SplitMetrics.from_json(values, f"{PARITY_FILE} {split}") for split, values in metrics.items()}
+
+
+def export_entry(source: ModelResult, parity: dict[str, Any], quantization: str | None) -> ModelResult:
+    """The results entry of an export: its model's, with the export's own scores and size, less what describes the
+    PyTorch model only (adapter, path, history, calibration, intervals)."""
+    described = f": {source.description}" if source.description else ""
+    return dataclasses.replace(
+        source, description=f"ONNX export{f' ({quantization})' if quantization else ''} of {parity.get('model')}"
+                            f"{described}",
+        metrics=_scores(parity.get("metrics", {})), metrics_at_threshold=_scores(parity.get("metrics_at_threshold")),
+        size_mb=parity.get("size_mb"), adapter_size_mb=None, path=None, history=[], calibration=None, intervals={})
+
+
+def export_sources(run: RunDirectory, results: RunResults
+                   ) -> tuple[dict[str, Path], RunResults, dict[str, ServedExport]]:
+    """``{export name: directory}`` of the servable exports, ``results`` with their entries as its models, and what
+    each export adds to its entry.
 
     An export without a readable parity.json, or one that failed its gate, is logged and left out; none left is a
     :class:`FileNotFoundError` saying how to make one.
     """
     sources: dict[str, Path] = {}
-    models: dict[str, Any] = {}
+    models: dict[str, ModelResult] = {}
+    exports: dict[str, ServedExport] = {}
     for name, path in run.exports().items():
         parity = _parity(path)
         if parity.get("passed") is not True:
@@ -116,23 +149,12 @@ def export_sources(run: RunDirectory, results: dict[str, Any]) -> tuple[dict[str
             logger.warning("%s is stale (%s); it is served as it was gated: export it again to serve the run's model "
                            "(distilora export --run %s --model %s%s)", path, status.reason, run.root,
                            parity.get("model"), f" --quantize {quantization}" if quantization else "")
-        source = dict(results.get("models", {}).get(parity.get("model"), {}))
         sources[name] = path
-        models[name] = {
-            **{k: v for k, v in source.items() if k not in _PYTORCH_ONLY},
-            "description": f"ONNX export{f' ({quantization})' if quantization else ''} of {parity.get('model')}"
-                           + (f": {source['description']}" if source.get("description") else ""),
-            "metrics": parity.get("metrics", {}),
-            "metrics_at_threshold": parity.get("metrics_at_threshold"),
-            "size_mb": parity.get("size_mb"),
-            "backend": BACKEND,
-            "quantization": quantization,
-            "parity": _agreements(parity, "agreement"),
-            "decision_parity": _agreements(parity, "decision_agreement"),
-            "stale": status.stale,
-            "stale_reason": status.reason,
-        }
+        models[name] = export_entry(results.models.get(parity.get("model")) or ModelResult(), parity, quantization)
+        exports[name] = ServedExport(quantization=quantization, parity=_agreements(parity, "agreement"),
+                                     decision_parity=_agreements(parity, "decision_agreement"), stale=status.stale,
+                                     stale_reason=status.reason)
     if not sources:
         raise FileNotFoundError(f"{run.exports_dir}: no ONNX export that passed its parity gate; make one with "
                                 f"`distilora export --run {run.root} --model NAME`")
-    return sources, {**results, "models": models}
+    return sources, dataclasses.replace(results, models=models), exports

@@ -6,9 +6,18 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from distilora.report import statistics as st
+from distilora.evaluation import statistics as st
 from distilora.report.context import SplitPredictions
-from distilora.routes.kinds import RouteKind, names_of_kind
+from distilora.results import (
+    Comparison,
+    McNemar,
+    MetricIntervals,
+    ModelResult,
+    RunStatistics,
+    SeedRun,
+    StatisticsMethod,
+)
+from distilora.routes.kinds import RouteKind
 
 ALPHA = 0.05
 
@@ -18,10 +27,10 @@ KIND_WORDS = {RouteKind.FINE_TUNE: "teacher", RouteKind.DISTIL: "student", Route
 PLAIN_LORA = "lora"
 
 
-def ablation_of(models: Mapping[str, Mapping]) -> tuple[str, str] | None:
+def ablation_of(models: Mapping[str, ModelResult]) -> tuple[str, str] | None:
     """``(model, its labels-only ablation)`` from the first entry with an ``ablation_of`` naming a model in the run."""
     for name, entry in models.items():
-        target = entry.get("ablation_of")
+        target = entry.ablation_of
         if target in models and target != name:
             return target, name
     return None
@@ -32,18 +41,22 @@ def _plain_lora(by_kind: Mapping[RouteKind, list[str]]) -> str | None:
     return PLAIN_LORA if PLAIN_LORA in loras else next(iter(loras), None)
 
 
-def comparison_pairs(models: Mapping[str, Mapping]) -> list[tuple[str, str, str]]:
+def _of_kind(models: Mapping[str, ModelResult], kind: RouteKind) -> list[str]:
+    return [name for name, entry in models.items() if entry.route == kind]
+
+
+def comparison_pairs(models: Mapping[str, ModelResult]) -> list[tuple[str, str, str]]:
     """``(a, b, kind)``, a readable set (not every pair): each other student vs the reference student (the one
     with a labels-only ablation, else the first), every non-baseline model vs the teacher, students and hybrids
     vs plain LoRA, and students and hybrids vs the labels-only ablation."""
-    by_kind = {kind: names_of_kind(models, kind) for kind in RouteKind}
+    by_kind = {kind: _of_kind(models, kind) for kind in RouteKind}
     students, learners = by_kind[RouteKind.DISTIL], by_kind[RouteKind.DISTIL] + by_kind[RouteKind.HYBRID]
     ablation = ablation_of(models)
     reference = ablation[0] if ablation and ablation[0] in students else next(iter(students), None)
-    word = {name: KIND_WORDS.get(entry.get("route"), "model") for name, entry in models.items()}
+    word = {name: KIND_WORDS.get(entry.route, "model") for name, entry in models.items()}
     pairs = [(reference, s, "student vs student") for s in students if s != reference]
     pairs += [(m, t, f"{word[m]} vs teacher") for t in by_kind[RouteKind.FINE_TUNE] for m in models
-              if models[m].get("route") not in (RouteKind.FINE_TUNE, RouteKind.BASELINE)]
+              if models[m].route not in (RouteKind.FINE_TUNE, RouteKind.BASELINE)]
     lora = _plain_lora(by_kind)
     pairs += [(m, lora, f"{word[m]} vs LoRA") for m in learners if lora]
     if ablation:
@@ -62,21 +75,21 @@ def _unique(pairs: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     return out
 
 
-def ranking(intervals: Mapping[str, Mapping], names: list[str]) -> list[str]:
+def ranking(intervals: Mapping[str, MetricIntervals], names: list[str]) -> list[str]:
     """Model names by test macro-F1, best first (ties keep the run's order)."""
-    return sorted(names, key=lambda n: -intervals[n]["macro_f1"]["estimate"])
+    return sorted(names, key=lambda n: -intervals[n].macro_f1.estimate)
 
 
 def run_statistics(
-    models: Mapping[str, Mapping],
+    models: Mapping[str, ModelResult],
     predictions: Mapping[str, Mapping[str, SplitPredictions]],
     num_classes: int,
-    seed_runs: Mapping[str, list] | None = None,
+    seed_runs: Mapping[str, list[SeedRun]] | None = None,
     *,
     split: str = "test",
     n_resamples: int = st.RESAMPLES,
     seed: int = st.SEED,
-) -> dict:
+) -> RunStatistics:
     """Intervals for every model in ``predictions``, paired comparisons among ``models``, and seed summaries."""
     scored = {name: p[split] for name, p in predictions.items() if split in p}
     if not scored:
@@ -85,9 +98,10 @@ def run_statistics(
     y_pred = {name: p.y_pred for name, p in scored.items()}
     replicates = st.bootstrap_replicates(y_true, y_pred, num_classes, n_resamples=n_resamples, seed=seed)
     intervals = {
-        name: {metric: st.percentile_interval(replicates[name][metric],
-                                              st.point_estimate(metric, y_true, y_pred[name], num_classes)).to_dict()
-               for metric in st.METRICS}
+        name: MetricIntervals(**{metric: st.percentile_interval(replicates[name][metric],
+                                                                st.point_estimate(metric, y_true, y_pred[name],
+                                                                                  num_classes))
+                                 for metric in st.METRICS})
         for name in scored
     }
 
@@ -96,27 +110,17 @@ def run_statistics(
     if len(ranked) >= 2 and not {tuple(sorted(p[:2])) for p in pairs} & {tuple(sorted(ranked[:2]))}:
         pairs.append((ranked[0], ranked[1], "best vs runner-up"))
     comparisons = [_compare(a, b, kind, y_true, y_pred, scored, replicates, intervals) for a, b, kind in pairs]
-    for comparison, adjusted in zip(comparisons, st.holm([c["mcnemar"]["p_value"] for c in comparisons]),
-                                    strict=True):
-        comparison["mcnemar"]["p_holm"] = adjusted
-        comparison["mcnemar_significant"] = adjusted < ALPHA
-
-    return {
-        "method": {
-            "split": split,
-            "n_items": int(len(y_true)),
-            "confidence": st.CONFIDENCE,
-            "bootstrap": "percentile, resampling test items; all models on the same resamples (paired)",
-            "resamples": n_resamples,
-            "seed": seed,
-            "paired_test": "McNemar exact: two-sided binomial test (p = 0.5) on the discordant items",
-            "multiple_comparisons": f"Holm over the {len(comparisons)} comparisons; intervals not adjusted",
-            "alpha": ALPHA,
-        },
-        "intervals": intervals,
-        "comparisons": comparisons,
-        "seeds": {name: st.summarise_seeds(runs) for name, runs in (seed_runs or {}).items() if runs},
-    }
+    for comparison, adjusted in zip(comparisons, st.holm([c.mcnemar.p_value for c in comparisons]), strict=True):
+        comparison.mcnemar.p_holm = adjusted
+        comparison.mcnemar_significant = adjusted < ALPHA
+    method = StatisticsMethod(
+        split=split, n_items=int(len(y_true)), confidence=st.CONFIDENCE,
+        bootstrap="percentile, resampling test items; all models on the same resamples (paired)",
+        resamples=n_resamples, seed=seed,
+        paired_test="McNemar exact: two-sided binomial test (p = 0.5) on the discordant items",
+        multiple_comparisons=f"Holm over the {len(comparisons)} comparisons; intervals not adjusted", alpha=ALPHA)
+    return RunStatistics(method=method, intervals=intervals, comparisons=comparisons,
+                         seeds={name: st.summarise_seeds(runs) for name, runs in (seed_runs or {}).items() if runs})
 
 
 def _shared_labels(scored: Mapping[str, SplitPredictions], split: str) -> np.ndarray:
@@ -130,22 +134,17 @@ def _shared_labels(scored: Mapping[str, SplitPredictions], split: str) -> np.nda
 
 
 def _compare(a: str, b: str, kind: str, y_true: np.ndarray, y_pred: Mapping[str, np.ndarray],
-             scored: Mapping[str, SplitPredictions], replicates: Mapping, intervals: Mapping) -> dict:
+             scored: Mapping[str, SplitPredictions], replicates: Mapping,
+             intervals: Mapping[str, MetricIntervals]) -> Comparison:
     differences = {}
     for metric in st.METRICS:
-        estimate = intervals[a][metric]["estimate"] - intervals[b][metric]["estimate"]
-        interval = st.percentile_interval(replicates[a][metric] - replicates[b][metric], estimate)
-        differences[metric] = interval.to_dict()
+        estimate = getattr(intervals[a], metric).estimate - getattr(intervals[b], metric).estimate
+        differences[metric] = st.percentile_interval(replicates[a][metric] - replicates[b][metric], estimate)
     test = st.mcnemar_exact(scored[a].correct, scored[b].correct)
     f1 = differences["macro_f1"]
-    return {
-        "a": a,
-        "b": b,
-        "kind": kind,
-        "macro_f1_difference": f1,
-        "accuracy_difference": differences["accuracy"],
+    return Comparison(
+        a=a, b=b, kind=kind, macro_f1_difference=f1, accuracy_difference=differences["accuracy"],
         # A zero-width interval at 0 (identical predictions) is "contains 0", hence not significant.
-        "difference_significant": bool(f1["low"] > 0 or f1["high"] < 0),
-        "mcnemar": {"a_only_correct": test.a_only_correct, "b_only_correct": test.b_only_correct,
-                    "p_value": test.p_value},
-    }
+        difference_significant=bool(f1.low > 0 or f1.high < 0),
+        mcnemar=McNemar(a_only_correct=test.a_only_correct, b_only_correct=test.b_only_correct,
+                        p_value=test.p_value))

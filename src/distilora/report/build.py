@@ -7,19 +7,22 @@ caller keeps ``statistics`` with the results).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from distilora.checks.render import check_section
 from distilora.data.known import known_dataset
+from distilora.evaluation.statistics import RESAMPLES, SEED
+from distilora.render.document import Block, Bullets, Document, Image, Section, render_html, render_markdown
 from distilora.report import plots, tables
 from distilora.report.analysis import run_statistics
 from distilora.report.calibration import calibrated, calibration_blocks
 from distilora.report.context import BASELINE, ReportContext, load_predictions, majority_baseline
-from distilora.report.document import Block, Bullets, Document, Image, Section, render_html, render_markdown
 from distilora.report.findings import findings
-from distilora.report.statistics import RESAMPLES, SEED
+from distilora.results import RunResults, RunStatistics
 from distilora.run_dir import RunDirectory
 
 logger = logging.getLogger(__name__)
@@ -29,15 +32,23 @@ logger = logging.getLogger(__name__)
 class Report:
     """What :func:`build_report` computed and wrote."""
 
-    statistics: dict
+    statistics_record: RunStatistics
     """Intervals, paired comparisons, seed summaries and the baseline (results.json's ``statistics``)."""
     files: dict[str, Path]
     """Every written file, keyed by its path relative to the run directory."""
 
+    @property
+    def statistics(self) -> dict:
+        """:attr:`statistics_record` as results.json holds it."""
+        return self.statistics_record.to_json()
 
-def build_report(run_dir: RunDirectory, results: dict, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
-    """Write ``report.html``, ``report.md`` and ``plots/*.png`` for ``results`` into ``run_dir``."""
-    if not results.get("models"):
+
+def build_report(run_dir: RunDirectory, results: RunResults | Mapping, *, n_resamples: int = RESAMPLES,
+                 seed: int = SEED) -> Report:
+    """Write ``report.html``, ``report.md`` and ``plots/*.png`` for ``results`` (the record, or results.json as
+    read) into ``run_dir``."""
+    results = RunResults.of(results)
+    if not results.models:
         raise ValueError(f"{run_dir.root}: the results list no models to report on")
     ctx = _context(run_dir, results, n_resamples, seed)
     written = _plots(run_dir.plots_dir, ctx)
@@ -56,46 +67,43 @@ def build_report(run_dir: RunDirectory, results: dict, *, n_resamples: int = RES
 
 def rebuild_report(run_dir: RunDirectory, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
     """Report on a finished run from its results.json and keep the new statistics there (``distilora report``)."""
-    results = run_dir.read_results()
+    results = RunResults.of(run_dir.read_results())
     report = build_report(run_dir, results, n_resamples=n_resamples, seed=seed)
-    results["statistics"] = report.statistics
-    run_dir.write_results(results)
+    results.statistics = report.statistics_record
+    run_dir.write_results(results.to_json())
     return report
 
 
-def _context(run_dir: RunDirectory, results: dict, n_resamples: int, seed: int) -> ReportContext:
-    names = list(results["models"])
-    predictions = load_predictions(run_dir, names)
+def _context(run_dir: RunDirectory, results: RunResults, n_resamples: int, seed: int) -> ReportContext:
+    predictions = load_predictions(run_dir, list(results.models))
     if not predictions:
         raise FileNotFoundError(f"{run_dir.root}: no per-item predictions saved; re-run the evaluation")
     first = next(iter(predictions.values()))
-    baseline = majority_baseline(results["labels"], results.get("data_report", {}),
-                                 {split: p.y_true for split, p in first.items()})
-    statistics = run_statistics(results["models"], {**predictions, BASELINE: baseline.predictions},
-                                len(results["labels"]), results.get("seed_runs"), n_resamples=n_resamples, seed=seed)
-    statistics["baseline"] = baseline.to_dict()
-    clean = {k: v for k, v in results.items() if k != "statistics"}
-    return ReportContext(clean, baseline, statistics)
+    baseline = majority_baseline(results.labels, results.data_report, {split: p.y_true for split, p in first.items()})
+    statistics = run_statistics(results.models, {**predictions, BASELINE: baseline.predictions}, len(results.labels),
+                                results.seed_runs, n_resamples=n_resamples, seed=seed)
+    statistics.baseline = baseline.summary()
+    return ReportContext(dataclasses.replace(results, statistics=None), baseline, statistics)
 
 
 def _plots(out: Path, ctx: ReportContext) -> dict[str, Path]:
     written: dict[str, Path] = {}
     for name, entry in ctx.models.items():
         stem = plots.file_stem(name)
-        if entry.get("history"):  # TF-IDF and majority models have no training history
+        if entry.history:  # TF-IDF and majority models have no training history
             written[f"training:{name}"] = plots.training_curves(name, entry, out / f"training_{stem}.png")
-        matrix = entry.get("metrics", {}).get("test", {}).get("confusion_matrix")
-        if matrix:
-            written[f"confusion:{name}"] = plots.confusion_matrix_plot(name, matrix, ctx.labels,
+        test = entry.metrics.get("test")
+        if test is not None and test.confusion_matrix:
+            written[f"confusion:{name}"] = plots.confusion_matrix_plot(name, test.confusion_matrix, ctx.labels,
                                                                        out / f"confusion_{stem}.png")
-        if entry.get("importance"):
-            written[f"importance:{name}"] = plots.importance_plot(name, entry["importance"],
+        if entry.importance:
+            written[f"importance:{name}"] = plots.importance_plot(name, entry.importance,
                                                                   out / f"importance_{stem}.png")
-    reliable = {n: c for n, c in calibrated(ctx).items() if (c.get("reliability") or {}).get("test")}
+    reliable = {n: c for n, c in calibrated(ctx).items() if c.reliability.get("test")}
     if reliable:
         written["reliability"] = plots.reliability_diagrams(reliable, len(ctx.labels), out / "reliability.png")
     names = [n for n in ctx.models if n in ctx.intervals]
-    base_f1 = ctx.intervals[BASELINE]["macro_f1"]["estimate"]
+    base_f1 = ctx.intervals[BASELINE].macro_f1.estimate
     written["macro_f1"] = plots.macro_f1_intervals(names, ctx.intervals, ctx.seeds, base_f1, out / "macro_f1_ci.png")
     written["tradeoff"] = _tradeoff(out / "tradeoff.png", ctx, names, base_f1)
     return written
@@ -105,11 +113,11 @@ def _tradeoff(path: Path, ctx: ReportContext, names: list[str], base_f1: float) 
     """Test macro-F1 against latency (models with a speed entry), or against size when speed was not measured."""
     timed = [n for n in names if ctx.speed_of(n)]
     if timed:
-        x = {n: ctx.speed_of(n)["latency_ms"] for n in timed}
+        x = {n: ctx.speed_of(n).latency_ms for n in timed}
         missing = [n for n in names if n not in timed]
         title = "Trade-off: test macro-F1 against latency" + (f" (not timed: {', '.join(missing)})" if missing else "")
         return plots.tradeoff(timed, x, ctx.intervals, "single-text latency (ms, median)", "ms", title, base_f1, path)
-    x = {n: float(ctx.models[n].get("size_mb") or 0) for n in names}
+    x = {n: float(ctx.models[n].size_mb or 0) for n in names}
     return plots.tradeoff(names, x, ctx.intervals, "size on disk (MiB)", "MiB",
                           "Trade-off: test macro-F1 against size (speed not measured)", base_f1, path)
 
@@ -125,7 +133,7 @@ def _training_blocks(ctx: ReportContext, figures: dict[str, Path]) -> list[Block
 
 def _importance_sections(ctx: ReportContext, figures: dict[str, Path]) -> list[Section]:
     return [Section(f"Layer importance ({name})",
-                    [tables.importance_table(name, entry["importance"]),
+                    [tables.importance_table(name, entry.importance),
                      Image(figures[f"importance:{name}"], f"Layer importance of {name}",
                            "Lines: one per elimination step, the teacher's validation loss with each kept layer "
                            "removed; rings: the layer removed.")])
@@ -137,22 +145,26 @@ def _known_limits(dataset: str | None) -> list[Block]:
     return [Bullets([f"Known limit: {limit}" for limit in known.limits])] if known else []
 
 
-def _precision_line(results: dict) -> str:
+def _precision_line(results: RunResults) -> str:
     """How the run computed: precision asked and used, the hardware's bf16 support, training processes."""
-    p = results.get("precision") or {}
-    if not p:
+    p = results.precision
+    if p is None or not (p.requested or p.resolved or p.device):
         return "Precision: fp32 (not recorded: a run older than --precision)."
-    native = "has" if p.get("native_bf16") else "has no"
-    where = f"{p.get('device', '?')} ({p['cpu']})" if p.get("cpu") and p.get("device") == "cpu" else p.get("device")
-    processes = results.get("world_size") or 1
-    return (f"Precision: {p.get('resolved', '?')} for training and evaluation (--precision {p.get('requested', '?')}; "
+    native = "has" if p.native_bf16 else "has no"
+    where = f"{p.device} ({p.cpu})" if p.cpu and p.device == "cpu" else p.device
+    processes = results.world_size or 1
+    return (f"Precision: {p.resolved or '?'} for training and evaluation (--precision {p.requested or '?'}; "
             f"the {where} {native} native bf16); {processes} training process{'es' if processes != 1 else ''}.")
 
 
+def _or_unknown(value: object) -> str:
+    return "?" if value is None else str(value)
+
+
 def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
-    r, method = ctx.results, ctx.statistics["method"]
-    overview = (f"Teacher {r.get('teacher', '?')}; labels {', '.join(ctx.labels)}; seed {r.get('seed', '?')}; "
-                f"{method['n_items']} test items; run created {r.get('created', '?')}.")
+    r, method = ctx.results, ctx.statistics.method
+    overview = (f"Teacher {_or_unknown(r.teacher)}; labels {', '.join(ctx.labels)}; seed {_or_unknown(r.seed)}; "
+                f"{method.n_items} test items; run created {_or_unknown(r.created)}.")
     sections = [
         Section("Overview", [overview]),
         Section("Leaderboard", [tables.leaderboard(ctx)]),
@@ -176,22 +188,21 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
         Section("Confusion matrices (test)", [Image(figures[f"confusion:{n}"], f"Confusion matrix of {n}")
                                               for n in ctx.models if f"confusion:{n}" in figures]),
         Section("Data", [tables.data_table(ctx),
-                         *[f"Warning: {w}." for info in ctx.results.get("data_report", {}).values()
-                           for w in info.get("warnings", [])],
+                         *[f"Warning: {w}." for info in ctx.results.data_report.values() for w in info.warnings or []],
                          f"Majority-class baseline: always '{ctx.baseline.label}', the most frequent class in the "
                          f"{ctx.baseline.source}.",
-                         *_known_limits(r.get("dataset"))]),
+                         *_known_limits(r.dataset)]),
         Section("Method", [Bullets([
-            f"Confidence intervals: {method['confidence']:.0%} {method['bootstrap']}; {method['resamples']:,} "
-            f"resamples, seed {method['seed']}.",
-            f"Paired test: {method['paired_test']}.",
-            f"Multiple comparisons: {method['multiple_comparisons']}.",
+            f"Confidence intervals: {method.confidence:.0%} {method.bootstrap}; {method.resamples:,} "
+            f"resamples, seed {method.seed}.",
+            f"Paired test: {method.paired_test}.",
+            f"Multiple comparisons: {method.multiple_comparisons}.",
             _precision_line(r),
-            "Speed: " + (f"measured during the run's evaluation on {ctx.speed['texts']}; median single-text latency "
+            "Speed: " + (f"measured during the run's evaluation on {ctx.speed.texts}; median single-text latency "
                          "after a warm-up, and texts per second for one batch of all of them"
-                         + (f", in {ctx.speed['precision']} (how `distilora serve` runs the models by default)"
-                            if ctx.speed.get("precision") else "") + "."
+                         + (f", in {ctx.speed.precision} (how `distilora serve` runs the models by default)"
+                            if ctx.speed.precision else "") + "."
                          if ctx.speed else "not measured."),
         ])]),
     ]
-    return Document(f"distilora report — {r.get('dataset', '?')}", sections)
+    return Document(f"distilora report — {_or_unknown(r.dataset)}", sections)

@@ -8,67 +8,67 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from distilora.evaluation.calibration import policy_words, positive_class_rates
-from distilora.report import formatting as f
+from distilora.render import formatting as fmt
+from distilora.render.document import Block, Image, Table
 from distilora.report.context import ReportContext
-from distilora.report.document import Block, Image, Table
+from distilora.results import CalibrationSummary, EceChange, Proportion, ThresholdScores
 
 NOT_CALIBRATED = ("This run's results hold no calibration (it was evaluated before distilora fitted one): run the "
                   "same `distilora run` command again (finished stages are reused) to add it.")
 
 
-def calibrated(ctx: ReportContext) -> dict[str, Mapping]:
+def calibrated(ctx: ReportContext) -> dict[str, CalibrationSummary]:
     """``{model: its calibration entry}`` for the models that have one."""
-    return {name: entry["calibration"] for name, entry in ctx.models.items() if entry.get("calibration")}
+    return {name: entry.calibration for name, entry in ctx.models.items() if entry.calibration}
 
 
-def _arrow(ece: Mapping | None) -> str:
-    return f"{f.num(ece.get('before'))} → {f.num(ece.get('after'))}" if ece else f.DASH
+def _arrow(ece: EceChange | None) -> str:
+    return f"{fmt.num(ece.before)} → {fmt.num(ece.after)}" if ece else fmt.DASH
 
 
-def _rule(c: Mapping) -> str:
-    if c.get("threshold") is None:
-        return "argmax" + (f" ({c['note']})" if c.get("note") else "")
-    return f"P({c['positive_label']}) ≥ {c['threshold']:.3f}"
+def _rule(c: CalibrationSummary) -> str:
+    if c.threshold is None:
+        return "argmax" + (f" ({c.note})" if c.note else "")
+    return f"P({c.positive_label}) ≥ {c.threshold:.3f}"
 
 
-def _policy(c: Mapping) -> str:
-    if c.get("threshold") is None:
-        return f.DASH
-    words = policy_words(c.get("policy"), c.get("target"))
-    validation = c.get("validation_at_threshold") or {}
-    return (f"{words} (validation: precision {f.num(validation.get('precision'))}, recall "
-            f"{f.num(validation.get('recall'))})")
+def _policy(c: CalibrationSummary) -> str:
+    if c.threshold is None:
+        return fmt.DASH
+    words = policy_words(c.policy, c.target)
+    validation = c.validation_at_threshold or ThresholdScores()
+    return (f"{words} (validation: precision {fmt.num(validation.precision)}, recall "
+            f"{fmt.num(validation.recall)})")
 
 
-def calibration_table(ctx: ReportContext, entries: Mapping[str, Mapping]) -> Table:
+def calibration_table(ctx: ReportContext, entries: Mapping[str, CalibrationSummary]) -> Table:
     """Temperature, ECE before → after on validation and test, and the decision rule, per model."""
-    bins = next(iter(entries.values())).get("ece_bins", 15)
-    rows = [[name, f.num(c.get("temperature")), _arrow(c.get("ece", {}).get("validation")),
-             _arrow(c.get("ece", {}).get("test")), _rule(c)] for name, c in entries.items()]
+    bins = next(iter(entries.values())).ece_bins
+    rows = [[name, fmt.num(c.temperature), _arrow(c.ece.get("validation")), _arrow(c.ece.get("test")), _rule(c)]
+            for name, c in entries.items()]
     return Table(["model", "temperature", "ECE validation (before → after)", "ECE test (before → after)", "decision"],
                  rows, numeric=[False, True, True, True, False],
                  caption=f"Temperature scaling fitted on validation (minimum NLL); expected calibration error over "
                          f"{bins} equal-width bins of the top-class probability, raw softmax → calibrated")
 
 
-def operating_point_table(ctx: ReportContext, entries: Mapping[str, Mapping], positive: str) -> Table:
+def operating_point_table(ctx: ReportContext, entries: Mapping[str, CalibrationSummary], positive: str) -> Table:
     """Test macro-F1, precision and recall of the positive class at 0.5 (argmax) and at the tuned threshold."""
     headers = ["model", "threshold", "chosen for", "test macro-F1 at 0.5", "at threshold",
                f"test precision ({positive}) at 0.5", "at threshold", f"test recall ({positive}) at 0.5",
                "at threshold", f"called {positive}: validation [95 % CI]", "test [95 % CI]", "prior shift?"]
     rows = []
     for name, c in entries.items():
-        argmax = ctx.models[name]["metrics"]["test"]
-        tuned = (ctx.models[name].get("metrics_at_threshold") or {}).get("test")
-        at_half = positive_class_rates(argmax.get("confusion_matrix") or [])
-        at_tuned = positive_class_rates(tuned.get("confusion_matrix") or []) if tuned else {}
-        rates = c.get("predicted_positive_rate") or {}
-        rows.append([name, f"{c['threshold']:.3f}" if c.get("threshold") is not None else "argmax", _policy(c),
-                     f.num(argmax.get("macro_f1")), f.num(tuned.get("macro_f1")) if tuned else "same",
-                     f.num(at_half["precision"]), f.num(at_tuned.get("precision")) if tuned else "same",
-                     f.num(at_half["recall"]), f.num(at_tuned.get("recall")) if tuned else "same",
-                     f.share(rates.get("validation")), f.share(rates.get("test")),
-                     "yes" if c.get("prior_shift") else "no"])
+        argmax = ctx.models[name].metrics["test"]
+        tuned = (ctx.models[name].metrics_at_threshold or {}).get("test")
+        at_half = positive_class_rates(argmax.confusion_matrix)
+        at_tuned = positive_class_rates(tuned.confusion_matrix) if tuned else {}
+        rows.append([name, f"{c.threshold:.3f}" if c.threshold is not None else "argmax", _policy(c),
+                     fmt.num(argmax.macro_f1), fmt.num(tuned.macro_f1) if tuned else "same",
+                     fmt.num(at_half["precision"]), fmt.num(at_tuned.get("precision")) if tuned else "same",
+                     fmt.num(at_half["recall"]), fmt.num(at_tuned.get("recall")) if tuned else "same",
+                     fmt.share(c.rate("validation")), fmt.share(c.rate("test")),
+                     "yes" if c.prior_shift else "no"])
     return Table(headers, rows, numeric=[False, True, False] + [True] * 8 + [False],
                  caption=f"Operating point for '{positive}' (label 1), chosen on validation. At 0.5 = the argmax, "
                          "what results.json's `metrics` and a plain pipeline give; 'called' = share of texts given "
@@ -78,42 +78,41 @@ def operating_point_table(ctx: ReportContext, entries: Mapping[str, Mapping], po
 def _false_positives(ctx: ReportContext, name: str, split: str = "test") -> tuple[int, int] | None:
     """(negatives called positive, negatives) on ``split`` at the model's applied decision."""
     entry = ctx.models[name]
-    metrics = (entry.get("metrics_at_threshold") or {}).get(split) or entry["metrics"].get(split) or {}
-    matrix = metrics.get("confusion_matrix") or []
+    metrics = (entry.metrics_at_threshold or {}).get(split) or entry.metrics.get(split)
+    matrix = metrics.confusion_matrix if metrics is not None else []
     if len(matrix) != 2:
         return None
     return int(matrix[0][1]), int(sum(matrix[0]))
 
 
-def _constant(rates: Mapping[str, Mapping]) -> bool:
-    return all(r["count"] == 0 for r in rates.values()) or all(r["count"] == r["n"] for r in rates.values())
+def _constant(rates: Mapping[str, Proportion | None]) -> bool:
+    shares = [r for r in rates.values() if r is not None]
+    return all(r.count == 0 for r in shares) or all(r.count == r.n for r in shares)
 
 
-def prior_shift_sentences(ctx: ReportContext, entries: Mapping[str, Mapping], positive: str) -> list[str]:
+def prior_shift_sentences(ctx: ReportContext, entries: Mapping[str, CalibrationSummary], positive: str) -> list[str]:
     """A plain statement of whether the share called positive differs between validation and test beyond the CIs."""
-    rated = {n: c for n, c in entries.items() if (c.get("predicted_positive_rate") or {}).get("test")
-             and (c.get("predicted_positive_rate") or {}).get("validation")}
+    rated = {n: c for n, c in entries.items() if c.rate("test") and c.rate("validation")}
     # A model that gives every text the same label (the majority class) has no share that could shift.
-    constant = [n for n, c in rated.items() if _constant(c["predicted_positive_rate"])]
+    constant = [n for n, c in rated.items() if _constant(c.predicted_positive_rate)]
     rated = {n: c for n, c in rated.items() if n not in constant}
     left_out = (f" ({', '.join(constant)}, which {'gives' if len(constant) == 1 else 'give'} every text the same "
                 "label, left out)" if constant else "")
     if not rated:
         return []
-    shifted = [n for n, c in rated.items() if c.get("prior_shift")]
+    shifted = [n for n, c in rated.items() if c.prior_shift]
     if not shifted:
         return [f"No prior shift: for every model{left_out} the share of texts called '{positive}' on validation and "
                 "on test have overlapping 95 % intervals."]
-    rates = {n: rated[n]["predicted_positive_rate"] for n in shifted}
-    val = [r["validation"]["estimate"] * 100 for r in rates.values()]
-    test = [r["test"]["estimate"] * 100 for r in rates.values()]
-    shares = next(iter(rated.values())).get("positive_share") or {}
-    truth = (f", while the true share of '{positive}' is {shares['validation']['estimate'] * 100:.1f} % on validation "
-             f"and {shares['test']['estimate'] * 100:.1f} % on test" if shares.get("validation") and shares.get("test")
-             else "")
+    val = [rated[n].rate("validation").estimate * 100 for n in shifted]
+    test = [rated[n].rate("test").estimate * 100 for n in shifted]
+    first = next(iter(rated.values()))
+    on_validation, on_test = first.true_share("validation"), first.true_share("test")
+    truth = (f", while the true share of '{positive}' is {on_validation.estimate * 100:.1f} % on validation "
+             f"and {on_test.estimate * 100:.1f} % on test" if on_validation and on_test else "")
     who = f"Every model{left_out} calls" if len(shifted) == len(rated) else \
         f"{len(shifted)} of {len(rated)} models ({', '.join(shifted)}) call{'s' if len(shifted) == 1 else ''}"
-    higher = [rates[n]["test"]["estimate"] > rates[n]["validation"]["estimate"] for n in shifted]
+    higher = [rated[n].rate("test").estimate > rated[n].rate("validation").estimate for n in shifted]
     share = "a larger" if all(higher) else "a smaller" if not any(higher) else "a different"
     sentence = (f"Prior shift: {who} {share} share of texts '{positive}' on test than on validation "
                 f"(validation {min(val):.1f}–{max(val):.1f} %, test {min(test):.1f}–{max(test):.1f} %; for each of "
@@ -129,25 +128,25 @@ def prior_shift_sentences(ctx: ReportContext, entries: Mapping[str, Mapping], po
     return [sentence]
 
 
-def target_sentences(ctx: ReportContext, entries: Mapping[str, Mapping], positive: str) -> list[str]:
+def target_sentences(ctx: ReportContext, entries: Mapping[str, CalibrationSummary], positive: str) -> list[str]:
     """Whether a precision or recall target met on validation holds on test."""
     metric = {"target-precision": "precision", "target-recall": "recall"}
-    targeted = {n: c for n, c in entries.items() if c.get("policy") in metric and c.get("threshold") is not None}
+    targeted = {n: c for n, c in entries.items() if c.policy in metric and c.threshold is not None}
     if not targeted:
         return []
     first = next(iter(targeted.values()))
-    kind, target = metric[first["policy"]], first["target"]
+    kind, target = metric[first.policy], first.target
     on_test = {}
     for name in targeted:
-        matrix = ((ctx.models[name].get("metrics_at_threshold") or {}).get("test") or {}).get("confusion_matrix")
-        value = positive_class_rates(matrix or [])[kind]
+        tuned = (ctx.models[name].metrics_at_threshold or {}).get("test")
+        value = positive_class_rates(tuned.confusion_matrix if tuned else [])[kind]
         if value is not None:
             on_test[name] = value
     if not on_test:
         return []
     held = [n for n, v in on_test.items() if v >= target]
     values = list(on_test.values())
-    unmet = [n for n, c in entries.items() if n not in targeted and c.get("note") and "not reachable" in c["note"]]
+    unmet = [n for n, c in entries.items() if n not in targeted and c.note and "not reachable" in c.note]
     sentence = (f"Target {kind} ≥ {target:g} for '{positive}', met on validation by the threshold of each of "
                 f"{len(targeted)} models: on test their {kind} is {min(values):.3f}–{max(values):.3f}, so "
                 + (f"the target holds for {', '.join(held)} only." if held and len(held) < len(on_test) else

@@ -10,7 +10,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distilora.evaluation.metrics import classification_metrics
-from distilora.routes.kinds import RouteKind, names_of_kind
+from distilora.results import (
+    BaselineSummary,
+    CollapseCheck,
+    MetricIntervals,
+    ModelResult,
+    ModelSpeed,
+    RunResults,
+    RunStatistics,
+    SeedSummary,
+    SpeedReport,
+    SplitMetrics,
+    SplitReport,
+)
+from distilora.routes.kinds import RouteKind
 from distilora.run_dir import RunDirectory
 
 logger = logging.getLogger(__name__)
@@ -61,21 +74,24 @@ class Baseline:
     label: str
     counts: list[int]
     source: str
-    metrics: dict[str, dict] = field(default_factory=dict)
+    metrics: dict[str, SplitMetrics] = field(default_factory=dict)
     predictions: dict[str, SplitPredictions] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return {"class_id": self.class_id, "label": self.label, "counts": self.counts, "source": self.source,
-                "metrics": self.metrics}
+    def summary(self) -> BaselineSummary:
+        """What results.json's ``statistics`` keeps of it."""
+        return BaselineSummary(class_id=self.class_id, label=self.label, counts=self.counts, source=self.source,
+                               metrics=self.metrics)
 
 
-def majority_baseline(labels: list[str], data_report: Mapping, y_true: Mapping[str, np.ndarray]) -> Baseline:
+def majority_baseline(labels: list[str], data_report: Mapping[str, SplitReport],
+                      y_true: Mapping[str, np.ndarray]) -> Baseline:
     """The baseline's metrics on each split of ``y_true``; the class comes from the train counts if known.
 
     Without train counts the majority of the *validation* labels is used (and ``source`` says so). Its
     probabilities are the class frequencies it was chosen from, so its loss is that of a prior-only model.
     """
-    counts = data_report.get("train", {}).get("label_counts")
+    train = data_report.get("train")
+    counts = train.label_counts if train is not None else None
     source = "train label counts"
     if counts is None:
         if "validation" not in y_true:
@@ -90,64 +106,65 @@ def majority_baseline(labels: list[str], data_report: Mapping, y_true: Mapping[s
     for split, truth in y_true.items():
         logits = np.tile(log_prior, (len(truth), 1))
         # argmax of the log-prior is exactly the majority class, so the metrics are the majority classifier's.
-        baseline.metrics[split] = classification_metrics(truth, logits, labels)
+        baseline.metrics[split] = SplitMetrics.from_json(classification_metrics(truth, logits, labels))
         baseline.predictions[split] = SplitPredictions(np.asarray(truth), np.tile(prior, (len(truth), 1)))
     return baseline
 
 
 @dataclass
 class ReportContext:
-    results: dict
-    """The run's results (what results.json holds, less the statistics the report computes)."""
+    results: RunResults
+    """The run's results (less the statistics the report computes)."""
     baseline: Baseline
-    statistics: dict
+    statistics: RunStatistics
     """What :func:`distilora.report.analysis.run_statistics` returned."""
 
     @property
-    def speed(self) -> dict | None:
-        """``{"models": {name: timings}, "machine": str, "texts": str}`` as measured by the run, or None."""
-        return self.results.get("speed")
+    def speed(self) -> SpeedReport | None:
+        """Inference speed as measured by the run, or None."""
+        return self.results.speed
 
     @property
-    def models(self) -> dict[str, dict]:
-        return self.results["models"]
+    def models(self) -> dict[str, ModelResult]:
+        return self.results.models
 
     @property
     def labels(self) -> list[str]:
-        return self.results["labels"]
+        return self.results.labels
 
     @property
-    def intervals(self) -> dict[str, dict]:
-        return self.statistics["intervals"]
+    def intervals(self) -> dict[str, MetricIntervals]:
+        return self.statistics.intervals
 
     @property
-    def seeds(self) -> dict[str, dict]:
-        return self.statistics.get("seeds", {})
+    def seeds(self) -> dict[str, SeedSummary]:
+        return self.statistics.seeds
 
     def multi_seed(self, name: str) -> bool:
-        return self.seeds.get(name, {}).get("n_seeds", 0) > 1
+        return name in self.seeds and self.seeds[name].n_seeds > 1
 
     @property
     def any_multi_seed(self) -> bool:
         return any(self.multi_seed(name) for name in self.models)
 
-    def speed_of(self, name: str) -> dict | None:
-        return (self.speed or {}).get("models", {}).get(name)
+    def speed_of(self, name: str) -> ModelSpeed | None:
+        return self.results.speed_of(name)
 
-    def metrics(self, name: str, split: str) -> dict:
+    def metrics(self, name: str, split: str) -> SplitMetrics:
+        """The model's (or the baseline's) metrics on ``split``; KeyError when it has none there."""
         if name == BASELINE:
             return self.baseline.metrics[split]
-        return self.models[name]["metrics"][split]
+        return self.models[name].metrics[split]
 
     @property
     def teacher(self) -> str | None:
         """The first fine-tuned model (the teacher), or None."""
-        return next(iter(names_of_kind(self.models, RouteKind.FINE_TUNE)), None)
+        return next(iter(self.results.names_of_route(RouteKind.FINE_TUNE)), None)
 
     @property
     def majority_in_run(self) -> bool:
         """Whether the run has its own majority-class model (so the internal baseline gets no row of its own)."""
-        return self.models.get(MAJORITY_MODEL, {}).get("route") == RouteKind.BASELINE
+        return MAJORITY_MODEL in self.models and self.models[MAJORITY_MODEL].route == RouteKind.BASELINE
 
     @property
     def rows(self) -> list[str]:
@@ -157,10 +174,11 @@ class ReportContext:
     def test_f1(self, name: str) -> float | None:
         """Test macro-F1: the bootstrap point estimate, else the run's metric, else None."""
         if name in self.intervals:
-            return self.intervals[name]["macro_f1"]["estimate"]
-        value = self.models.get(name, {}).get("metrics", {}).get("test", {}).get("macro_f1")
+            return self.intervals[name].macro_f1.estimate
+        test = self.models[name].metrics.get("test") if name in self.models else None
+        value = test.macro_f1 if test is not None else None
         return float(value) if isinstance(value, int | float) else None
 
-    def collapse(self, name: str) -> dict:
-        """The model's collapse check (``{}`` when it has none)."""
-        return self.models.get(name, {}).get("collapse") or {}
+    def collapse(self, name: str) -> CollapseCheck | None:
+        """The model's collapse check (None when it has none)."""
+        return self.models[name].collapse if name in self.models else None

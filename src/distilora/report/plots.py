@@ -12,25 +12,21 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from distilora.render.figures import save_figure
+from distilora.results import CalibrationSummary, EceChange, MetricIntervals, ModelResult, ReliabilityBin, SeedSummary
+from distilora.training.losses import CE, LossComponent, logged_components
+
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-COMPONENTS = [("loss_ce", "CE (vs. labels)"), ("loss_kd", "KL to teacher (× T²)"),
-              ("loss_cos", "1 − cosine to teacher [CLS]")]
 COMPONENT_STYLES = [{"marker": "o", "linestyle": "-"}, {"marker": "s", "linestyle": "--"},
-                    {"marker": "^", "linestyle": ":"}]
-DPI = 110
+                    {"marker": "^", "linestyle": ":"}, {"marker": "D", "linestyle": "-."}]
+"""Line styles of the loss components, in the order of LOSS_COMPONENTS."""
+COMPONENT_COLORS = PALETTE[4:]
 
 
 def file_stem(name: str) -> str:
     """A file-name-safe form of a model name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as a PNG at the report's resolution (its folder made if needed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
-    return path
 
 
 def _series(history: Sequence[Mapping], key: str) -> tuple[list[float], list[float]]:
@@ -63,11 +59,33 @@ def _validation_panel(ax: Axes, history: Sequence[Mapping]) -> None:
     _finish(ax, "Validation metrics per evaluation", "score")
 
 
-def training_curves(name: str, entry: Mapping, path: Path) -> Path:
-    """Training loss (and, for distilled students, CE / KL / cosine) over steps, with validation per evaluation."""
-    history = entry.get("history") or []
-    is_student = any("loss_kd" in h for h in history)
-    if not is_student:
+def _component_panels(axes: Sequence[Axes], history: Sequence[Mapping],
+                      components: Sequence[LossComponent]) -> None:
+    """One panel per logged loss component, then all of them relative to their first value in the next."""
+    for i, (ax, component) in enumerate(zip(axes, components, strict=False)):
+        _line(ax, history, component.logged, f"training {component.label}", color=COMPONENT_COLORS[i])
+        if component is CE:
+            _line(ax, history, "eval_loss", "validation CE", color=PALETTE[1], marker="s")
+        _finish(ax, f"Component: {component.label}", "loss")
+    relative = axes[len(components)]
+    for i, component in enumerate(components):
+        steps, values = _series(history, component.logged)
+        if steps and values[0]:
+            # Distinct line styles keep components visible where their curves coincide.
+            relative.plot(steps, np.asarray(values) / values[0], markersize=5, color=COMPONENT_COLORS[i],
+                          label=component.label, **COMPONENT_STYLES[i])
+    relative.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    _finish(relative, "Components relative to their first logged value", "value / first value")
+    for ax in axes[len(components) + 1:]:
+        ax.set_visible(False)
+
+
+def training_figure(name: str, entry: ModelResult) -> Figure:
+    """Training loss (and, for models trained against the teacher, each loss component) over steps, with
+    validation per evaluation."""
+    history = entry.history
+    components = logged_components(history)
+    if not any(component.matches_teacher for component in components):
         fig = Figure(figsize=(11, 4), layout="constrained")
         loss_ax, val_ax = fig.subplots(1, 2)
         _line(loss_ax, history, "loss", "training loss (cross-entropy)", color=PALETTE[0])
@@ -75,31 +93,24 @@ def training_curves(name: str, entry: Mapping, path: Path) -> Path:
         _finish(loss_ax, "Loss", "loss")
         _validation_panel(val_ax, history)
     else:
-        fig = Figure(figsize=(15, 8.5), layout="constrained")
-        axes = fig.subplots(2, 3).ravel()
+        columns = max(3, -(-(len(components) + 3) // 2))  # total, validation, the components, relative: two rows
+        fig = Figure(figsize=(5 * columns, 8.5), layout="constrained")
+        axes = fig.subplots(2, columns).ravel()
         _line(axes[0], history, "loss", "training loss (weighted total)", color=PALETTE[0])
         _finish(axes[0], "Total distillation loss", "loss")
         _validation_panel(axes[1], history)
-        for ax, (key, label), color in zip(axes[2:5], COMPONENTS, PALETTE[4:7], strict=True):
-            _line(ax, history, key, f"training {label}", color=color)
-            if key == "loss_ce":
-                _line(ax, history, "eval_loss", "validation CE", color=PALETTE[1], marker="s")
-            _finish(ax, f"Component: {label}", "loss")
-        relative = axes[5]
-        for (key, label), color, style in zip(COMPONENTS, PALETTE[4:7], COMPONENT_STYLES, strict=True):
-            steps, values = _series(history, key)
-            if steps and values[0]:
-                # Distinct line styles keep components visible where their curves coincide.
-                relative.plot(steps, np.asarray(values) / values[0], markersize=5, color=color, label=label,
-                              **style)
-        relative.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
-        _finish(relative, "Components relative to their first logged value", "value / first value")
+        _component_panels(axes[2:], history, components)
     if not history:
         fig.text(0.5, 0.5, "no training history recorded", ha="center", va="center", fontsize=14)
-    layers = entry.get("layers")
-    detail = f"layers {','.join(map(str, layers))}" if layers else f"{entry.get('num_layers', '?')} layers"
-    fig.suptitle(f"Training curves — {name} ({entry.get('route', '?')}, {detail})", fontsize=13)
-    return save_figure(fig, path)
+    detail = f"layers {','.join(map(str, entry.layers))}" if entry.layers else \
+        f"{entry.num_layers if entry.num_layers is not None else '?'} layers"
+    fig.suptitle(f"Training curves — {name} ({entry.route or '?'}, {detail})", fontsize=13)
+    return fig
+
+
+def training_curves(name: str, entry: ModelResult, path: Path) -> Path:
+    """:func:`training_figure` saved as a PNG at ``path``."""
+    return save_figure(training_figure(name, entry), path)
 
 
 def confusion_matrix_plot(name: str, matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path) -> Path:
@@ -127,23 +138,23 @@ def confusion_matrix_plot(name: str, matrix: Sequence[Sequence[int]], labels: Se
     return save_figure(fig, path)
 
 
-def macro_f1_intervals(names: Sequence[str], intervals: Mapping[str, Mapping], seeds: Mapping[str, Mapping],
-                       baseline: float | None, path: Path) -> Path:
+def macro_f1_intervals(names: Sequence[str], intervals: Mapping[str, MetricIntervals],
+                       seeds: Mapping[str, SeedSummary], baseline: float | None, path: Path) -> Path:
     """Test macro-F1 per model with its 95 % bootstrap CI, seed mean ± std where there are several seeds."""
     fig = Figure(figsize=(min(16, max(6.5, 1.4 * len(names) + 3)), 4.8), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(names))
     for i, name in enumerate(names):
-        ci = intervals[name]["macro_f1"]
-        ax.errorbar(i, ci["estimate"], yerr=[[ci["estimate"] - ci["low"]], [ci["high"] - ci["estimate"]]],
+        ci = intervals[name].macro_f1
+        ax.errorbar(i, ci.estimate, yerr=[[ci.estimate - ci.low], [ci.high - ci.estimate]],
                     fmt="o", color=PALETTE[i % len(PALETTE)], capsize=6, markersize=8,
                     label="test macro-F1, 95 % bootstrap CI" if i == 0 else None)
-        ax.annotate(f"{ci['estimate']:.3f}", (i, ci["high"]), textcoords="offset points", xytext=(0, 6),
+        ax.annotate(f"{ci.estimate:.3f}", (i, ci.high), textcoords="offset points", xytext=(0, 6),
                     ha="center", fontsize=9)
-        summary = seeds.get(name, {})
-        test = summary.get("test", {}).get("macro_f1")
-        if summary.get("n_seeds", 0) > 1 and test:
-            ax.errorbar(i + 0.18, test["mean"], yerr=test["std"], fmt="D", color="black", capsize=4, markersize=5,
+        summary = seeds.get(name)
+        test = summary.of("test", "macro_f1") if summary else None
+        if summary and summary.n_seeds > 1 and test:
+            ax.errorbar(i + 0.18, test.mean, yerr=test.std, fmt="D", color="black", capsize=4, markersize=5,
                         label="mean ± std over seeds" if not any("seeds" in t for t in
                                                                  ax.get_legend_handles_labels()[1]) else None)
     if baseline is not None:
@@ -160,18 +171,18 @@ def macro_f1_intervals(names: Sequence[str], intervals: Mapping[str, Mapping], s
     return save_figure(fig, path)
 
 
-def tradeoff(names: Sequence[str], x_values: Mapping[str, float], intervals: Mapping[str, Mapping], x_label: str,
-             unit: str, title: str, baseline: float | None, path: Path) -> Path:
+def tradeoff(names: Sequence[str], x_values: Mapping[str, float], intervals: Mapping[str, MetricIntervals],
+             x_label: str, unit: str, title: str, baseline: float | None, path: Path) -> Path:
     """Test macro-F1 (with CI) against a cost (latency or size), one point per model."""
     fig = Figure(figsize=(9.5, 5), layout="constrained")
     ax = fig.subplots()
     for i, name in enumerate(names):
-        ci = intervals[name]["macro_f1"]
-        ax.errorbar(x_values[name], ci["estimate"], yerr=[[ci["estimate"] - ci["low"]], [ci["high"] - ci["estimate"]]],
+        ci = intervals[name].macro_f1
+        ax.errorbar(x_values[name], ci.estimate, yerr=[[ci.estimate - ci.low], [ci.high - ci.estimate]],
                     # Shrinking marker sizes keep models with the same cost and score visible, nested.
                     fmt=MARKERS[i % len(MARKERS)], color=PALETTE[i % len(PALETTE)], capsize=5,
                     markersize=max(5, 14 - 3 * i), alpha=0.9,
-                    label=f"{name}: {x_values[name]:.3g} {unit}, F1 {ci['estimate']:.3f}")
+                    label=f"{name}: {x_values[name]:.3g} {unit}, F1 {ci.estimate:.3f}")
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle="--", label=f"majority-class baseline ({baseline:.3f})")
     values = [x_values[n] for n in names]
@@ -220,20 +231,25 @@ def importance_plot(name: str, importance: Mapping, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _reliability_curve(ax: Axes, bins: Sequence[Mapping], label: str, **style) -> None:
-    filled = [b for b in bins if b.get("count")]
+def _reliability_curve(ax: Axes, bins: Sequence[ReliabilityBin], label: str, **style) -> None:
+    filled = [b for b in bins if b.count]
     if not filled:
         return
-    total = sum(b["count"] for b in filled)
-    confidence = [b["confidence"] for b in filled]
-    accuracy = [b["accuracy"] for b in filled]
+    total = sum(b.count for b in filled)
+    confidence = [b.confidence for b in filled]
+    accuracy = [b.accuracy for b in filled]
     ax.plot(confidence, accuracy, label=label, linewidth=1.6, color=style.get("color"),
             linestyle=style.get("linestyle", "-"), zorder=2)
     # Marker area: the bin's share of the items, so sparse bins are seen as such.
-    ax.scatter(confidence, accuracy, s=[12 + 260 * b["count"] / total for b in filled], zorder=3, **style)
+    ax.scatter(confidence, accuracy, s=[12 + 260 * b.count / total for b in filled], zorder=3, **style)
 
 
-def reliability_diagrams(entries: Mapping[str, Mapping], num_classes: int, path: Path, split: str = "test") -> Path:
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def reliability_diagrams(entries: Mapping[str, CalibrationSummary], num_classes: int, path: Path,
+                         split: str = "test") -> Path:
     """One panel per model: accuracy against mean confidence (top-class probability) per bin on ``split``, before
     (raw softmax) and after temperature scaling, with the diagonal of perfect calibration."""
     names = list(entries)
@@ -245,14 +261,14 @@ def reliability_diagrams(entries: Mapping[str, Mapping], num_classes: int, path:
     low = 1 / num_classes if num_classes else 0.0
     for ax, name in zip(axes, names, strict=False):
         calibration = entries[name]
-        curves = calibration["reliability"][split]
-        ece = calibration.get("ece", {}).get(split, {})
+        curves = calibration.reliability[split]
+        ece = calibration.ece.get(split) or EceChange()
         ax.plot([low, 1], [low, 1], color="grey", linewidth=0.9, linestyle=":", label="perfect calibration")
-        _reliability_curve(ax, curves["before"], "raw softmax", color="#888888", marker="o", facecolors="none",
+        _reliability_curve(ax, curves.before, "raw softmax", color="#888888", marker="o", facecolors="none",
                            edgecolors="#666666", linestyle="--")
-        _reliability_curve(ax, curves["after"], "temperature-scaled", color=PALETTE[0], marker="s")
-        ax.set_title(f"{name}: T = {calibration['temperature']:.2f}\nECE {ece.get('before', float('nan')):.3f} → "
-                     f"{ece.get('after', float('nan')):.3f}", fontsize=10)
+        _reliability_curve(ax, curves.after, "temperature-scaled", color=PALETTE[0], marker="s")
+        ax.set_title(f"{name}: T = {calibration.temperature:.2f}\nECE {_or_nan(ece.before):.3f} → "
+                     f"{_or_nan(ece.after):.3f}", fontsize=10)
         ax.set_xlim(low - 0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)

@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from distilora.report import formatting as f
+from distilora.render import formatting as fmt
+from distilora.render.document import Table
 from distilora.report.context import BASELINE, ReportContext
-from distilora.report.document import Table
+from distilora.results import Interval, ModelResult
 
 
-def _layers(entry: dict) -> str:
+def _layers(entry: ModelResult) -> str:
     """``1,3,5``, ``all 6``, or ``none`` for a model without an encoder (TF-IDF, majority)."""
-    if entry.get("layers"):
-        return ",".join(map(str, entry["layers"]))
-    return "none" if entry.get("num_layers") == 0 else f"all {entry.get('num_layers', '?')}"
+    if entry.layers:
+        return ",".join(map(str, entry.layers))
+    return "none" if entry.num_layers == 0 else f"all {entry.num_layers if entry.num_layers is not None else '?'}"
 
 
-def _depth(entry: dict) -> str:
+def _depth(entry: ModelResult) -> str:
     """``3 (1,3,5)``, ``6 (all)`` or ``0``."""
-    n = entry.get("num_layers")
-    if entry.get("layers"):
-        return f"{n if n is not None else len(entry['layers'])} ({_layers(entry)})"
+    n = entry.num_layers
+    if entry.layers:
+        return f"{n if n is not None else len(entry.layers)} ({_layers(entry)})"
     return "0" if n == 0 else f"{n if n is not None else '?'} (all)"
 
 
 def _collapsed(ctx: ReportContext, name: str) -> str:
-    flag = ctx.collapse(name).get("collapsed")
-    return f.DASH if flag is None else ("⚠ collapsed" if flag else "no")
+    check = ctx.collapse(name)
+    return fmt.DASH if check is None else ("⚠ collapsed" if check.collapsed else "no")
 
 
 def _validation_f1(ctx: ReportContext, name: str) -> float | None:
     try:
-        return ctx.metrics(name, "validation").get("macro_f1")
+        return ctx.metrics(name, "validation").macro_f1
     except KeyError:
         return None
 
@@ -39,13 +40,13 @@ def _leaderboard_row(ctx: ReportContext, name: str) -> list[str]:
         kind, depth, params, trained, size = f"baseline (always '{ctx.baseline.label}')", "0", "0", "0", "0"
     else:
         m = ctx.models[name]
-        kind, depth, size = m.get("route", "?"), _depth(m), f.num(m.get("size_mb"), 1)
-        params, trained = f.params(m.get("params")), f.params(m.get("trainable_params"))
+        kind, depth, size = _route(m), _depth(m), fmt.num(m.size_mb, 1)
+        params, trained = fmt.params(m.params), fmt.params(m.trainable_params)
     speed = ctx.speed_of(name)
-    latency = f.num(speed["latency_ms"], 2) if speed else (f.DASH if name == BASELINE else "not measured")
-    interval = ctx.intervals.get(name, {}).get("macro_f1")
-    test = f.ci(interval) if interval else f.num(ctx.test_f1(name))
-    return [name, kind, test, f.num(_validation_f1(ctx, name)), depth, params, trained, size, latency,
+    latency = fmt.num(speed.latency_ms, 2) if speed else (fmt.DASH if name == BASELINE else "not measured")
+    interval = _interval(ctx, name, "macro_f1")
+    test = fmt.ci(interval) if interval else fmt.num(ctx.test_f1(name))
+    return [name, kind, test, fmt.num(_validation_f1(ctx, name)), depth, params, trained, size, latency,
             _collapsed(ctx, name)]
 
 
@@ -61,18 +62,28 @@ def leaderboard(ctx: ReportContext) -> Table:
                          "collapse check (see the findings)")
 
 
+def _route(entry: ModelResult) -> str:
+    return entry.route if entry.route is not None else "?"
+
+
+def _interval(ctx: ReportContext, name: str, metric: str) -> Interval | None:
+    """The model's test interval of ``metric``, if the statistics have one."""
+    intervals = ctx.intervals.get(name)
+    return getattr(intervals, metric) if intervals is not None else None
+
+
 def _metric_columns(ctx: ReportContext, name: str, split: str) -> list[str]:
     m = ctx.metrics(name, split)
-    per_class = m.get("f1_per_class") or []
-    return [f.num(m.get("precision")), f.num(m.get("recall"))] + \
-        [f.num(per_class[i] if i < len(per_class) else None) for i in range(len(ctx.labels))] + [f.num(m.get("loss"))]
+    per_class = m.f1_per_class
+    return [fmt.num(m.precision), fmt.num(m.recall)] + \
+        [fmt.num(per_class[i] if i < len(per_class) else None) for i in range(len(ctx.labels))] + [fmt.num(m.loss)]
 
 
 def _seed_cell(ctx: ReportContext, name: str, split: str, metric: str = "macro_f1") -> str:
     if not ctx.multi_seed(name):
-        return "1 seed" if name in ctx.seeds else f.DASH
+        return "1 seed" if name in ctx.seeds else fmt.DASH
     summary = ctx.seeds[name]
-    return f"{f.mean_std(summary.get(split, {}).get(metric))} (n={summary['n_seeds']})"
+    return f"{fmt.mean_std(summary.of(split, metric))} (n={summary.n_seeds})"
 
 
 def test_table(ctx: ReportContext) -> Table:
@@ -83,17 +94,16 @@ def test_table(ctx: ReportContext) -> Table:
     headers += ["precision (macro)", "recall (macro)"] + [f"F1 {label}" for label in ctx.labels] + ["loss"]
     rows = []
     for name in ctx.rows:
-        intervals = ctx.intervals.get(name, {})
         if name == BASELINE:
-            route, layers = f"always '{ctx.baseline.label}'", f.DASH
+            route, layers = f"always '{ctx.baseline.label}'", fmt.DASH
         else:
-            route, layers = ctx.models[name].get("route", "?"), _layers(ctx.models[name])
-        row = [name, route, layers, f.ci(intervals.get("accuracy")), f.ci(intervals.get("macro_f1"))]
+            route, layers = _route(ctx.models[name]), _layers(ctx.models[name])
+        row = [name, route, layers, fmt.ci(_interval(ctx, name, "accuracy")), fmt.ci(_interval(ctx, name, "macro_f1"))]
         row += [_seed_cell(ctx, name, "test")] if seeds else []
         rows.append(row + _metric_columns(ctx, name, "test"))
-    n = ctx.statistics["method"]["n_items"]
+    n = ctx.statistics.method.n_items
     return Table(headers, rows, caption=f"Test set (n = {n}); intervals: 95 % percentile bootstrap, "
-                                        f"{ctx.statistics['method']['resamples']:,} resamples",
+                                        f"{ctx.statistics.method.resamples:,} resamples",
                  numeric=[False, False, False] + [True] * (len(headers) - 3))
 
 
@@ -108,10 +118,10 @@ def validation_table(ctx: ReportContext) -> Table:
             m = ctx.metrics(name, "validation")
         except KeyError:
             continue
-        row = [name, f.num(m["accuracy"]), f.num(m["macro_f1"])] + ([_seed_cell(ctx, name, "validation")]
-                                                                     if seeds else [])
+        row = [name, fmt.num(m.accuracy), fmt.num(m.macro_f1)] + ([_seed_cell(ctx, name, "validation")]
+                                                                 if seeds else [])
         rows.append(row + _metric_columns(ctx, name, "validation"))
-    n = ctx.metrics(BASELINE, "validation")["n"] if "validation" in ctx.baseline.metrics else "?"
+    n = ctx.metrics(BASELINE, "validation").n if "validation" in ctx.baseline.metrics else "?"
     return Table(headers, rows, caption=f"Validation set (n = {n}), used for early stopping")
 
 
@@ -121,24 +131,24 @@ def cost_table(ctx: ReportContext) -> Table:
                "latency, 1 text (ms, median)", "throughput (texts/s)"]
     rows = []
     for name, m in ctx.models.items():
-        size = f.num(m.get("size_mb"), 1)
-        if m.get("adapter_size_mb") is not None:
-            size += f" (adapter {m['adapter_size_mb']:.2f})"
+        size = fmt.num(m.size_mb, 1)
+        if m.adapter_size_mb is not None:
+            size += f" (adapter {m.adapter_size_mb:.2f})"
         speed = ctx.speed_of(name)
-        rows.append([name, f.params(m.get("params")), f.params(m.get("trainable_params")), size,
-                     f.num(m.get("train_seconds"), 1), f.num(m.get("train_loss"), 4),
-                     f.num(speed["latency_ms"], 2) if speed else "not measured",
-                     f.num(speed["throughput"], 1) if speed else "not measured"])
+        rows.append([name, fmt.params(m.params), fmt.params(m.trainable_params), size,
+                     fmt.num(m.train_seconds, 1), fmt.num(m.train_loss, 4),
+                     fmt.num(speed.latency_ms, 2) if speed else "not measured",
+                     fmt.num(speed.throughput, 1) if speed else "not measured"])
     if not ctx.majority_in_run:
-        rows.append([BASELINE, "0", "0", "0", "0", f.DASH, f.DASH, f.DASH])
-    caption = "Cost. " + (f"Speed measured on this machine ({ctx.speed['machine']}; device "
-                          f"{_devices(ctx)}) on {ctx.speed['texts']}" if ctx.speed else
+        rows.append([BASELINE, "0", "0", "0", "0", fmt.DASH, fmt.DASH, fmt.DASH])
+    caption = "Cost. " + (f"Speed measured on this machine ({ctx.speed.machine}; device "
+                          f"{_devices(ctx)}) on {ctx.speed.texts}" if ctx.speed else
                           "Speed not measured (the run had --no-speed)")
     return Table(headers, rows, caption=caption)
 
 
 def _devices(ctx: ReportContext) -> str:
-    return ", ".join(sorted({s.get("device", "?") for s in ctx.speed["models"].values()})) if ctx.speed else "?"
+    return ", ".join(sorted({s.device or "?" for s in ctx.speed.models.values()})) if ctx.speed else "?"
 
 
 def comparison_table(ctx: ReportContext) -> Table:
@@ -146,16 +156,16 @@ def comparison_table(ctx: ReportContext) -> Table:
     headers = ["A vs B", "kind", "macro-F1 A", "macro-F1 B", "A − B [95 % CI]", "difference significant?",
                "only A right", "only B right", "McNemar p", "Holm-adjusted p", "errors differ?"]
     rows = []
-    for c in ctx.statistics["comparisons"]:
-        mc = c["mcnemar"]
+    for c in ctx.statistics.comparisons:
+        mc = c.mcnemar
         rows.append([
-            f"{c['a']} vs {c['b']}", c["kind"], f.num(ctx.intervals[c["a"]]["macro_f1"]["estimate"]),
-            f.num(ctx.intervals[c["b"]]["macro_f1"]["estimate"]), f.signed_ci(c["macro_f1_difference"]),
-            "yes" if c["difference_significant"] else "no (CI contains 0)",
-            str(mc["a_only_correct"]), str(mc["b_only_correct"]), f.p_value(mc["p_value"]), f.p_value(mc["p_holm"]),
-            "yes" if c["mcnemar_significant"] else "no",
+            f"{c.a} vs {c.b}", c.kind, fmt.num(ctx.intervals[c.a].macro_f1.estimate),
+            fmt.num(ctx.intervals[c.b].macro_f1.estimate), fmt.signed_ci(c.macro_f1_difference),
+            "yes" if c.difference_significant else "no (CI contains 0)",
+            str(mc.a_only_correct), str(mc.b_only_correct), fmt.p_value(mc.p_value), fmt.p_value(mc.p_holm),
+            "yes" if c.mcnemar_significant else "no",
         ])
-    alpha = ctx.statistics["method"]["alpha"]
+    alpha = ctx.statistics.method.alpha
     return Table(headers, rows, numeric=[False, False] + [True] * 3 + [False, True, True, True, True, False],
                  caption=f"Paired on the same test items. Significance at {alpha:g}: macro-F1 difference when its "
                          f"paired-bootstrap CI excludes 0; errors when McNemar's exact p (Holm-adjusted) < {alpha:g}")
@@ -172,26 +182,24 @@ def seed_table(ctx: ReportContext) -> Table | None:
         s = ctx.seeds.get(name)
         if not s:
             continue
-        rows.append([name, ", ".join(map(str, s["seeds"])), f.mean_std(s.get("test", {}).get("accuracy")),
-                     f.mean_std(s.get("test", {}).get("macro_f1")), f.mean_std(s.get("validation", {}).get("macro_f1")),
-                     f.ci(ctx.intervals.get(name, {}).get("macro_f1"))])
+        rows.append([name, ", ".join(map(str, s.seeds)), fmt.mean_std(s.of("test", "accuracy")),
+                     fmt.mean_std(s.of("test", "macro_f1")), fmt.mean_std(s.of("validation", "macro_f1")),
+                     fmt.ci(_interval(ctx, name, "macro_f1"))])
     return Table(headers, rows, caption="Across seeds (std with ddof = 1); the CI column is the bootstrap interval of "
                                         "the main run's predictions")
 
 
 def data_table(ctx: ReportContext) -> Table:
     """Rows used and dropped per split, with class counts when results.json has them."""
-    report = ctx.results.get("data_report", {})
     headers = ["split", "rows used", "dropped", "reasons", "class counts"]
     rows = []
-    for split, info in report.items():
-        if not isinstance(info, dict) or "rows" not in info:
+    for split, info in ctx.results.data_report.items():
+        if info.rows is None:
             continue
-        reasons = ", ".join(f"{k}: {v}" for k, v in info.get("reasons", {}).items() if v) or info.get("note", "none")
-        split_counts = info.get("label_counts")
-        counts_text = ", ".join(f"{label}: {c}" for label, c in zip(ctx.labels, split_counts, strict=False)) \
-            if split_counts else "not recorded"
-        rows.append([split, str(info["rows"]), str(info.get("dropped", 0)), reasons, counts_text])
+        reasons = ", ".join(f"{k}: {v}" for k, v in info.reasons.items() if v) or info.note or "none"
+        counts_text = ", ".join(f"{label}: {c}" for label, c in zip(ctx.labels, info.label_counts, strict=False)) \
+            if info.label_counts else "not recorded"
+        rows.append([split, str(info.rows), str(info.dropped), reasons, counts_text])
     return Table(headers, rows, numeric=[False, True, True, False, False])
 
 
@@ -203,9 +211,9 @@ def importance_table(name: str, importance: dict) -> Table:
     for number, step in enumerate(importance.get("steps") or [], 1):
         candidates = sorted(step.get("candidates") or [], key=lambda c: c.get("layer", 0))
         removed = next((c for c in candidates if c.get("layer") == step.get("removed")), {})
-        scores = ", ".join(f"{c.get('layer')}: {f.num(c.get('loss'))}" for c in candidates)
+        scores = ", ".join(f"{c.get('layer')}: {fmt.num(c.get('loss'))}" for c in candidates)
         rows.append([str(number), ",".join(map(str, step.get("kept") or [])), scores, str(step.get("removed")),
-                     f.num(removed.get("loss")), f.num(removed.get("macro_f1"))])
+                     fmt.num(removed.get("loss")), fmt.num(removed.get("macro_f1"))])
     chosen = ",".join(map(str, importance.get("chosen") or [])) or "?"
     return Table(headers, rows, numeric=[True, False, False, True, True, True],
                  caption=f"Greedy layer elimination for {name}: at each step the teacher is scored with each kept "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from distilora.routes.kinds import RouteError, RouteKind, names_of_kind
+from distilora.routes.kinds import RouteError, RouteKind
 from distilora.routes.registry import (
     RouteSetup,
     add_route_modules,
@@ -81,7 +81,6 @@ __all__ = [
     "configured_routes",
     "create_route",
     "is_route_name",
-    "names_of_kind",
     "register_route",
     "register_spec_resolver",
     "registered_routes",

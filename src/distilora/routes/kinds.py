@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
 
 
 class RouteKind(StrEnum):
@@ -20,11 +18,6 @@ class RouteKind(StrEnum):
     """LoRA trained with the distillation objective: full depth (lora-kd), or adapters on a half-depth student."""
     BASELINE = "baseline"
     """A reference model: a student trained on labels alone (ablation), TF-IDF + logistic regression, or majority."""
-
-
-def names_of_kind(models: Mapping[str, Mapping[str, Any]], kind: RouteKind) -> list[str]:
-    """The models of a run's results (``{name: entry}``, entries with a ``route`` field) made by ``kind``, in order."""
-    return [name for name, entry in models.items() if entry.get("route") == kind]
 
 
 class RouteError(ValueError):

@@ -6,18 +6,23 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distilora.config import ServeConfig
 from distilora.evaluation.calibration import ARGMAX_DECISION
 from distilora.inference import Classifier, load_classifier
-from distilora.routes.kinds import RouteKind, names_of_kind
+from distilora.results import ModelResult, RunResults, SplitMetrics
+from distilora.routes.kinds import RouteKind
 from distilora.run_dir import RunDirectory
 from distilora.serve.model_process import ModelProcess, Readiness
+
+if TYPE_CHECKING:  # loaded with --backend onnx only
+    from distilora.export.serving import ServedExport
 
 logger = logging.getLogger(__name__)
 
 METRIC_KEYS = ("n", "loss", "accuracy", "macro_f1", "precision", "recall", "f1_per_class", "confusion_matrix")
+"""What the API states of each split's metrics."""
 
 
 class UnknownModel(LookupError):
@@ -46,12 +51,10 @@ def _dataset_name(dataset: Any) -> str | None:
     return Path(str(dataset).rstrip("/")).name or None if dataset else None
 
 
-def _metric_subset(metrics: Any) -> dict[str, Any]:
+def _metric_subset(metrics: dict[str, SplitMetrics] | None) -> dict[str, Any]:
     """The API's metric keys of each split."""
-    if not isinstance(metrics, dict):
-        return {}
-    return {split: {k: values[k] for k in METRIC_KEYS if k in values}
-            for split, values in metrics.items() if isinstance(values, dict)}
+    return {split: {k: v for k, v in values.to_json().items() if k in METRIC_KEYS}
+            for split, values in (metrics or {}).items()}
 
 
 @dataclass
@@ -60,9 +63,14 @@ class ModelRegistry:
 
     run_dir: Path
     classifiers: dict[str, Classifier]
-    results: dict[str, Any] = field(default_factory=dict)
+    results: RunResults = field(default_factory=RunResults)
     process: ModelProcess | None = None
     """The supervised child process holding the models, if they run in one."""
+    exports: dict[str, ServedExport] = field(default_factory=dict)
+    """What the served ONNX exports add to their models' entries (``--backend onnx``), by name."""
+
+    def __post_init__(self) -> None:
+        self.results = RunResults.of(self.results)
 
     def close(self) -> None:
         if self.process is not None:
@@ -83,13 +91,14 @@ class ModelRegistry:
         ``extra_models``: name → model directory of models from other runs, loaded too (no results entry).
         """
         run = RunDirectory(run_dir)
-        results = run.read_results()
+        results = RunResults.of(run.read_results())
+        exports: dict[str, ServedExport] = {}
         if backend == "onnx":
             from distilora.export.serving import export_sources
 
-            sources, results = export_sources(run, results)
+            sources, results, exports = export_sources(run, results)
         else:
-            sources = {name: run.model_dir(name) for name in results.get("models", {})}
+            sources = {name: run.model_dir(name) for name in results.models}
         if not sources:
             raise ValueError(f"{run.root}: its results list no models; re-run `distilora run`")
         sources.update(extra_models or {})
@@ -97,13 +106,13 @@ class ModelRegistry:
         if process is not None:
             logger.info("loading %s from %s in a model process", ", ".join(names), run.root)
             models = ModelProcess(sources, process, precision=precision)
-            return cls(run.root, {name: models.predictor(name) for name in names}, results, models)
+            return cls(run.root, {name: models.predictor(name) for name in names}, results, models, exports)
         classifiers = {}
         for name in names:
             logger.info("loading model %s from %s", name, sources[name])
             classifiers[name] = load_classifier(sources[name], precision=precision)
             classifiers[name].predict(["warm-up"])  # first-call costs are paid here, not by the first request
-        return cls(run.root, classifiers, results)
+        return cls(run.root, classifiers, results, exports=exports)
 
     @property
     def names(self) -> list[str]:
@@ -111,7 +120,7 @@ class ModelRegistry:
 
     @property
     def labels(self) -> list[str]:
-        return list(self.results.get("labels") or next(iter(self.classifiers.values())).labels)
+        return list(self.results.labels or next(iter(self.classifiers.values())).labels)
 
     def get(self, name: str) -> Classifier:
         """The loaded model called ``name``; :class:`UnknownModel` otherwise (never a path lookup)."""
@@ -124,18 +133,20 @@ class ModelRegistry:
         """How model ``name`` picks labels (its calibration.json), as responses state it."""
         return _finite(getattr(self.get(name), "decision", None) or ARGMAX_DECISION)
 
-    def entry(self, name: str) -> dict[str, Any]:
-        return self.results.get("models", {}).get(name, {})
+    def entry(self, name: str) -> ModelResult:
+        """The model's results entry (an empty one for a model loaded from another run)."""
+        return self.results.models.get(name) or ModelResult()
 
     @property
     def default_model(self) -> str:
         """The best student (route ``distil``) by validation macro-F1; without students, the first model."""
-        students = [n for n in names_of_kind(self.results.get("models", {}), RouteKind.DISTIL) if n in self.classifiers]
+        students = [n for n in self.results.names_of_route(RouteKind.DISTIL) if n in self.classifiers]
         if not students:
             return self.names[0]
 
         def score(name: str) -> float:
-            value = self.entry(name).get("metrics", {}).get("validation", {}).get("macro_f1")
+            validation = self.entry(name).metrics.get("validation")
+            value = validation.macro_f1 if validation is not None else None
             return value if isinstance(value, int | float) and math.isfinite(value) else -math.inf
 
         return max(students, key=score)  # max keeps the first of equal scores
@@ -144,28 +155,29 @@ class ModelRegistry:
         """What ``GET /api/v1/models`` says about one model."""
         classifier = self.classifiers[name]
         entry = self.entry(name)
-        metrics = _metric_subset(entry.get("metrics"))
-        at_threshold = _metric_subset(entry.get("metrics_at_threshold")) or None
+        export = self.exports.get(name)
+        metrics = _metric_subset(entry.metrics)
+        at_threshold = _metric_subset(entry.metrics_at_threshold) or None
         return _finite({
             "name": name,
-            "route": entry.get("route"),
-            "description": entry.get("description"),
-            "collapsed": (entry.get("collapse") or {}).get("collapsed"),
-            "layers": entry.get("layers", classifier.layers),
-            "num_layers": entry.get("num_layers"),
+            "route": entry.route,
+            "description": entry.description,
+            "collapsed": entry.collapsed,
+            "layers": entry.layers if name in self.results.models else classifier.layers,
+            "num_layers": entry.num_layers,
             "labels": classifier.labels,
             "max_length": classifier.max_length,
-            "params": entry.get("params"),
-            "trainable_params": entry.get("trainable_params"),
-            "size_mb": entry.get("size_mb"),
-            "adapter_size_mb": entry.get("adapter_size_mb"),
-            "backend": entry.get("backend") or getattr(classifier, "backend", None),
-            "quantization": entry.get("quantization"),
+            "params": entry.params,
+            "trainable_params": entry.trainable_params,
+            "size_mb": entry.size_mb,
+            "adapter_size_mb": entry.adapter_size_mb,
+            "backend": export.backend if export else getattr(classifier, "backend", None),
+            "quantization": export.quantization if export else None,
             "precision": getattr(classifier, "precision", None),
-            "parity": entry.get("parity"),
-            "decision_parity": entry.get("decision_parity"),
-            "stale": entry.get("stale"),
-            "stale_reason": entry.get("stale_reason"),
+            "parity": export.parity if export else None,
+            "decision_parity": export.decision_parity if export else None,
+            "stale": export.stale if export else None,
+            "stale_reason": export.stale_reason if export else None,
             "metrics": metrics,
             "decision": self.decision(name),
             "metrics_at_threshold": at_threshold,
@@ -175,6 +187,6 @@ class ModelRegistry:
         return {
             "default_model": self.default_model,
             "labels": self.labels,
-            "dataset": _dataset_name(self.results.get("dataset")),
+            "dataset": _dataset_name(self.results.dataset),
             "models": [self.describe(n) for n in self.names],
         }

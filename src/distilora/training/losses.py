@@ -11,6 +11,52 @@ import torch.nn.functional as F
 
 from distilora.config import DistillationConfig
 
+LOGGED_PREFIX = "loss_"
+"""A component ``kd`` is logged as ``loss_kd`` beside the total ``loss``."""
+
+
+@dataclass(frozen=True)
+class LossComponent:
+    """One term an objective returns beside the total ``loss``: what the Trainer logs, the report plots and tells."""
+
+    key: str
+    """The name the objective returns it under."""
+    label: str
+    """What the training curves call it."""
+    phrase: str
+    """What the report's findings call it."""
+    matches_teacher: bool
+    """A term against the teacher's outputs (distillation), not the labels."""
+
+    @property
+    def logged(self) -> str:
+        """Its name in the training history."""
+        return f"{LOGGED_PREFIX}{self.key}"
+
+
+CE = LossComponent("ce", "CE (vs. labels)", "CE", matches_teacher=False)
+KD = LossComponent("kd", "KL to teacher (× T²)", "the KL term (× T²)", matches_teacher=True)
+COS = LossComponent("cos", "1 − cosine to teacher [CLS]", "the cosine term (1 − cos)", matches_teacher=True)
+HIDDEN = LossComponent("hidden", "hidden-state distance to teacher layers [CLS]",
+                       "the hidden-state term (‖h_s − h_t‖² of unit [CLS] states)", matches_teacher=True)
+LOSS_COMPONENTS: tuple[LossComponent, ...] = (CE, KD, COS, HIDDEN)
+"""Every component an objective may return, in the order the training curves show them."""
+
+
+def loss_component(key: str) -> LossComponent:
+    """The declared component ``key``; an objective returning an undeclared one is a programming error."""
+    for component in LOSS_COMPONENTS:
+        if component.key == key:
+            return component
+    raise ValueError(f"loss component {key!r} is not declared in distilora.training.losses.LOSS_COMPONENTS")
+
+
+def logged_components(history: Sequence[dict[str, Any]]) -> list[LossComponent]:
+    """The components a training history holds values of, in declared order."""
+    logged = {key for entry in history for key in entry}
+    return [component for component in LOSS_COMPONENTS if component.logged in logged]
+
+
 TEACHER_LOGITS = "teacher_logits"
 TEACHER_CLS = "teacher_cls"
 """The teacher's final-layer [CLS] state."""
@@ -58,7 +104,7 @@ def distillation_loss(
     ) * temperature**2
     cos = (1 - F.cosine_similarity(student_cls, teacher_cls, dim=-1)).mean()
     total = config.w_ce * ce + config.w_kd * kd + config.w_cos * cos
-    return {"loss": total, "ce": ce, "kd": kd, "cos": cos}
+    return {"loss": total, CE.key: ce, KD.key: kd, COS.key: cos}
 
 
 class Objective(Protocol):
@@ -107,6 +153,6 @@ class DistillationObjective:
                                    self.class_weights)
         if self.config.w_hidden > 0:
             states = [h[:, 0] for h in outputs.hidden_states]
-            losses["hidden"] = hidden_matching_loss(states, teacher[TEACHER_LAYER_CLS], self.layer_map)
-            losses["loss"] = losses["loss"] + self.config.w_hidden * losses["hidden"]
+            losses[HIDDEN.key] = hidden_matching_loss(states, teacher[TEACHER_LAYER_CLS], self.layer_map)
+            losses["loss"] = losses["loss"] + self.config.w_hidden * losses[HIDDEN.key]
         return losses

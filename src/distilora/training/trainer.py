@@ -29,7 +29,7 @@ from distilora.config import TrainConfig
 from distilora.data.encoding import TOKEN_FIELDS
 from distilora.evaluation.metrics import classification_metrics
 from distilora.precision import BF16, FP32
-from distilora.training.losses import TEACHER_CLS, TEACHER_LAYER_CLS, TEACHER_LOGITS
+from distilora.training.losses import TEACHER_CLS, TEACHER_LAYER_CLS, TEACHER_LOGITS, loss_component
 from distilora.training.teacher_targets import EXAMPLE_INDEX
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ class TeacherTargetCollator:
 
 
 class ClassifierTrainer(Trainer):
-    """A Trainer whose loss is ``objective(outputs, labels, teacher_targets)``; logs every loss component."""
+    """A Trainer whose loss is ``objective(outputs, labels, teacher_targets)``; logs every loss component (each one
+    declared in :data:`~distilora.training.losses.LOSS_COMPONENTS`) beside the total."""
 
     def __init__(self, *args, objective, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,7 +77,7 @@ class ClassifierTrainer(Trainer):
         if model.training and len(losses) > 1:
             for name, value in losses.items():
                 if name != "loss":
-                    self._component_sums[name] += float(value.detach())
+                    self._component_sums[loss_component(name).logged] += float(value.detach())
             self._component_count += 1
         if return_outputs:
             return losses["loss"], {"logits": outputs.logits}
@@ -84,8 +85,8 @@ class ClassifierTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._component_count:
-            for name, total in self._component_sums.items():
-                logs[f"loss_{name}"] = round(total / self._component_count, 6)
+            for logged, total in self._component_sums.items():
+                logs[logged] = round(total / self._component_count, 6)
             self._component_sums.clear()
             self._component_count = 0
         super().log(logs, start_time)

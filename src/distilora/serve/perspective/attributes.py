@@ -13,6 +13,7 @@ from typing import Any
 
 from distilora.artifacts import MANIFEST, sha256_file
 from distilora.config import AttributeSpec, PerspectiveConfig
+from distilora.results import RunResults
 from distilora.run_dir import MODEL_CARD, RunDirectory
 from distilora.versions import __version__
 
@@ -107,7 +108,7 @@ class AttributePlan:
             raise FileNotFoundError(f"attribute {spec.name}: {run.root} is not a finished run (no results.json)")
         directory = model_directory(run, spec.model)
         if directory is None:
-            available = ", ".join(run.read_results().get("models", {})) or "none"
+            available = ", ".join(RunResults.of(run.read_results()).models) or "none"
             raise FileNotFoundError(f"attribute {spec.name}: {run.root} has no model {spec.model!r}; "
                                     f"its models: {available}")
         for name, path in self.extra_models.items():

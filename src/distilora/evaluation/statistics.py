@@ -7,27 +7,17 @@ difference between two models on one resample is a paired difference.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import binomtest
+
+from distilora.results import Interval, MetricSummary, SeedRun, SeedSummary
 
 METRICS = ("accuracy", "macro_f1")
 CONFIDENCE = 0.95
 RESAMPLES = 2000
 SEED = 0
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate and its confidence interval."""
-
-    estimate: float
-    low: float
-    high: float
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -124,21 +114,22 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def summarise_seeds(seed_runs: Sequence[Mapping], splits: Sequence[str] = ("validation", "test")) -> dict:
-    """Mean, sample std (ddof 1; 0 for one seed) and the values of each metric over the seed runs of one model."""
-    summary: dict = {"n_seeds": len(seed_runs), "seeds": [run.get("seed") for run in seed_runs]}
-    for split in splits:
-        summary[split] = {}
-        for metric in METRICS:
-            values = [float(run["metrics"][split][metric]) for run in seed_runs
-                      if split in run.get("metrics", {}) and metric in run["metrics"][split]]
-            if values:
-                summary[split][metric] = {
-                    "mean": float(np.mean(values)),
-                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                    "values": values,
-                }
-    return summary
+def summarise_seeds(seed_runs: Sequence[SeedRun]) -> SeedSummary:
+    """Mean, sample std (ddof 1; 0 for one seed) and the values of each metric over the seed runs of one model, on
+    validation and test."""
+    return SeedSummary(n_seeds=len(seed_runs), seeds=[run.seed for run in seed_runs],
+                       validation=_over_seeds(seed_runs, "validation"), test=_over_seeds(seed_runs, "test"))
+
+
+def _over_seeds(seed_runs: Sequence[SeedRun], split: str) -> dict[str, MetricSummary]:
+    summaries = {}
+    for metric in METRICS:
+        values = [float(getattr(run.metrics[split], metric)) for run in seed_runs
+                  if split in run.metrics and getattr(run.metrics[split], metric) is not None]
+        if values:
+            summaries[metric] = MetricSummary(mean=float(np.mean(values)), values=values,
+                                              std=float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
+    return summaries
 
 
 def metric_intervals(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int, *, n_resamples: int = RESAMPLES,
@@ -149,5 +140,5 @@ def metric_intervals(y_true: Sequence[int], y_pred: Sequence[int], num_classes: 
     replicates = bootstrap_replicates(y_true, {"model": y_pred}, num_classes, n_resamples=n_resamples,
                                       seed=seed)["model"]
     return {metric: percentile_interval(replicates[metric],
-                                        point_estimate(metric, y_true, y_pred, num_classes)).to_dict()
+                                        point_estimate(metric, y_true, y_pred, num_classes)).to_json()
             for metric in METRICS}

@@ -71,7 +71,8 @@ def _md_cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(table: Table) -> str:
+def markdown_table(table: Table) -> str:
+    """The table in Markdown (GitHub's pipe tables), its caption in italics above it."""
     lines = [f"*{table.caption}*", ""] if table.caption else []
     lines.append("| " + " | ".join(map(_md_cell, table.headers)) + " |")
     lines.append("|" + "|".join("---:" if table.is_numeric(i) else "---" for i in range(len(table.headers))) + "|")
@@ -86,7 +87,7 @@ def render_markdown(document: Document, base_dir: Path) -> str:
         parts.append(f"## {section.title}")
         for block in section.blocks:
             if isinstance(block, Table):
-                parts.append(_md_table(block))
+                parts.append(markdown_table(block))
             elif isinstance(block, Image):
                 link = block.path.relative_to(base_dir).as_posix()
                 parts.append(f"![{block.alt}]({link})" + (f"\n\n*{block.caption}*" if block.caption else ""))

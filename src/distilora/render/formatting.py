@@ -1,8 +1,8 @@
-"""Number formatting shared by the tables and the findings."""
+"""Number formatting shared by the report's tables and findings, the checks and the model cards."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from distilora.results import Interval, MetricSummary
 
 DASH = "—"
 
@@ -15,33 +15,32 @@ def signed(value: float, digits: int = 3) -> str:
     return f"{value:+.{digits}f}"
 
 
-def ci(interval: Mapping | None, digits: int = 3) -> str:
+def ci(interval: Interval | None, digits: int = 3) -> str:
     """``0.612 [0.580, 0.644]``."""
-    if not interval:
+    if interval is None:
         return DASH
-    return f"{interval['estimate']:.{digits}f} [{interval['low']:.{digits}f}, {interval['high']:.{digits}f}]"
+    return f"{interval.estimate:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
 
 
-def share(interval: Mapping | None) -> str:
+def share(interval: Interval | None) -> str:
     """``41.3 % [38.2, 44.5]``: a share with its interval, in percent."""
-    if not interval:
+    if interval is None:
         return DASH
-    return f"{interval['estimate'] * 100:.1f} % [{interval['low'] * 100:.1f}, {interval['high'] * 100:.1f}]"
+    return f"{interval.estimate * 100:.1f} % [{interval.low * 100:.1f}, {interval.high * 100:.1f}]"
 
 
-def signed_ci(interval: Mapping, digits: int = 3) -> str:
+def signed_ci(interval: Interval, digits: int = 3) -> str:
     """``+0.012 [−0.010, +0.034]``."""
-    return f"{signed(interval['estimate'], digits)} [{signed(interval['low'], digits)}, " \
-           f"{signed(interval['high'], digits)}]"
+    return f"{signed(interval.estimate, digits)} [{signed(interval.low, digits)}, {signed(interval.high, digits)}]"
 
 
-def mean_std(summary: Mapping | None, digits: int = 3) -> str:
+def mean_std(summary: MetricSummary | None, digits: int = 3) -> str:
     """``0.612 ± 0.010``; a single value has no spread, so it is shown alone."""
-    if not summary:
+    if summary is None:
         return DASH
-    if len(summary.get("values", [])) == 1:
-        return f"{summary['mean']:.{digits}f} (1 seed)"
-    return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
+    if len(summary.values) == 1:
+        return f"{summary.mean:.{digits}f} (1 seed)"
+    return f"{summary.mean:.{digits}f} ± {summary.std:.{digits}f}"
 
 
 def params(n: int | None) -> str:
