@@ -19,8 +19,9 @@ from typing import Any
 
 from distilora.artifacts import ArtifactError, read_manifest
 from distilora.evaluation.calibration import Calibration
+from distilora.export.files import RunExports
 from distilora.inference.registry import read_calibration
-from distilora.run_dir import CALIBRATION_FILE, PARITY_FILE, RunDirectory
+from distilora.run_dir import CALIBRATION_FILE, PARITY_FILE, RunLayout, StageStore
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +55,14 @@ def _describe(calibration: Calibration | None) -> str:
     return calibration.describe() if calibration is not None else "the argmax of the raw softmax (not calibrated)"
 
 
-def export_status(run: RunDirectory, path: Path, parity: dict[str, Any]) -> ExportStatus:
+def export_status(run: RunLayout, path: Path, parity: dict[str, Any]) -> ExportStatus:
     """Compare the export at ``path`` with the run's current model of its name: its weights, and the decision of its
     calibration.json against the one the export serves."""
     model, source = str(parity.get("model")), parity.get("source") or {}
     status = ExportStatus()
     model_dir = run.model_dir(model)
     try:
-        weights = RunDirectory.weights_hash(model_dir)
+        weights = StageStore.weights_hash(model_dir)
         calibration_sum = read_manifest(model_dir)["files"].get(CALIBRATION_FILE)
     except (ArtifactError, OSError) as error:
         status.reasons.append(f"the run's {model} cannot be compared with it ({error})")
@@ -94,7 +95,7 @@ def _agreements(parity: dict[str, Any], key: str) -> dict[str, float] | None:
     return found or None
 
 
-def export_sources(run: RunDirectory, results: dict[str, Any]) -> tuple[dict[str, Path], dict[str, Any]]:
+def export_sources(run: RunLayout, results: dict[str, Any]) -> tuple[dict[str, Path], dict[str, Any]]:
     """``{export name: directory}`` of the servable exports, and ``results`` with their entries as its models.
 
     An export without a readable parity.json, or one that failed its gate, is logged and left out; none left is a
@@ -102,7 +103,8 @@ def export_sources(run: RunDirectory, results: dict[str, Any]) -> tuple[dict[str
     """
     sources: dict[str, Path] = {}
     models: dict[str, Any] = {}
-    for name, path in run.exports().items():
+    exports = RunExports(run)
+    for name, path in exports.finished().items():
         parity = _parity(path)
         if parity.get("passed") is not True:
             logger.warning("%s: %s; not served", path, "failed its parity gate" if parity else f"no {PARITY_FILE}")
@@ -133,6 +135,6 @@ def export_sources(run: RunDirectory, results: dict[str, Any]) -> tuple[dict[str
             "stale_reason": status.reason,
         }
     if not sources:
-        raise FileNotFoundError(f"{run.exports_dir}: no ONNX export that passed its parity gate; make one with "
+        raise FileNotFoundError(f"{exports.directory}: no ONNX export that passed its parity gate; make one with "
                                 f"`distilora export --run {run.root} --model NAME`")
     return sources, {**results, "models": models}

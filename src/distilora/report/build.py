@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from distilora.checks.files import RunChecks
 from distilora.checks.render import check_section
 from distilora.data.known import known_dataset
 from distilora.report import plots, tables
@@ -20,7 +21,7 @@ from distilora.report.context import BASELINE, ReportContext, load_predictions, 
 from distilora.report.document import Block, Bullets, Document, Image, Section, render_html, render_markdown
 from distilora.report.findings import findings
 from distilora.report.statistics import RESAMPLES, SEED
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout, read_results, write_report, write_results
 
 logger = logging.getLogger(__name__)
 
@@ -35,35 +36,40 @@ class Report:
     """Every written file, keyed by its path relative to the run directory."""
 
 
-def build_report(run_dir: RunDirectory, results: dict, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
+def build_report(run_dir: RunLayout, results: dict, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
     """Write ``report.html``, ``report.md`` and ``plots/*.png`` for ``results`` into ``run_dir``."""
     if not results.get("models"):
         raise ValueError(f"{run_dir.root}: the results list no models to report on")
     ctx = _context(run_dir, results, n_resamples, seed)
     written = _plots(run_dir.plots_dir, ctx)
     document = _document(ctx, written)
-    checks = run_dir.read_checks()
+    checks = RunChecks(run_dir).read_all()
     if checks:  # built from checks/*.json alone: the report runs no model
         section, check_plots = check_section(run_dir, checks)
         document.sections.insert(-2, section)  # before "Data" and "Method"
         written.update({f"checks:{path.name}": path for path in check_plots})
-    files = run_dir.write_report({"report.md": render_markdown(document, run_dir.root),
-                                  "report.html": render_html(document)})
+    files = write_report(run_dir, {"report.md": render_markdown(document, run_dir.root),
+                                   "report.html": render_html(document)})
     files.update({path.relative_to(run_dir.root).as_posix(): path for path in written.values()})
     logger.info("Report written to %s", files["report.html"])
     return Report(ctx.statistics, files)
 
 
-def rebuild_report(run_dir: RunDirectory, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
-    """Report on a finished run from its results.json and keep the new statistics there (``distilora report``)."""
-    results = run_dir.read_results()
+def report_run(run_dir: RunLayout, results: dict, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
+    """Report on ``results`` and keep the statistics in them and in the run's results.json (the last step of
+    ``distilora run``)."""
     report = build_report(run_dir, results, n_resamples=n_resamples, seed=seed)
     results["statistics"] = report.statistics
-    run_dir.write_results(results)
+    write_results(run_dir, results)
     return report
 
 
-def _context(run_dir: RunDirectory, results: dict, n_resamples: int, seed: int) -> ReportContext:
+def rebuild_report(run_dir: RunLayout, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
+    """Report on a finished run from its results.json and keep the new statistics there (``distilora report``)."""
+    return report_run(run_dir, read_results(run_dir), n_resamples=n_resamples, seed=seed)
+
+
+def _context(run_dir: RunLayout, results: dict, n_resamples: int, seed: int) -> ReportContext:
     names = list(results["models"])
     predictions = load_predictions(run_dir, names)
     if not predictions:

@@ -11,7 +11,7 @@ import numpy as np
 
 from distilora.evaluation.metrics import classification_metrics
 from distilora.routes.kinds import RouteKind, names_of_kind
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout, read_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +37,11 @@ class SplitPredictions:
         return self.y_pred == self.y_true
 
 
-def load_predictions(run_dir: RunDirectory, names: list[str]) -> dict[str, dict[str, SplitPredictions]]:
+def load_predictions(run_dir: RunLayout, names: list[str]) -> dict[str, dict[str, SplitPredictions]]:
     """``{model: {split: predictions}}`` for every model whose predictions file exists (others are logged)."""
     out: dict[str, dict[str, SplitPredictions]] = {}
     for name in names:
-        raw = run_dir.read_predictions(name)
+        raw = read_predictions(run_dir, name)
         if raw is None:
             logger.warning("%s: no predictions saved, so it gets no confidence intervals or paired tests", name)
             continue

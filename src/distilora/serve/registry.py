@@ -12,7 +12,7 @@ from distilora.config import ServeConfig
 from distilora.evaluation.calibration import ARGMAX_DECISION
 from distilora.inference import Classifier, load_classifier
 from distilora.routes.kinds import RouteKind, names_of_kind
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout, read_results
 from distilora.serve.model_process import ModelProcess, Readiness
 
 logger = logging.getLogger(__name__)
@@ -82,8 +82,8 @@ class ModelRegistry:
         ``precision``: the models' inference precision (``fp32``, ``bf16``, ``auto``).
         ``extra_models``: name → model directory of models from other runs, loaded too (no results entry).
         """
-        run = RunDirectory(run_dir)
-        results = run.read_results()
+        run = RunLayout(run_dir)
+        results = read_results(run)
         if backend == "onnx":
             from distilora.export.serving import export_sources
 
