@@ -2,8 +2,8 @@
 
 :class:`RunContext` holds what every stage shares (data, tokenizer, teacher) and is the routes' context;
 :class:`StageRunner` trains, reuses and saves the stages; :class:`Evaluator` scores the saved models;
-:func:`build_results` writes results.json's contents. The report is its callers' step
-(:func:`distilora.run_experiment`).
+:func:`build_results` writes results.json's contents. :func:`train_route` trains one route with other settings
+without writing a run (a tuner's trial). The report is its callers' step (:func:`distilora.run_experiment`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from distilora.experiment.context import TEACHER, RunContext
 from distilora.experiment.evaluation import Evaluator
 from distilora.experiment.results import build_results
 from distilora.experiment.stages import StageRunner, main_process_lock
+from distilora.experiment.trial import EvaluationCallback, TrainedModel, train_route
 from distilora.run_dir import RunLayout, write_results
 
 RunFinisher = Callable[[RunLayout, dict[str, Any]], Any]
@@ -54,4 +55,5 @@ def evaluate_run(ctx: RunContext, stages: StageRunner) -> dict[str, Any]:
     return results
 
 
-__all__ = ["TEACHER", "RunContext", "StageRunner", "evaluate_run", "run_experiment"]
+__all__ = ["TEACHER", "EvaluationCallback", "RunContext", "StageRunner", "TrainedModel", "evaluate_run",
+           "run_experiment", "train_route"]
