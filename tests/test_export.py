@@ -80,7 +80,7 @@ def test_fp32_export_matches_pytorch_and_records_its_parity(exported):
     assert sorted(p.name for p in (exported / "export").iterdir()) == ["odd", "odd-int8"]  # no .partial left
 
     parity = json.loads((directory / PARITY_FILE).read_text())
-    results = run.read_results()
+    results = read_results(run)
     assert parity["passed"] is True and parity["model"] == "odd" and parity["export"] == "odd"
     for split in ("validation", "test"):
         numbers = parity[split]
