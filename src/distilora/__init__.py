@@ -35,17 +35,11 @@ def __getattr__(name: str) -> Any:
 def run_experiment(config: ExperimentConfig | None = None) -> dict:
     """Run the full comparison (see :mod:`distilora.experiment`), then write its report unless ``config.report`` is
     off; the contents of ``results.json``."""
-    import logging
-
     from distilora.experiment import run_experiment as _run
     from distilora.report import report_run
 
-    def write_report(run, results: dict) -> None:
-        logging.getLogger("distilora.experiment").info("Writing the report (plots, confidence intervals, paired tests)")
-        report_run(run, results)
-
     config = config or ExperimentConfig()
-    return _run(config, finish=write_report if config.report else None)
+    return _run(config, finish=report_run if config.report else None)
 
 
 __all__ = [

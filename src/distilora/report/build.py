@@ -58,6 +58,7 @@ def build_report(run_dir: RunLayout, results: dict, *, n_resamples: int = RESAMP
 def report_run(run_dir: RunLayout, results: dict, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
     """Report on ``results`` and keep the statistics in them and in the run's results.json (the last step of
     ``distilora run``)."""
+    logger.info("Writing the report (plots, confidence intervals, paired tests)")
     report = build_report(run_dir, results, n_resamples=n_resamples, seed=seed)
     results["statistics"] = report.statistics
     write_results(run_dir, results)
