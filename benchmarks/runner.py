@@ -30,7 +30,7 @@ from distilora.inference import load_classifier
 from distilora.models import load_pretrained_classifier, load_tokenizer, resolve_checkpoint
 from distilora.precision import cpu_name, recorded_cpu_flags
 from distilora.routes import Route, RouteKind, RouteSetup, create_route
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout
 from distilora.versions import library_versions
 
 QUANTIZED_MODEL = "odd"
@@ -73,7 +73,7 @@ INFERENCE_MODELS = ("teacher", "odd", "even", "lora")
 def inference_builders(options: BenchConfig, ctx: BenchContext) -> dict[str, Callable[[], PreTrainedModel]]:
     """teacher, odd, even and the merged LoRA model: from ``--run``, or built from the pretrained teacher."""
     if options.run:
-        run = RunDirectory(options.run)
+        run = RunLayout(options.run)
         return {name: (lambda name=name: load_classifier(run.model_dir(name)).model)
                 for name in INFERENCE_MODELS if (run.model_dir(name) / "config.json").exists()}
     depth = ctx.teacher.config.num_hidden_layers
@@ -132,7 +132,7 @@ def _run(options: BenchConfig, log: Callable[[str], None]) -> dict:
 
     set_seed(options.seed)
     if options.run:
-        teacher = load_classifier(RunDirectory(options.run).model_dir("teacher")).model
+        teacher = load_classifier(RunLayout(options.run).model_dir("teacher")).model
     else:
         teacher = load_pretrained_classifier(checkpoint, sample.labels)
     teacher = teacher.to(device).eval().requires_grad_(False)

@@ -33,9 +33,9 @@ def test_texts(run: Path, n: int = 512, seed: int = 0) -> list[str]:
     from distilora.config import DataConfig
     from distilora.data import load_task_data
     from distilora.evaluation.speed import timing_texts
-    from distilora.run_dir import RunDirectory
+    from distilora.run_dir import RunLayout, read_results
 
-    results = RunDirectory(run).read_results()
+    results = read_results(RunLayout(run))
     data = load_task_data(DataConfig(**results["config"]["data"]), results["seed"])
     return timing_texts(data.splits["test"]["text"], n, seed)
 

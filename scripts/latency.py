@@ -54,9 +54,9 @@ def test_split(run: Path) -> list[str]:
     """The texts of the run's test split, read as the run read them."""
     from distilora.config import DataConfig
     from distilora.data.loading import load_task_data
-    from distilora.run_dir import RunDirectory
+    from distilora.run_dir import RunLayout, read_results
 
-    results = RunDirectory(run).read_results()
+    results = read_results(RunLayout(run))
     return list(load_task_data(DataConfig(**results["config"]["data"])).splits["test"]["text"])
 
 

@@ -99,11 +99,11 @@ def tiny_dataset(tmp_path_factory) -> Path:
 def tiny_run(tmp_path_factory, tiny_teacher, tiny_dataset) -> Path:
     """A finished ``distilora run`` (teacher, odd, even, lora; speed measured) on the tiny teacher and
     synthetic data."""
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     output = tmp_path_factory.mktemp("tiny-run") / "run"
-    Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, measure_speed=True,
-                                      routes=FOUR_ROUTES)).run()
+    run_experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, measure_speed=True,
+                                      routes=FOUR_ROUTES))
     return output
 
 

@@ -21,7 +21,7 @@ from distilora.evaluation.calibration import calibration_summary, fit_calibratio
 from distilora.evaluation.metrics import classification_metrics
 from distilora.model_card import render_model_card
 from distilora.report import rebuild_report
-from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, RunDirectory
+from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, RunLayout, StageStore
 
 MODELS = ("teacher", "odd", "even", "lora")
 CALIBRATION_KEYS = {"temperature", "threshold", "policy", "target", "positive_label", "ece", "reliability",
@@ -138,14 +138,14 @@ def test_model_card_states_base_model_known_limits_and_prior_shift(tiny_run):
 
 # ---- refitted without retraining ----------------------------------------------------------------------------
 def test_a_new_target_refits_every_model_without_retraining(tiny_run, tiny_dataset, tiny_teacher, tmp_path):
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     weights = {name: (run / name / "model.safetensors").stat().st_mtime_ns for name in MODELS}
     config = tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=FOUR_ROUTES,
                                     calibration=CalibrationConfig(target_recall=1.0))
-    again = Experiment(config).run()
+    again = run_experiment(config)
     assert again["reused_stages"] == list(MODELS)
     assert {name: (run / name / "model.safetensors").stat().st_mtime_ns for name in MODELS} == weights
     for name in MODELS:
@@ -155,16 +155,16 @@ def test_a_new_target_refits_every_model_without_retraining(tiny_run, tiny_datas
         assert stored["validation"]["recall"] == 1.0
         assert load_classifier(run, name).calibration.policy == "target-recall"
     assert again["config"]["calibration"]["target_recall"] == 1.0
-    assert Experiment(config).run()["reused_stages"] == list(MODELS), "the rewritten directories are reused"
+    assert run_experiment(config)["reused_stages"] == list(MODELS), "the rewritten directories are reused"
 
 
 def test_extra_seed_models_get_their_own_calibration_and_card(tiny_run, tiny_dataset, tiny_teacher, tmp_path):
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     config = tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=("odd",), num_seeds=2, report=False)
-    results = Experiment(config).run()
+    results = run_experiment(config)
     seed_dir = run / "seeds" / "43" / "odd"
     assert {CALIBRATION_FILE, MODEL_CARD} <= set(verify_manifest(seed_dir)["files"])
     [_, extra] = results["seed_runs"]["odd"]
@@ -181,46 +181,45 @@ def test_an_unreachable_target_is_one_warning_line_and_the_argmax(caplog):
     from types import SimpleNamespace
 
     from distilora.config import ExperimentConfig
-    from distilora.experiment import Experiment
+    from distilora.experiment.evaluation import calibrate
 
     logits = np.log(np.array([[0.1, 0.9], [0.2, 0.8], [0.3, 0.7], [0.8, 0.2]]))
     labels = {"validation": [0, 1, 1, 0], "test": [0, 1, 1, 0]}
     run = SimpleNamespace(config=ExperimentConfig(calibration=CalibrationConfig(target_precision=0.8)),
-                          labels=["neutral", "toxic"], calibrations={},
+                          labels=["neutral", "toxic"],
                           data=SimpleNamespace(splits={split: {"label": y} for split, y in labels.items()}))
     with caplog.at_level("WARNING", logger="distilora.experiment"):
-        calibration, summary, at_threshold = Experiment.calibrate(run, "odd", 42, {"validation": logits,
-                                                                                   "test": logits})
+        calibration, summary, at_threshold = calibrate(run, "odd", {"validation": logits, "test": logits})
     [record] = [r for r in caplog.records if r.levelname == "WARNING"]
     assert record.getMessage().startswith("[odd] --target-precision 0.8 is not reachable on validation: the best "
                                           "precision there is 0.667")
     assert record.getMessage().endswith("its decisions stay at the argmax")
     assert calibration.threshold is None and summary["policy"] == "argmax" and at_threshold is None
-    assert "not reachable" in summary["note"] and run.calibrations[("odd", 42)] is calibration
+    assert "not reachable" in summary["note"]
 
 
 # ---- adding files to a finished stage ---------------------------------------------------------------------------
 def test_add_to_stage_is_atomic_and_refuses_other_files(tiny_run, tmp_path, monkeypatch):
-    run = RunDirectory(tmp_path / "run")
+    run, store = RunLayout(tmp_path / "run"), StageStore()
     shutil.copytree(tiny_run, run.root)
     stage = run.model_dir("even")
     fp = json.loads((stage / "stage.json").read_text())["fingerprint"]
     card = (stage / MODEL_CARD).read_text()
-    assert run.add_to_stage(stage, {MODEL_CARD: card}) is False, "same content: nothing to do"
+    assert store.add_to_stage(stage, {MODEL_CARD: card}) is False, "same content: nothing to do"
     with pytest.raises(ValueError, match="config.json: not a file the evaluation adds"):
-        run.add_to_stage(stage, {"config.json": "{}"})
+        store.add_to_stage(stage, {"config.json": "{}"})
 
     # A power cut after the finished stage was moved aside and before the new one took its place.
     def half_swap(partial: Path, stage_dir: Path) -> None:
         stage_dir.rename(stage_dir.with_name(stage_dir.name + ".old"))
         raise OSError("power cut")
 
-    monkeypatch.setattr(RunDirectory, "_swap", staticmethod(half_swap))
+    monkeypatch.setattr(StageStore, "swap", staticmethod(half_swap))
     with pytest.raises(OSError, match="power cut"):
-        run.add_to_stage(stage, {MODEL_CARD: card + "\nnew line\n"})
+        store.add_to_stage(stage, {MODEL_CARD: card + "\nnew line\n"})
     monkeypatch.undo()
     assert not stage.exists()
-    record = run.completed(stage, fp)  # what the next run does first: the finished copy is adopted
+    record = store.completed(stage, fp)  # what the next run does first: the finished copy is adopted
     assert record is not None and record.fingerprint == fp
     assert (stage / MODEL_CARD).read_text().endswith("new line\n")
     assert verify_manifest(stage)["fingerprint"] == fp
@@ -261,7 +260,7 @@ def calibration_section(run: Path) -> str:
 
 def test_report_states_a_prior_shift_in_plain_words(tmp_path):
     results = fake_binary_run(tmp_path / "run", shift=4.0)
-    rebuild_report(RunDirectory(tmp_path / "run"), n_resamples=200)
+    rebuild_report(RunLayout(tmp_path / "run"), n_resamples=200)
     section = calibration_section(tmp_path / "run")
     assert "Prior shift: Every model calls a larger share of texts 'hate' on test than on validation" in section
     matrix = results["models"]["teacher"]["metrics_at_threshold"]["test"]["confusion_matrix"]
@@ -280,7 +279,7 @@ def test_report_states_a_prior_shift_in_plain_words(tmp_path):
 
 def test_report_says_whether_a_precision_target_holds_on_test(tmp_path):
     results = fake_binary_run(tmp_path / "run", shift=4.0, settings=CalibrationConfig(target_precision=0.8))
-    rebuild_report(RunDirectory(tmp_path / "run"), n_resamples=200)
+    rebuild_report(RunLayout(tmp_path / "run"), n_resamples=200)
     section = calibration_section(tmp_path / "run")
     precision = {}
     for name, entry in results["models"].items():
@@ -296,7 +295,7 @@ def test_report_says_whether_a_precision_target_holds_on_test(tmp_path):
 
 def test_report_without_a_shift_or_a_calibration_says_so(tmp_path):
     fake_binary_run(tmp_path / "same", shift=0.0)
-    rebuild_report(RunDirectory(tmp_path / "same"), n_resamples=200)
+    rebuild_report(RunLayout(tmp_path / "same"), n_resamples=200)
     assert "No prior shift" in calibration_section(tmp_path / "same")
 
     old = tmp_path / "old"
@@ -304,7 +303,7 @@ def test_report_without_a_shift_or_a_calibration_says_so(tmp_path):
     for entry in results["models"].values():
         del entry["calibration"], entry["metrics_at_threshold"]
     (old / "results.json").write_text(json.dumps(results))
-    rebuild_report(RunDirectory(old), n_resamples=200)
+    rebuild_report(RunLayout(old), n_resamples=200)
     assert "results hold no calibration" in calibration_section(old)
     assert not (old / "plots" / "reliability.png").exists()
 
@@ -312,13 +311,13 @@ def test_report_without_a_shift_or_a_calibration_says_so(tmp_path):
 def test_a_run_whose_validation_has_one_class_says_so_in_results_report_and_card(tiny_teacher, tmp_path):
     """Before: an all-toxic validation split gave every model a threshold under its lowest score (every text called
     toxic) and the precision target counted as met, without a word."""
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     dataset = make_dataset(tmp_path / "data")
     write_csv(dataset / "validation.csv", [row for row in synthetic_rows(64) if row[1] == 1])
     run = tmp_path / "run"
-    results = Experiment(tiny_experiment_config(dataset, tiny_teacher, run, routes=(),
-                                                calibration=CalibrationConfig(target_precision=0.9))).run()
+    results = run_experiment(tiny_experiment_config(dataset, tiny_teacher, run, routes=(),
+                                                calibration=CalibrationConfig(target_precision=0.9)))
     entry = results["models"]["teacher"]
     note = "the validation split holds only 'toxic' (32 items)"
     assert entry["calibration"]["threshold"] is None and note in entry["calibration"]["note"]

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from scipy.stats import binomtest
 
 from distilora.checks.compute import group_accuracies, summarise, what_broke
+from distilora.checks.files import RunChecks
 from distilora.checks.plots import accuracy_heatmap
 from distilora.checks.run import choose_models, teacher_of
 from distilora.checks.suite import load_suite, parse_label_map
@@ -25,7 +26,7 @@ from distilora.evaluation.metrics import wilson
 from distilora.evaluation.statistics import holm
 from distilora.inference import registry as backends
 from distilora.results import ModelResult
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout
 
 LABELS = ["neutral", "toxic"]  # the tiny run's labels
 PACKAGED_SUITE = Path(__file__).resolve().parents[1] / "src/distilora/checks/suites/mini_hatecheck.csv"
@@ -263,7 +264,7 @@ def test_check_end_to_end_writes_json_report_section_and_api(run_copy, tmp_path,
     for model, rows in grouping["accuracy"].items():
         for row in rows:
             assert row["low"] <= row["accuracy"] <= row["high"], model
-    assert RunDirectory(run_copy).check_plot("mini", "kind").is_file()
+    assert RunChecks(RunLayout(run_copy)).plot("mini", "kind").is_file()
 
     assert main(["check", "--run", str(run_copy), "--suite", str(PACKAGED_SUITE)]) == 0
     out = capsys.readouterr().out

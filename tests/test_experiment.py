@@ -34,12 +34,12 @@ def mtime(path: Path) -> int:
 
 @pytest.fixture(scope="module")
 def three_class_run(tmp_path_factory, tiny_teacher) -> Path:
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     root = tmp_path_factory.mktemp("three-class")
     dataset = make_dataset(root / "data", num_classes=3, sizes=(90, 30, 30))
     output = root / "run"
-    Experiment(tiny_experiment_config(dataset, tiny_teacher, output, routes=FOUR_ROUTES)).run()
+    run_experiment(tiny_experiment_config(dataset, tiny_teacher, output, routes=FOUR_ROUTES))
     return output
 
 
@@ -229,7 +229,7 @@ def test_classifier_load_names_available_models(tiny_run):
 # ---- reuse of finished stages ------------------------------------------------------------------------------------
 
 def test_finished_stages_are_reused_and_changed_settings_retrain(tiny_run, tiny_dataset, tiny_teacher, tmp_path):
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)  # copy2 keeps the mtimes
@@ -237,7 +237,7 @@ def test_finished_stages_are_reused_and_changed_settings_retrain(tiny_run, tiny_
     before = {name: mtime(path) for name, path in weights.items()}
     first = results_of(run)
 
-    again = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=FOUR_ROUTES)).run()
+    again = run_experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=FOUR_ROUTES))
     assert again["reused_stages"] == list(MODELS)
     assert {name: mtime(path) for name, path in weights.items()} == before, "a reused stage must not be retrained"
     for name in MODELS:
@@ -247,7 +247,7 @@ def test_finished_stages_are_reused_and_changed_settings_retrain(tiny_run, tiny_
     # A distillation setting changes the students' fingerprint only: the teacher is reused, the student retrained.
     config = tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=("odd",),
                                     distillation=DistillationConfig(temperature=4.0))
-    changed_student = Experiment(config).run()
+    changed_student = run_experiment(config)
     assert changed_student["reused_stages"] == ["teacher"]
     assert mtime(weights["teacher"]) == before["teacher"]
     assert mtime(weights["odd"]) != before["odd"]
@@ -255,7 +255,7 @@ def test_finished_stages_are_reused_and_changed_settings_retrain(tiny_run, tiny_
     # A teacher hyper-parameter changes the teacher's fingerprint: it is trained again.
     config = tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=())
     config.teacher_training.learning_rate = 5e-4
-    changed_teacher = Experiment(config).run()
+    changed_teacher = run_experiment(config)
     assert changed_teacher["reused_stages"] == []
     assert mtime(weights["teacher"]) != before["teacher"]
     assert list(changed_teacher["models"]) == ["teacher"]

@@ -15,8 +15,10 @@ from distilora.artifacts import verify_manifest
 from distilora.cli import main as cli
 from distilora.config import INT8_VARIANTS, ExportConfig, ServeConfig
 from distilora.export import ExportRejected, OnnxClassifier, export_model
+from distilora.export.files import PARITY_LABELS_FILE, RunExports
 from distilora.inference import load_classifier
-from distilora.run_dir import ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
+from distilora.results import RunResults
+from distilora.run_dir import ONNX_FILE, PARITY_FILE, RunLayout, StageStore, read_results, write_results
 from distilora.serve import create_app
 
 LOCAL = "http://127.0.0.1"
@@ -28,13 +30,13 @@ def _run(dataset: Path, teacher: Path, output: Path, **overrides) -> None:
     run's config; an existing run is reused stage by stage, as a rerun is)."""
     from conftest import tiny_experiment_config
 
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     config = tiny_experiment_config(dataset, teacher, output, routes=("odd", "tfidf", "majority"), report=False,
                                     **overrides)
     for training in config.trainings():  # long enough to learn the synthetic task (not one class for everything)
         training.epochs, training.learning_rate, training.early_stopping_patience = 8, 3e-3, 100
-    Experiment(config).run()
+    run_experiment(config)
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +72,8 @@ def exported_copy(exported, tmp_path) -> Path:
 
 
 def test_fp32_export_matches_pytorch_and_records_its_parity(exported):
-    run = RunDirectory(exported)
-    directory = run.export_dir("odd")
+    run = RunLayout(exported)
+    directory = RunExports(run).path("odd")
     assert directory == exported / "export" / "odd"
     manifest = verify_manifest(directory)  # installed whole, checksummed
     assert {ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, "config.json", "tokenizer.json"} <= set(manifest["files"])
@@ -79,7 +81,7 @@ def test_fp32_export_matches_pytorch_and_records_its_parity(exported):
     assert sorted(p.name for p in (exported / "export").iterdir()) == ["odd", "odd-int8"]  # no .partial left
 
     parity = json.loads((directory / PARITY_FILE).read_text())
-    results = run.read_results()
+    results = read_results(run)
     assert parity["passed"] is True and parity["model"] == "odd" and parity["export"] == "odd"
     for split in ("validation", "test"):
         numbers = parity[split]
@@ -102,7 +104,7 @@ def test_fp32_export_matches_pytorch_and_records_its_parity(exported):
     assert settings["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
     assert settings["versions"]["onnxruntime"] and settings["versions"]["onnx"]
     assert "cpu" in settings and parity["int8_variants"] is None
-    assert parity["source"]["weights"] == RunDirectory.weights_hash(exported / "odd")
+    assert parity["source"]["weights"] == StageStore.weights_hash(exported / "odd")
     assert parity["source"]["calibration"] == verify_manifest(exported / "odd")["files"]["calibration.json"]
     calibration = json.loads((exported / "odd" / "calibration.json").read_text())
     assert calibration["threshold"] is not None  # served at a threshold: the gate checks the labels as served
@@ -334,17 +336,17 @@ def _set_calibration(run: Path, name: str, **changes) -> dict:
     from distilora.export.build import run_splits
     from distilora.run_dir import CALIBRATION_FILE
 
-    run_dir = RunDirectory(run)
-    results = run_dir.read_results()
+    run_dir = RunLayout(run)
+    results = read_results(run_dir)
     calibration = Calibration.from_json((run / name / CALIBRATION_FILE).read_text())
     calibration = dataclasses.replace(calibration, **changes)
     splits = run_splits(results)
     model = load_classifier(run, name)
     summary, at_threshold = calibration_summary(calibration, {s: model.logits(t) for s, (t, _) in splits.items()},
                                                 {s: y for s, (_, y) in splits.items()})
-    assert run_dir.add_to_stage(run / name, {CALIBRATION_FILE: calibration.to_json()})
+    assert StageStore().add_to_stage(run / name, {CALIBRATION_FILE: calibration.to_json()})
     results["models"][name].update(calibration=summary, metrics_at_threshold=at_threshold)
-    run_dir.write_results(results)
+    write_results(run_dir, RunResults.of(results))
     return results["models"][name]
 
 
@@ -361,7 +363,7 @@ def test_an_export_is_gated_on_the_labels_it_serves_at_its_threshold_not_only_at
     # The PyTorch margins (logit of `toxic` − logit of `neutral`) on the gated items; the smallest sets a shift that
     # changes no argmax, and the threshold is put just below one validation item's score, within that shift.
     model = load_classifier(run_copy, "odd")
-    splits = run_splits(RunDirectory(run_copy).read_results())
+    splits = run_splits(read_results(RunLayout(run_copy)))
     margins = {split: np.diff(model.logits(texts), axis=1)[:, 0] for split, (texts, _) in splits.items()}
     shift = 0.5 * float(np.abs(np.concatenate(list(margins.values()))).min())
     temperature = model.calibration.temperature
@@ -408,7 +410,7 @@ def test_a_failed_re_export_goes_beside_the_passing_export_which_stays_served(ex
     assert json.loads((rejected / PARITY_FILE).read_text())["passed"] is False
     with pytest.raises(ExportRejected):
         load_classifier(rejected)
-    assert list(RunDirectory(exported_copy).exports()) == ["odd", "odd-int8"]
+    assert list(RunExports(RunLayout(exported_copy)).finished()) == ["odd", "odd-int8"]
     app = create_app(exported_copy, settings=ServeConfig(backend="onnx", model_process=False))
     with TestClient(app, base_url=LOCAL) as client:
         assert [m["name"] for m in client.get("/api/v1/models").json()["models"]] == ["odd", "odd-int8"]
@@ -424,7 +426,8 @@ def test_a_re_export_never_deletes_files_it_did_not_write(exported_copy, caplog)
     assert (aside / "NOTES.md").read_text() == "my notes on this export" and (aside / ONNX_FILE).is_file()
     assert any("NOTES.md" in r.getMessage() and aside.name in r.getMessage() for r in caplog.records)
     assert verify_manifest(previous)["passed"] is True and not (previous / "NOTES.md").exists()
-    assert list(RunDirectory(exported_copy).exports()) == ["odd", "odd-int8"]  # what was set aside is not served
+    served = RunExports(RunLayout(exported_copy)).finished()
+    assert list(served) == ["odd", "odd-int8"]  # what was set aside is not served
 
     export_model(exported_copy, "odd")  # over an export holding only what it wrote: replaced, nothing set aside
     assert sorted(p.name for p in (exported_copy / "export").iterdir()) == ["odd", "odd-int8", aside.name]
@@ -433,7 +436,7 @@ def test_a_re_export_never_deletes_files_it_did_not_write(exported_copy, caplog)
 def test_an_export_whose_models_calibration_was_refitted_is_served_stale_with_its_own_decision_and_metrics(
         exported_copy, caplog):
     gated = json.loads((exported_copy / "export" / "odd" / "calibration.json").read_text())
-    before = RunDirectory(exported_copy).read_results()["models"]["odd"]["metrics_at_threshold"]
+    before = read_results(RunLayout(exported_copy))["models"]["odd"]["metrics_at_threshold"]
     refitted = _set_calibration(exported_copy, "odd", threshold=0.999, policy="target-precision", target=1.0,
                                 temperature=1.0)  # what `distilora run --target-precision 1` could write
 

@@ -28,7 +28,8 @@ from distilora.inference import (
 )
 from distilora.inference.registry import backend_for
 from distilora.models.text_baselines import fit_majority
-from distilora.run_dir import RunDirectory
+from distilora.results import RunResults
+from distilora.run_dir import RunLayout, write_results
 from distilora.serve import create_app
 from tests.keyword_model import KEYWORD, long_text_with_keyword_at_end
 
@@ -53,7 +54,7 @@ def rule_run(rule_backend, keyword_model: Path, tmp_path: Path) -> Path:
     """A run whose one model, ``rule``, is a keyword-rule directory (the keyword model's tokenizer)."""
     run = tmp_path / "run"
     rule_backend.save_rule(run / "rule", keyword_model, KEYWORD, LABELS)
-    RunDirectory(run).write_results({"labels": LABELS, "models": {"rule": {}}})
+    write_results(RunLayout(run), RunResults.of({"labels": LABELS, "models": {"rule": {}}}))
     return run
 
 

@@ -81,13 +81,13 @@ def test_a_malformed_manifest_is_an_artifact_error(odd_dir, text):
 def test_a_malformed_manifest_retrains_the_stage_instead_of_a_traceback(tiny_run, tiny_dataset, tiny_teacher,
                                                                         tmp_path, caplog):
     """Before: a malformed manifest crashed ``completed()`` with a traceback."""
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     (run / "teacher" / MANIFEST).write_text('{"files": [')
-    results = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=(),
-                                                report=False)).run()
+    results = run_experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=(),
+                                                report=False))
     assert results["reused_stages"] == [] and "unreadable manifest" in caplog.text
     verify_manifest(run / "teacher")
 
@@ -117,9 +117,9 @@ def test_atomic_writes_fsync_the_file_and_its_folder(tmp_path, monkeypatch):
 
 
 def _rerun_teacher_only(run: Path, dataset: Path, teacher: Path) -> dict:
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
-    return Experiment(tiny_experiment_config(dataset, teacher, run, routes=(), report=False)).run()
+    return run_experiment(tiny_experiment_config(dataset, teacher, run, routes=(), report=False))
 
 
 def test_a_crash_between_the_two_renames_adopts_the_finished_partial(tiny_run, tiny_dataset, tiny_teacher, tmp_path):
@@ -152,7 +152,7 @@ def test_loading_a_model_while_its_directory_is_swapped_reads_the_new_one(odd_di
     """Before: a load that began before the evaluation swapped in a refitted calibration read the old manifest and
     the new calibration.json, and blamed the good directory ("checksum mismatch … delete the directory")."""
     from distilora import artifacts
-    from distilora.run_dir import CALIBRATION_FILE, RunDirectory
+    from distilora.run_dir import CALIBRATION_FILE, StageStore
 
     refitted = json.loads((odd_dir / CALIBRATION_FILE).read_text())
     refitted["temperature"] = 1.2345
@@ -160,7 +160,7 @@ def test_loading_a_model_while_its_directory_is_swapped_reads_the_new_one(odd_di
 
     def hash_then_swap(data: bytes) -> str:  # the swap lands after the loader read its first file
         if not swaps:
-            swaps.append(RunDirectory(odd_dir.parent).add_to_stage(odd_dir, {CALIBRATION_FILE: json.dumps(refitted)}))
+            swaps.append(StageStore().add_to_stage(odd_dir, {CALIBRATION_FILE: json.dumps(refitted)}))
         return real_hash(data)
 
     monkeypatch.setattr(artifacts, "sha256_bytes", hash_then_swap)

@@ -14,7 +14,7 @@ from conftest import tiny_experiment_config
 
 from distilora.artifacts import verify_manifest
 from distilora.inference import load_classifier
-from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, RunDirectory
+from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, RunLayout, StageStore
 
 USER_FILES = {"NOTES.md": "why I keep this model\n", ".gitattributes": "*.safetensors filter=lfs\n",
               ".git/HEAD": "ref: refs/heads/main\n", ".git/objects/ab/cdef": "a git object\n"}
@@ -36,10 +36,10 @@ def run_copy(tiny_run: Path, tmp_path: Path) -> Path:
 
 
 def rerun(run: Path, dataset: Path, teacher: Path, routes: tuple[str, ...] = (), **overrides) -> dict:
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
-    return Experiment(tiny_experiment_config(dataset, teacher, run, routes=routes, report=False,
-                                             **overrides)).run()
+    return run_experiment(tiny_experiment_config(dataset, teacher, run, routes=routes, report=False,
+                                             **overrides))
 
 
 def set_aside(run: Path, name: str) -> list[Path]:
@@ -122,12 +122,12 @@ def test_a_replaced_stage_is_removed_only_when_its_successor_keeps_every_user_fi
 
 
 def test_a_crash_left_old_stage_with_user_files_is_moved_aside_not_deleted(tiny_run, tmp_path):
-    run = RunDirectory(tmp_path / "run")
+    run = RunLayout(tmp_path / "run")
     stage = Path(shutil.copytree(tiny_run / "even", run.model_dir("even")))
     old = Path(shutil.copytree(stage, stage.with_name("even.old")))
     (old / "NOTES.md").write_text("mine")
     fingerprint = json.loads((stage / "stage.json").read_text())["fingerprint"]
-    assert run.completed(stage, fingerprint) is not None
+    assert StageStore().completed(stage, fingerprint) is not None
     [aside] = set_aside(run.root, "even")
     assert (aside / "NOTES.md").read_text() == "mine" and not old.exists()
 

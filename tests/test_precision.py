@@ -16,7 +16,7 @@ from distilora.cli import main
 from distilora.config import DataConfig, ExperimentConfig, TrainConfig
 from distilora.precision import BF16, FP32, native_bf16, resolve_precision
 from distilora.routes import RouteSetup, create_route
-from distilora.run_dir import RunDirectory, fingerprint
+from distilora.run_dir import StageStore, fingerprint
 from distilora.training.teacher_targets import CACHE_FORMAT, cache_key
 
 needs_native_bf16 = pytest.mark.skipif(not native_bf16("cpu"),
@@ -186,11 +186,11 @@ def test_bf16_inference_agrees_with_fp32(bf16_trained):
 
 @needs_native_bf16
 def test_bf16_run_records_its_precision_everywhere(tiny_teacher, tiny_dataset, tmp_path):
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     output = tmp_path / "run"
-    results = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, precision="auto",
-                                                routes=("odd", "tfidf"), report=False, measure_speed=True)).run()
+    results = run_experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, precision="auto",
+                                                routes=("odd", "tfidf"), report=False, measure_speed=True))
     assert results["precision"] | {"cpu_flags": None} == {
         "requested": "auto", "resolved": BF16, "device": "cpu", "native_bf16": True, "cpu": precision.cpu_name(),
         "cpu_flags": None}
@@ -204,5 +204,5 @@ def test_bf16_run_records_its_precision_everywhere(tiny_teacher, tiny_dataset, t
         {"teacher": FP32, "odd": FP32, "tfidf": None}
     weights = load_file(output / "odd" / "model.safetensors")
     assert {tensor.dtype for tensor in weights.values()} == {torch.float32}, "saved in fp32"
-    key = cache_key(RunDirectory.weights_hash(output / "teacher"), results["data_fingerprint"], 32, BF16)
+    key = cache_key(StageStore.weights_hash(output / "teacher"), results["data_fingerprint"], 32, BF16)
     assert [p.name for p in (output / ".cache").iterdir()] == [f"teacher-targets-{key}.safetensors"]

@@ -18,7 +18,7 @@ from distilora.evaluation.calibration import calibration_summary, fit_calibratio
 from distilora.evaluation.metrics import classification_metrics
 from distilora.evaluation.speed import measure, timing_texts
 from distilora.report import rebuild_report
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MODELS = ("teacher", "odd", "even", "lora")
@@ -57,7 +57,7 @@ def tiny_report(tiny_run, tmp_path_factory):
     run = tmp_path_factory.mktemp("report") / "run"
     shutil.copytree(tiny_run, run)
     before = json.loads((run / "results.json").read_text())
-    files = rebuild_report(RunDirectory(run)).files
+    files = rebuild_report(RunLayout(run)).files
     return run, before, files
 
 
@@ -201,7 +201,7 @@ def make_fake_run(run: Path, *, seeds: bool = True, label_counts: bool = True, n
 def fake_report(tmp_path_factory):
     run = tmp_path_factory.mktemp("fake") / "run"
     before = make_fake_run(run)
-    rebuild_report(RunDirectory(run))
+    rebuild_report(RunLayout(run))
     return run, before
 
 
@@ -258,7 +258,7 @@ def test_report_without_speed_plots_size_and_embeds_everything(fake_report):
 def test_rebuilding_is_idempotent_and_keeps_unknown_keys(fake_report):
     run, before = fake_report
     first = json.loads((run / "results.json").read_text())
-    rebuild_report(RunDirectory(run))
+    rebuild_report(RunLayout(run))
     second = json.loads((run / "results.json").read_text())
     assert second == first
     assert second["extra_key"] == {"kept": True} and second["seed_runs"] == before["seed_runs"]
@@ -269,14 +269,14 @@ def test_data_warnings_reach_the_report(tmp_path):
     results = make_fake_run(tmp_path / "run", seeds=False)
     results["data_report"]["test"]["warnings"] = ["the test split has no items of class 'hate speech'"]
     (tmp_path / "run" / "results.json").write_text(json.dumps(results))
-    rebuild_report(RunDirectory(tmp_path / "run"), n_resamples=1000)
+    rebuild_report(RunLayout(tmp_path / "run"), n_resamples=1000)
     data_section = (tmp_path / "run" / "report.md").read_text().split("## Data")[1]
     assert "Warning: the test split has no items of class 'hate speech'." in data_section
 
 
 def test_baseline_falls_back_to_validation_and_the_report_says_so(tmp_path):
     make_fake_run(tmp_path / "run", seeds=False, label_counts=False)
-    rebuild_report(RunDirectory(tmp_path / "run"), n_resamples=1000)
+    rebuild_report(RunLayout(tmp_path / "run"), n_resamples=1000)
     md = (tmp_path / "run" / "report.md").read_text()
     assert "validation labels (results.json has no train label counts)" in md
     assert "over seeds" not in md
@@ -357,7 +357,7 @@ def make_all_kinds_run(run: Path, n: int = 600) -> dict:
 def all_kinds_report(tmp_path_factory):
     run = tmp_path_factory.mktemp("all-kinds") / "run"
     results = make_all_kinds_run(run)
-    files = rebuild_report(RunDirectory(run), n_resamples=1000).files
+    files = rebuild_report(RunLayout(run), n_resamples=1000).files
     stats = json.loads((run / "results.json").read_text())["statistics"]
     return run, results, stats, files
 

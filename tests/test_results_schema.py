@@ -17,7 +17,7 @@ from distilora.evaluation import results_markdown
 from distilora.model_card import render_model_card
 from distilora.report import plots, rebuild_report
 from distilora.results import Comparison, ModelResult, ResultsError, RunResults, SeedRun, SplitMetrics, SplitReport
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout, read_results
 from distilora.training.losses import LOSS_COMPONENTS, loss_component
 
 OLD_RUN = {
@@ -140,7 +140,7 @@ def _logged_components(history: list[dict]) -> set[str]:
 
 
 def test_every_loss_component_a_training_logs_is_in_its_training_curves(hidden_run):
-    entry = RunResults.of(RunDirectory(hidden_run).read_results()).models["odd"]
+    entry = RunResults.of(read_results(RunLayout(hidden_run))).models["odd"]
     logged = _logged_components(entry.history)
     assert "hidden" in logged  # the run's own data: the student matched the teacher's layers
     figure = plots.training_figure("odd", entry)
@@ -155,7 +155,7 @@ def test_every_loss_component_a_training_logs_is_in_its_training_curves(hidden_r
 def test_every_loss_component_a_training_logs_is_told_in_the_findings(hidden_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(hidden_run, run)
-    rebuild_report(RunDirectory(run), n_resamples=200)
+    rebuild_report(RunLayout(run), n_resamples=200)
     findings = (run / "report.md").read_text().split("## What the numbers say")[1].split("\n## ")[0]
     history = json.loads((run / "results.json").read_text())["models"]["odd"]["history"]
     sentence = next(line for line in findings.splitlines() if "odd's distillation" in line)
@@ -180,7 +180,7 @@ def test_the_checks_rendering_imports_without_the_report():
 
 
 def test_an_extra_seeds_entry_carries_its_own_scores_and_no_collapse_check(tiny_run):
-    results = RunResults.of(RunDirectory(tiny_run).read_results())
+    results = RunResults.of(read_results(RunLayout(tiny_run)))
     main = results.models["odd"]
     other = SeedRun(seed=results.seed + 1, metrics={"test": SplitMetrics(n=32, accuracy=0.25, macro_f1=0.2)},
                     calibration=main.calibration)

@@ -240,10 +240,10 @@ def test_lora_trains_the_pooler_by_default_and_odd_lora_only_adapters_and_head(t
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory, tiny_teacher, tiny_dataset):
     """The default group (teacher, odd, even, lora, odd-no-kd, tfidf, majority) on the tiny teacher."""
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     output = tmp_path_factory.mktemp("default-run") / "run"
-    Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, measure_speed=True)).run()
+    run_experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, measure_speed=True))
     return output
 
 
@@ -279,12 +279,12 @@ def test_the_default_group_trains_the_ablation_and_baselines_beside_the_students
 
 def test_importance_and_hybrids_run_end_to_end_and_a_rerun_restores_the_chosen_layers(tiny_teacher, tiny_dataset,
                                                                                        tmp_path):
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     config = tiny_experiment_config(tiny_dataset, tiny_teacher, tmp_path / "run", report=False,
                                     routes=("importance", "odd-lora", "lora-kd"), student_depth=2)
     config.distillation.w_hidden = 1.0
-    results = Experiment(config).run()
+    results = run_experiment(config)
     importance = results["models"]["importance"]
     assert importance["layers"] == importance["importance"]["chosen"] and len(importance["layers"]) == 2
     assert [len(s["candidates"]) for s in importance["importance"]["steps"]] == [4, 3]
@@ -294,6 +294,6 @@ def test_importance_and_hybrids_run_end_to_end_and_a_rerun_restores_the_chosen_l
     assert (odd_lora["route"], odd_lora["layers"]) == ("hybrid", [1, 3])
     assert odd_lora["trainable_params"] < results["models"]["lora-kd"]["trainable_params"]
     assert (tmp_path / "run" / "odd-lora" / "adapter" / "adapter_config.json").is_file()
-    again = Experiment(config).run()
+    again = run_experiment(config)
     assert again["reused_stages"] == ["teacher", "importance", "odd-lora", "lora-kd"]
     assert again["models"]["importance"]["layers"] == importance["layers"]

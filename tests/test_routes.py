@@ -16,6 +16,7 @@ import torch
 from conftest import tiny_experiment_config
 
 from distilora.config import DistillationConfig, ExperimentConfig
+from distilora.results import RunResults
 from distilora.routes import (
     DistilledStudent,
     RouteError,
@@ -29,7 +30,7 @@ from distilora.routes import (
     routes_tagged,
     unregister_route,
 )
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout, RunLock, read_predictions, read_results, write_predictions, write_results
 from distilora.training.losses import DistillationObjective
 
 
@@ -168,12 +169,12 @@ def test_a_registered_route_is_trained_evaluated_reported_served_and_reused(toy_
     from fastapi.testclient import TestClient
     from transformers import AutoModelForSequenceClassification
 
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
     from distilora.serve import ModelRegistry, create_app
 
     assert route_groups()["toys"] == (toy_route,) and toy_route in route_groups()["all"]
     config = tiny_experiment_config(tiny_dataset, tiny_teacher, tmp_path / "run", routes=("odd", "toys"))
-    results = Experiment(config).run()
+    results = run_experiment(config)
     assert list(results["models"]) == ["teacher", "odd", "last-kd"]
     entry = results["models"]["last-kd"]
     assert (entry["route"], entry["layers"], entry["num_layers"]) == ("distil", [4], 1)
@@ -194,7 +195,7 @@ def test_a_registered_route_is_trained_evaluated_reported_served_and_reused(toy_
     assert answer.status_code == 200, answer.text
     assert answer.json()["model"] == "last-kd"
 
-    again = Experiment(config).run()
+    again = run_experiment(config)
     assert again["reused_stages"] == ["teacher", "odd", "last-kd"]
 
 
@@ -203,8 +204,9 @@ def test_teacher_targets_are_rebuilt_when_the_weights_change_but_the_settings_do
                                                                                    tiny_teacher, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
+    from distilora import run_experiment
     from distilora.artifacts import verify_manifest, write_manifest
-    from distilora.experiment import Experiment
+    from distilora.experiment import RunContext
     from distilora.training.teacher_targets import compute_teacher_targets
 
     run = tmp_path / "run"
@@ -221,15 +223,17 @@ def test_teacher_targets_are_rebuilt_when_the_weights_change_but_the_settings_do
     old_cache = sorted((run / ".cache").glob("teacher-targets-*.safetensors"))
     assert len(old_cache) == 1
 
-    experiment = Experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=("odd",), report=False))
-    results = experiment.run()
+    config = tiny_experiment_config(tiny_dataset, tiny_teacher, run, routes=("odd",), report=False)
+    results = run_experiment(config)
     assert results["reused_stages"] == ["teacher"], "same settings: the teacher stage itself is reused"
-    expected = compute_teacher_targets(teacher.eval(), experiment.tokenizer, experiment.encoded["train"])
-    used = experiment.teacher_targets()["teacher_logits"]
+    ctx = RunContext(config)
+    expected = compute_teacher_targets(teacher.eval(), ctx.tokenizer, ctx.encoded["train"])
+    caches = sorted((run / ".cache").glob("teacher-targets-*.safetensors"))
+    assert len(caches) == 2
+    [used_file] = [path for path in caches if path != old_cache[0]]
+    used = _cached_logits(used_file)
     np.testing.assert_allclose(used, expected["teacher_logits"], atol=1e-5)
-    stale = RunDirectory(run)
     assert not np.allclose(used, _cached_logits(old_cache[0])), "the perturbation must change the targets"
-    assert len(sorted(stale.root.glob(".cache/teacher-targets-*.safetensors"))) == 2
     assert "odd" not in results["reused_stages"], "students of a changed teacher are trained again"
 
 
@@ -248,8 +252,8 @@ def test_a_second_run_on_a_locked_directory_stops_at_once_naming_the_holder(tiny
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from distilora.run_dir import RunDirectory
-            with RunDirectory({str(output)!r}).lock():
+            from distilora.run_dir import RunLayout, RunLock
+            with RunLock(RunLayout({str(output)!r})):
                 print("locked", flush=True)
                 time.sleep(60)
         """)], stdout=subprocess.PIPE, text=True)
@@ -265,16 +269,16 @@ def test_a_second_run_on_a_locked_directory_stops_at_once_naming_the_holder(tiny
     finally:
         holder.kill()
         holder.wait()
-    with RunDirectory(output).lock():  # the holder's death released it
+    with RunLock(RunLayout(output)):  # the holder's death released it
         assert (output / ".lock").read_text() == str(os.getpid())
 
 
 def test_results_and_predictions_are_written_atomically(tmp_path):
-    run = RunDirectory(tmp_path / "run")
+    run = RunLayout(tmp_path / "run")
     run.ensure_writable()
-    run.write_results({"models": {}}, table="# table\n")
-    run.write_predictions("odd", {"test": {"y_true": [1], "probs": [[0.2, 0.8]]}})
-    assert run.read_results() == {"models": {}}
-    assert run.read_predictions("odd")["test"]["y_true"] == [1] and run.read_predictions("even") is None
+    write_results(run, RunResults.of({"models": {}}), table="# table\n")
+    write_predictions(run, "odd", {"test": {"y_true": [1], "probs": [[0.2, 0.8]]}})
+    assert read_results(run) == {"models": {}}
+    assert read_predictions(run, "odd")["test"]["y_true"] == [1] and read_predictions(run, "even") is None
     assert json.loads((tmp_path / "run" / "results.json").read_text()) == {"models": {}}
     assert not list((tmp_path / "run").rglob("*.tmp")), "no temporary files left behind"

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from distilora.config import ServeConfig
 from distilora.inference import Prediction, load_classifier
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout, read_results
 from distilora.serve import ModelRegistry, create_app
 from distilora.serve.parsing import VISIBLE
 
@@ -65,7 +65,7 @@ def test_healthz_is_ok_and_lists_the_loaded_models(client):
 
 
 def test_models_endpoint_reports_layers_sizes_and_the_runs_metrics(client, tiny_run):
-    results = RunDirectory(tiny_run).read_results()
+    results = read_results(RunLayout(tiny_run))
     response = client.get("/api/v1/models")
     assert response.status_code == 200
     body = response.json()
@@ -117,7 +117,7 @@ def test_models_endpoint_describes_every_kind_with_description_and_collapse(tmp_
 
 
 def test_default_model_is_the_best_student_by_validation_macro_f1(client, tiny_run):
-    models = RunDirectory(tiny_run).read_results()["models"]
+    models = read_results(RunLayout(tiny_run))["models"]
     students = [n for n in MODELS if models[n]["route"] == "distil"]
     best = max(students, key=lambda n: models[n]["metrics"]["validation"]["macro_f1"])
     assert client.get("/api/v1/models").json()["default_model"] == best
@@ -436,12 +436,12 @@ def _fake_run(root: Path, name: str, mtime: float) -> Path:
 
 
 def test_latest_run_is_the_newest_results_json(tmp_path):
-    assert RunDirectory.latest(tmp_path / "runs") is None
+    assert RunLayout.latest(tmp_path / "runs") is None
     _fake_run(tmp_path, "old", 1_000_000)
     newest = _fake_run(tmp_path, "new", 2_000_000)
     _fake_run(tmp_path, "middle", 1_500_000)
     (tmp_path / "runs" / "unfinished").mkdir()
-    assert RunDirectory.latest(tmp_path / "runs").root == newest
+    assert RunLayout.latest(tmp_path / "runs").root == newest
 
 
 def test_serve_without_a_run_says_how_to_make_one(tmp_path, monkeypatch, capsys):

@@ -33,10 +33,13 @@ def __getattr__(name: str) -> Any:
 
 
 def run_experiment(config: ExperimentConfig | None = None) -> dict:
-    """Run the full comparison (see :mod:`distilora.experiment`)."""
+    """Run the full comparison (see :mod:`distilora.experiment`), then write its report unless ``config.report`` is
+    off; the contents of ``results.json``."""
     from distilora.experiment import run_experiment as _run
+    from distilora.report import report_run
 
-    return _run(config)
+    config = config or ExperimentConfig()
+    return _run(config, finish=report_run if config.report else None)
 
 
 __all__ = [

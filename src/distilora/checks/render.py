@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from distilora.checks.files import RunChecks
 from distilora.checks.plots import accuracy_heatmap
 from distilora.render import formatting as fmt
 from distilora.render.document import Block, Bullets, Image, Section, Table
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout
 
 SECTION_TITLE = "Behavioural checks"
 
@@ -85,14 +86,14 @@ def examples(check: Mapping, grouping: Mapping) -> list[str]:
     return items
 
 
-def check_section(run_dir: RunDirectory, checks: Mapping[str, Mapping]) -> tuple[Section, list[Path]]:
+def check_section(run_dir: RunLayout, checks: Mapping[str, Mapping]) -> tuple[Section, list[Path]]:
     """The report's section for every check (tables and re-drawn heat-maps), and the plot files it wrote."""
     blocks: list[Block] = []
     written = []
     for name, check in checks.items():
         blocks += [summary_line(check), overall_table(check)]
         for grouping in check["groupings"]:
-            path = accuracy_heatmap(check, grouping, run_dir.check_plot(name, grouping["column"]))
+            path = accuracy_heatmap(check, grouping, RunChecks(run_dir).plot(name, grouping["column"]))
             written.append(path)
             blocks += [accuracy_table(check, grouping),
                        Image(path, f"Accuracy by {grouping['column']} and model",

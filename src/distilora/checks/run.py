@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from distilora.checks.compute import summarise
+from distilora.checks.files import RunChecks
 from distilora.checks.plots import accuracy_heatmap
 from distilora.checks.suite import load_suite
 from distilora.config import CheckConfig
 from distilora.inference import load_classifier
 from distilora.results import ModelResult, RunResults
 from distilora.routes.kinds import RouteKind
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout, read_results
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def choose_models(models: Mapping[str, ModelResult], wanted: Sequence[str] | Non
     return [n for n in names if n in chosen]
 
 
-def run_check(run_dir: RunDirectory, suite_file: str | Path, name: str | None = None,
+def run_check(run_dir: RunLayout, suite_file: str | Path, name: str | None = None,
               models: Sequence[str] | None = None, config: CheckConfig | None = None,
               label_map: Mapping[str, str] | None = None) -> tuple[Path, dict]:
     """Check every model (or ``models`` plus the teacher) on ``suite_file``; the JSON's path and its content.
@@ -47,8 +48,9 @@ def run_check(run_dir: RunDirectory, suite_file: str | Path, name: str | None = 
     config = config or CheckConfig()
     suite_file = Path(suite_file)
     name = name or suite_file.stem
-    out_file = run_dir.check_file(name)  # a bad name fails here, before any work
-    results = RunResults.of(run_dir.read_results())
+    checks = RunChecks(run_dir)
+    out_file = checks.file(name)  # a bad name fails here, before any work
+    results = RunResults.of(read_results(run_dir))
     labels = list(results.labels)
     suite = load_suite(suite_file, labels, config, label_map)
     names = choose_models(results.models, models)
@@ -63,8 +65,8 @@ def run_check(run_dir: RunDirectory, suite_file: str | Path, name: str | None = 
         predictions[model] = classifier.predict_proba(suite.texts).argmax(axis=1).tolist()
     check = {"name": name, "run": str(run_dir.root), "created": datetime.now(UTC).isoformat(timespec="seconds"),
              **summarise(suite, predictions, labels, teacher_of(results.models), config)}
-    run_dir.write_check(name, check)
+    checks.write(name, check)
     for grouping in check["groupings"]:
-        accuracy_heatmap(check, grouping, run_dir.check_plot(name, grouping["column"]))
+        accuracy_heatmap(check, grouping, checks.plot(name, grouping["column"]))
     logger.info("Wrote %s", out_file)
     return out_file, check

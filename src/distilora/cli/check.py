@@ -29,10 +29,10 @@ def main(args: argparse.Namespace) -> int:
     from distilora.checks.render import terminal_summary
     from distilora.checks.run import run_check
     from distilora.checks.suite import parse_label_map
-    from distilora.run_dir import RunDirectory
+    from distilora.run_dir import RunLayout
 
     config = dataclass_from_args(CheckConfig, args)
-    path, check = run_check(RunDirectory(args.run), args.suite, name=args.name, models=args.models, config=config,
+    path, check = run_check(RunLayout(args.run), args.suite, name=args.name, models=args.models, config=config,
                             label_map=parse_label_map(args.label_map))
     print(terminal_summary(check, config.worst_groups))
     print(f"\nWrote {path}; `distilora report {args.run}` adds it to the report, `distilora serve` to the page.")

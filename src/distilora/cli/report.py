@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from distilora.report import rebuild_report
-    from distilora.run_dir import RunDirectory
+    from distilora.run_dir import RunLayout
 
-    run = RunDirectory(args.run_dir)
+    run = RunLayout(args.run_dir)
     report = rebuild_report(run, n_resamples=args.resamples, seed=args.seed)
     for key in ("report.html", "report.md"):
         print(f"Wrote {report.files[key]}")

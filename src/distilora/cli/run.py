@@ -48,12 +48,11 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    from distilora import distributed
+    from distilora import distributed, run_experiment
     from distilora.evaluation import results_markdown
-    from distilora.experiment import Experiment
 
     config = config_from_args(args)
-    results = Experiment(config).run()
+    results = run_experiment(config)
     if not distributed.is_main_process():  # torchrun: the main process evaluates, writes and prints
         return 0
     print(results_markdown(results))

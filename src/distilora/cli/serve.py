@@ -41,13 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_run(run: str | None) -> Path:
     """``--run``, or the newest run under ./runs/; a clear error when there is none."""
-    from distilora.run_dir import RunDirectory
+    from distilora.run_dir import RunLayout
 
     if run:
-        if not RunDirectory(run).is_finished():
+        if not RunLayout(run).is_finished():
             raise FileNotFoundError(f"--run {run}: no results.json there; is it a finished `distilora run` output?")
         return Path(run)
-    latest = RunDirectory.latest(Path("runs"))
+    latest = RunLayout.latest(Path("runs"))
     if latest is None:
         raise FileNotFoundError(
             "no finished run found (no runs/*/results.json under the current directory). Make one first with "

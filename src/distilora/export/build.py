@@ -30,6 +30,7 @@ from distilora.config import DataConfig, ExportConfig
 from distilora.data import load_task_data
 from distilora.evaluation.calibration import ARGMAX_DECISION, Calibration
 from distilora.evaluation.metrics import classification_metrics
+from distilora.export.files import PARITY_LABELS_FILE, RunExports
 from distilora.export.install import install_location, set_aside_foreign
 from distilora.export.onnx import EXPORTER, choose_int8, export_onnx, quantize_int8
 from distilora.export.parity import (
@@ -49,7 +50,16 @@ from distilora.models.text_baselines import is_text_baseline
 from distilora.precision import cpu_name, recorded_cpu_flags
 from distilora.results import RunResults
 from distilora.routes import is_route_name
-from distilora.run_dir import CALIBRATION_FILE, MODEL_CARD, ONNX_FILE, PARITY_FILE, PARITY_LABELS_FILE, RunDirectory
+from distilora.run_dir import (
+    CALIBRATION_FILE,
+    MODEL_CARD,
+    ONNX_FILE,
+    PARITY_FILE,
+    RunLayout,
+    RunLock,
+    StageStore,
+    read_results,
+)
 from distilora.versions import library_versions
 
 logger = logging.getLogger(__name__)
@@ -65,7 +75,7 @@ class ParityGateFailed(Exception):
         self.path, self.parity = path, parity
 
 
-def exportable_dir(run_dir: RunDirectory, results: RunResults, name: str) -> Path:
+def exportable_dir(run_dir: RunLayout, results: RunResults, name: str) -> Path:
     """The model directory of ``name``, or a one-line error saying why it cannot be exported."""
     models = list(results.models)
     if name not in models:
@@ -101,7 +111,7 @@ def run_splits(results: RunResults | dict[str, Any],
 def source_fingerprints(model_dir: Path) -> dict[str, str | None]:
     """What an export records of its model's directory: the hash of its weights and the checksum of its
     calibration.json (None without one), so that a retrained model or a refitted calibration can be told apart."""
-    weights = RunDirectory.weights_hash(model_dir)  # verifies the manifest
+    weights = StageStore.weights_hash(model_dir)  # verifies the manifest
     return {"weights": weights, "calibration": read_manifest(model_dir)["files"].get(CALIBRATION_FILE)}
 
 
@@ -114,17 +124,18 @@ def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
     on validation or on test, is below ``config.min_agreement``.
     """
     config = config or ExportConfig()
-    run_dir = RunDirectory(run)
-    results = RunResults.of(run_dir.read_results())
+    run_dir = RunLayout(run)
+    exports = RunExports(run_dir)
+    results = RunResults.of(read_results(run_dir))
     model_dir = exportable_dir(run_dir, results, name)
-    target = run_dir.export_dir(name, config.quantize)
-    with run_dir.lock():
+    target = exports.path(name, config.quantize)
+    with RunLock(run_dir):
         splits = run_splits(results, dataset)
         reference = load_classifier(model_dir)
         if not isinstance(reference, TorchClassifier):
             raise ValueError(f"--model {name}: a {reference.backend} model; only PyTorch models export to ONNX")
         reference.batch_size = config.batch_size
-        partial = run_dir.start_export(target)
+        partial = StageStore.start(target)
         try:
             parity = _write_export(partial, reference, splits, list(results.labels), config, name)
             parity["source"].update(source_fingerprints(model_dir))
@@ -134,10 +145,10 @@ def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
             installed = install_location(target, parity["passed"])
             if installed == target:
                 set_aside_foreign(target)
-            run_dir.finish_export(partial, installed, {"export": target.name, "model": name,
-                                                      "quantize": config.quantize, "passed": parity["passed"]})
+            StageStore.finish(partial, installed, {"export": target.name, "model": name,
+                                                   "quantize": config.quantize, "passed": parity["passed"]})
         except BaseException:
-            run_dir.abandon_export(partial)
+            exports.abandon(partial)
             raise
     gate = ParityGate(**parity["gate"])
     logger.info("Wrote %s (label agreement %.4f at the argmax, %.4f at the served decision; gate %s)", installed,

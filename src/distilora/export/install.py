@@ -16,8 +16,9 @@ import logging
 from pathlib import Path
 
 from distilora.artifacts import fsync_directory
+from distilora.export.files import REJECTED_EXPORT
 from distilora.kept_files import SET_ASIDE, free_name, in_brief, stamp, user_files
-from distilora.run_dir import ONNX_FILE, PARITY_FILE, REJECTED_EXPORT
+from distilora.run_dir import ONNX_FILE, PARITY_FILE
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,10 @@ from typing import Any
 
 from distilora.artifacts import ArtifactError, read_manifest
 from distilora.evaluation.calibration import Calibration
+from distilora.export.files import RunExports
 from distilora.inference.registry import read_calibration
 from distilora.results import ModelResult, RunResults, SplitMetrics
-from distilora.run_dir import CALIBRATION_FILE, PARITY_FILE, RunDirectory
+from distilora.run_dir import CALIBRATION_FILE, PARITY_FILE, RunLayout, StageStore
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +57,14 @@ def _describe(calibration: Calibration | None) -> str:
     return calibration.describe() if calibration is not None else "the argmax of the raw softmax (not calibrated)"
 
 
-def export_status(run: RunDirectory, path: Path, parity: dict[str, Any]) -> ExportStatus:
+def export_status(run: RunLayout, path: Path, parity: dict[str, Any]) -> ExportStatus:
     """Compare the export at ``path`` with the run's current model of its name: its weights, and the decision of its
     calibration.json against the one the export serves."""
     model, source = str(parity.get("model")), parity.get("source") or {}
     status = ExportStatus()
     model_dir = run.model_dir(model)
     try:
-        weights = RunDirectory.weights_hash(model_dir)
+        weights = StageStore.weights_hash(model_dir)
         calibration_sum = read_manifest(model_dir)["files"].get(CALIBRATION_FILE)
     except (ArtifactError, OSError) as error:
         status.reasons.append(f"the run's {model} cannot be compared with it ({error})")
@@ -124,7 +125,7 @@ def export_entry(source: ModelResult, parity: dict[str, Any], quantization: str 
         size_mb=parity.get("size_mb"), adapter_size_mb=None, path=None, history=[], calibration=None, intervals={})
 
 
-def export_sources(run: RunDirectory, results: RunResults
+def export_sources(run: RunLayout, results: RunResults
                    ) -> tuple[dict[str, Path], RunResults, dict[str, ServedExport]]:
     """``{export name: directory}`` of the servable exports, ``results`` with their entries as its models, and what
     each export adds to its entry.
@@ -135,7 +136,8 @@ def export_sources(run: RunDirectory, results: RunResults
     sources: dict[str, Path] = {}
     models: dict[str, ModelResult] = {}
     exports: dict[str, ServedExport] = {}
-    for name, path in run.exports().items():
+    files = RunExports(run)
+    for name, path in files.finished().items():
         parity = _parity(path)
         if parity.get("passed") is not True:
             logger.warning("%s: %s; not served", path, "failed its parity gate" if parity else f"no {PARITY_FILE}")
@@ -155,6 +157,6 @@ def export_sources(run: RunDirectory, results: RunResults
                                      decision_parity=_agreements(parity, "decision_agreement"), stale=status.stale,
                                      stale_reason=status.reason)
     if not sources:
-        raise FileNotFoundError(f"{run.exports_dir}: no ONNX export that passed its parity gate; make one with "
+        raise FileNotFoundError(f"{files.directory}: no ONNX export that passed its parity gate; make one with "
                                 f"`distilora export --run {run.root} --model NAME`")
     return sources, dataclasses.replace(results, models=models), exports

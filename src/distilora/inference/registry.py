@@ -20,7 +20,7 @@ import torch
 from distilora.artifacts import verified_snapshot, wait_for_swap
 from distilora.evaluation.calibration import Calibration
 from distilora.precision import FP32, resolve_precision
-from distilora.run_dir import CALIBRATION_FILE, RunDirectory
+from distilora.run_dir import CALIBRATION_FILE, RunLayout
 
 if TYPE_CHECKING:  # the classifiers' modules import this one to register themselves
     from distilora.inference.base import Classifier
@@ -106,7 +106,7 @@ def load_classifier(path: str | Path, name: str | None = None, device: str | Non
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     resolve_precision(precision, torch.device(device).type)  # refuse bf16 without native support before anything
     path = Path(path)
-    model_dir = RunDirectory(path).model_dir(name) if name else path
+    model_dir = RunLayout(path).model_dir(name) if name else path
     wait_for_swap(model_dir)  # the evaluation may be swapping in the directory with its calibration
     if backend_for(model_dir) is None:
         raise FileNotFoundError(_no_model_here(path, model_dir))

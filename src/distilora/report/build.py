@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from distilora.checks.files import RunChecks
 from distilora.checks.render import check_section
 from distilora.data.known import known_dataset
 from distilora.evaluation.statistics import RESAMPLES, SEED
@@ -23,7 +24,7 @@ from distilora.report.calibration import calibrated, calibration_blocks
 from distilora.report.context import BASELINE, ReportContext, load_predictions, majority_baseline
 from distilora.report.findings import findings
 from distilora.results import RunResults, RunStatistics
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout, read_results, write_report, write_results
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Report:
         return self.statistics_record.to_json()
 
 
-def build_report(run_dir: RunDirectory, results: RunResults | Mapping, *, n_resamples: int = RESAMPLES,
+def build_report(run_dir: RunLayout, results: RunResults | Mapping, *, n_resamples: int = RESAMPLES,
                  seed: int = SEED) -> Report:
     """Write ``report.html``, ``report.md`` and ``plots/*.png`` for ``results`` (the record, or results.json as
     read) into ``run_dir``."""
@@ -53,28 +54,34 @@ def build_report(run_dir: RunDirectory, results: RunResults | Mapping, *, n_resa
     ctx = _context(run_dir, results, n_resamples, seed)
     written = _plots(run_dir.plots_dir, ctx)
     document = _document(ctx, written)
-    checks = run_dir.read_checks()
+    checks = RunChecks(run_dir).read_all()
     if checks:  # built from checks/*.json alone: the report runs no model
         section, check_plots = check_section(run_dir, checks)
         document.sections.insert(-2, section)  # before "Data" and "Method"
         written.update({f"checks:{path.name}": path for path in check_plots})
-    files = run_dir.write_report({"report.md": render_markdown(document, run_dir.root),
-                                  "report.html": render_html(document)})
+    files = write_report(run_dir, {"report.md": render_markdown(document, run_dir.root),
+                                   "report.html": render_html(document)})
     files.update({path.relative_to(run_dir.root).as_posix(): path for path in written.values()})
     logger.info("Report written to %s", files["report.html"])
     return Report(ctx.statistics, files)
 
 
-def rebuild_report(run_dir: RunDirectory, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
-    """Report on a finished run from its results.json and keep the new statistics there (``distilora report``)."""
-    results = RunResults.of(run_dir.read_results())
+def report_run(run_dir: RunLayout, results: RunResults, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
+    """Report on ``results`` and keep the statistics in them and in the run's results.json (the last step of
+    ``distilora run``)."""
+    logger.info("Writing the report (plots, confidence intervals, paired tests)")
     report = build_report(run_dir, results, n_resamples=n_resamples, seed=seed)
     results.statistics = report.statistics_record
-    run_dir.write_results(results.to_json())
+    write_results(run_dir, results)
     return report
 
 
-def _context(run_dir: RunDirectory, results: RunResults, n_resamples: int, seed: int) -> ReportContext:
+def rebuild_report(run_dir: RunLayout, *, n_resamples: int = RESAMPLES, seed: int = SEED) -> Report:
+    """Report on a finished run from its results.json and keep the new statistics there (``distilora report``)."""
+    return report_run(run_dir, RunResults.of(read_results(run_dir)), n_resamples=n_resamples, seed=seed)
+
+
+def _context(run_dir: RunLayout, results: RunResults, n_resamples: int, seed: int) -> ReportContext:
     predictions = load_predictions(run_dir, list(results.models))
     if not predictions:
         raise FileNotFoundError(f"{run_dir.root}: no per-item predictions saved; re-run the evaluation")

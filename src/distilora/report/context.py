@@ -24,7 +24,7 @@ from distilora.results import (
     SplitReport,
 )
 from distilora.routes.kinds import RouteKind
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout, read_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +50,11 @@ class SplitPredictions:
         return self.y_pred == self.y_true
 
 
-def load_predictions(run_dir: RunDirectory, names: list[str]) -> dict[str, dict[str, SplitPredictions]]:
+def load_predictions(run_dir: RunLayout, names: list[str]) -> dict[str, dict[str, SplitPredictions]]:
     """``{model: {split: predictions}}`` for every model whose predictions file exists (others are logged)."""
     out: dict[str, dict[str, SplitPredictions]] = {}
     for name in names:
-        raw = run_dir.read_predictions(name)
+        raw = read_predictions(run_dir, name)
         if raw is None:
             logger.warning("%s: no predictions saved, so it gets no confidence intervals or paired tests", name)
             continue

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from distilora.config import ExportConfig
+from distilora.export.files import RunExports
 from distilora.inference import Classifier, load_classifier
 from distilora.precision import BF16, FP32, native_bf16
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class BackendChoice:
 
 def model_exports(run_dir: Path, model: str) -> list[str]:
     """The run's finished ONNX exports of ``model``: int8 first, then fp32."""
-    exports = RunDirectory(run_dir).exports()
+    exports = RunExports(RunLayout(run_dir)).finished()
     return [name for name in (f"{model}-int8", model) if name in exports]
 
 
@@ -79,7 +80,7 @@ def candidates(run_dir: Path, model: str, device: str, reference: Candidate) -> 
 def load(run_dir: Path, model: str, candidate: Candidate, device: str | None = None) -> Classifier:
     """The model run by ``candidate`` (an export that failed its gate is refused by the loader)."""
     if candidate.export:
-        return load_classifier(RunDirectory(run_dir).exports_dir / candidate.export)
+        return load_classifier(RunExports(RunLayout(run_dir)).directory / candidate.export)
     return load_classifier(run_dir, model, device=device, precision=candidate.precision or FP32)
 
 

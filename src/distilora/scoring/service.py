@@ -11,7 +11,7 @@ from distilora.artifacts import sha256_file
 from distilora.config import ScoreConfig
 from distilora.inference import Classifier, load_classifier
 from distilora.precision import resolve_precision
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout
 from distilora.scoring import backends
 from distilora.scoring.formats import InputError, InputFile
 from distilora.scoring.job import ScoreJob, ScoreSummary, input_identity
@@ -20,7 +20,7 @@ from distilora.scoring.scorer import Scorer
 
 def model_identity(run: Path, model: str) -> dict[str, Any]:
     """The run, the model and its manifest's hash: what the output's metadata names, and what a resume must match."""
-    model_dir = RunDirectory(run).model_dir(model)
+    model_dir = RunLayout(run).model_dir(model)
     manifest = model_dir / "manifest.json"
     if not manifest.is_file():
         available = sorted(p.name for p in Path(run).iterdir() if (p / "manifest.json").is_file()) \

@@ -15,8 +15,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from distilora.checks.files import RunChecks
 from distilora.config import MAX_TEXT_CHARS, MAX_TEXTS, PerspectiveConfig, ServeConfig
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout
 from distilora.serve import errors, perspective
 from distilora.serve.batching import BatchScheduler, Job
 from distilora.serve.limits import BodySizeLimit
@@ -152,7 +153,8 @@ def _harden(app: FastAPI, settings: ServeConfig, scheduler: BatchScheduler) -> N
 def _install_pages(app: FastAPI, registry: ModelRegistry) -> None:
     """The page, readiness, the model list and the run's checks."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
-    checks = ChecksResponse(checks=[_public_check(c) for c in RunDirectory(registry.run_dir).read_checks().values()])
+    run_checks = RunChecks(RunLayout(registry.run_dir)).read_all()
+    checks = ChecksResponse(checks=[_public_check(c) for c in run_checks.values()])
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:

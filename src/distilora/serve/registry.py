@@ -13,7 +13,7 @@ from distilora.evaluation.calibration import ARGMAX_DECISION
 from distilora.inference import Classifier, load_classifier
 from distilora.results import ModelResult, RunResults, SplitMetrics
 from distilora.routes.kinds import RouteKind
-from distilora.run_dir import RunDirectory
+from distilora.run_dir import RunLayout, read_results
 from distilora.serve.model_process import ModelProcess, Readiness
 
 if TYPE_CHECKING:  # loaded with --backend onnx only
@@ -90,8 +90,8 @@ class ModelRegistry:
         ``precision``: the models' inference precision (``fp32``, ``bf16``, ``auto``).
         ``extra_models``: name → model directory of models from other runs, loaded too (no results entry).
         """
-        run = RunDirectory(run_dir)
-        results = RunResults.of(run.read_results())
+        run = RunLayout(run_dir)
+        results = RunResults.of(read_results(run))
         exports: dict[str, ServedExport] = {}
         if backend == "onnx":
             from distilora.export.serving import export_sources

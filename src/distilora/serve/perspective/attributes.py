@@ -13,8 +13,9 @@ from typing import Any
 
 from distilora.artifacts import MANIFEST, sha256_file
 from distilora.config import AttributeSpec, PerspectiveConfig
+from distilora.export.files import RunExports
 from distilora.results import RunResults
-from distilora.run_dir import MODEL_CARD, RunDirectory
+from distilora.run_dir import MODEL_CARD, RunLayout, read_results
 from distilora.versions import __version__
 
 logger = logging.getLogger(__name__)
@@ -72,11 +73,11 @@ def perspective_config(attributes: list[str] | None, attribute_file: str | None,
     return PerspectiveConfig(attributes=tuple(specs), **{k: v for k, v in settings.items() if v is not None})
 
 
-def model_directory(run: RunDirectory, name: str, export_first: bool = False) -> Path | None:
+def model_directory(run: RunLayout, name: str, export_first: bool = False) -> Path | None:
     """Where model ``name`` of ``run`` lives: its stage directory or its ONNX export (the export first when the
     server runs exports, ``--backend onnx``); None when neither exists."""
     stage = run.root / name
-    export = run.exports().get(name)
+    export = RunExports(run).finished().get(name)
     if export_first and export is not None:
         return export
     return stage if (stage / "config.json").is_file() else export
@@ -100,15 +101,15 @@ class AttributePlan:
             if run.resolve() == plan.served_run.resolve():
                 plan.registry_names[spec.name] = spec.model
             else:
-                plan.registry_names[spec.name] = plan._add_model(spec, RunDirectory(run))
+                plan.registry_names[spec.name] = plan._add_model(spec, RunLayout(run))
         return plan
 
-    def _add_model(self, spec: AttributeSpec, run: RunDirectory) -> str:
+    def _add_model(self, spec: AttributeSpec, run: RunLayout) -> str:
         if not run.is_finished():
             raise FileNotFoundError(f"attribute {spec.name}: {run.root} is not a finished run (no results.json)")
         directory = model_directory(run, spec.model)
         if directory is None:
-            available = ", ".join(RunResults.of(run.read_results()).models) or "none"
+            available = ", ".join(RunResults.of(read_results(run)).models) or "none"
             raise FileNotFoundError(f"attribute {spec.name}: {run.root} has no model {spec.model!r}; "
                                     f"its models: {available}")
         for name, path in self.extra_models.items():
@@ -218,7 +219,7 @@ class AttributeTable:
                 return cls()
             specs = [AttributeSpec(config.default_attribute, None, default)]
             plan.registry_names.setdefault(config.default_attribute, default)
-        served = RunDirectory(plan.served_run)
+        served = RunLayout(plan.served_run)
         table = cls()
         for spec in specs:
             name = plan.registry_names[spec.name]
