@@ -30,10 +30,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	bash scripts/ensure_chromium.sh
 	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/lint-imports --no-logo
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks $(ARGS)
