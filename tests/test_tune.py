@@ -4,7 +4,9 @@ processes, killed), the budget, pruning through a real Trainer, the best epoch, 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +20,9 @@ from distilora.config import ExperimentConfig, TfidfConfig, TrainConfig, TuneCon
 from distilora.tune import (
     Budget,
     KeptModels,
+    OverBudget,
     PruningCallback,
+    RouteObjective,
     SearchSpace,
     SpaceError,
     TuneError,
@@ -33,7 +37,7 @@ from distilora.tune import (
     trainer_space,
     tune_route,
 )
-from distilora.tune.records import DEFAULT_ATTR, MACRO_F1_ATTR, WORKER_ATTR
+from distilora.tune.records import DEFAULT_ATTR, MACRO_F1_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
 from distilora.tune.space import ADAPTER_LEARNING_RATES, ALL_ATTENTION, ALL_LINEAR, QUERY_VALUE
 from distilora.tune.study import worker_identity
 from tests.tune_fakes import (
@@ -278,6 +282,43 @@ def test_the_default_storage_is_a_journal_in_the_run_directory(tmp_path):
     study, _ = open_fake_study(None, tmp_path, trials=1)
     assert (tmp_path / ".tune" / "journal.log").is_file()
     assert study.study_name == "fake" and study.direction == optuna.study.StudyDirection.MAXIMIZE
+
+
+def test_a_trial_created_after_the_cap_fails_without_running(tmp_path):
+    study, _ = open_fake_study(journal(tmp_path), tmp_path, trials=2)
+    for _ in range(2):  # two trials running in other processes take the budget
+        study.ask().set_user_attr(WORKER_ATTR, worker_identity())
+    runner = FakeRunner()
+    late = study.ask()
+    with pytest.raises(OverBudget, match="the study's 2 trials are taken"):
+        RouteObjective(fake_space(), runner, Budget(2))(late)
+    assert runner.calls == [] and late.user_attrs[OVER_BUDGET_ATTR]
+    assert [t.number for t in Budget(2).counted(study)] == [0, 1] and Budget(2).remaining(study) == 0
+
+
+@pytest.mark.parametrize(("budget", "message"), [
+    (dict(trials=0), "--trials must be > 0, got 0"),
+    (dict(trials=None), "give --trials or --timeout-per-route (or both)"),
+    (dict(trials=None, timeout_per_route_s=-1), "--timeout-per-route must be > 0, got -1"),
+])
+def test_a_budget_without_an_end_or_with_no_trials_is_refused(budget, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TuneConfig(**budget)
+    with pytest.raises(TuneError, match=re.escape(message)):
+        Budget(budget["trials"], budget.get("timeout_per_route_s"))
+
+
+def test_each_finished_trial_logs_one_line_with_its_value_the_best_and_its_params(tmp_path, caplog):
+    study, _ = open_fake_study(journal(tmp_path), tmp_path, trials=3)
+    with caplog.at_level(logging.INFO, logger="distilora.tune.progress"):
+        tune_route(study, "fake", fake_space(), FakeRunner(), Budget(3), collect_garbage=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "distilora.tune.progress"]
+    assert len(lines) == 3
+    best = {t.number: t for t in study.trials}
+    assert lines[0].startswith("fake trial 0 (default) complete: macro-F1 "
+                               f"{best[0].user_attrs[MACRO_F1_ATTR]:.4f} · best ")
+    assert all(f"fake trial {n} " in line and " · best " in line and "train.learning_rate=" in line
+               for n, line in enumerate(lines))
 
 
 # ---- processes: kill and share -------------------------------------------------------------------------------------

@@ -37,6 +37,14 @@ def _unknown_keys(spec: Mapping[str, Any], allowed: frozenset[str]) -> None:
         raise SpaceError(f"unknown key(s) {', '.join(unknown)}: give {', '.join(sorted(allowed))}")
 
 
+def _range_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a space file's ``{low, high, log}`` replaces (the range itself is checked by the parameter)."""
+    _unknown_keys(spec, RANGE_KEYS)
+    if "log" in spec and not isinstance(spec["log"], bool):
+        raise SpaceError(f"log must be true or false, got {spec['log']!r}")
+    return {key: spec[key] for key in RANGE_KEYS if key in spec}
+
+
 class Param(ABC):
     """One dimension of a space: ``name`` is the trial's parameter, ``setting`` the dotted setting it fills."""
 
@@ -135,10 +143,7 @@ class FloatParam(Param):
         return f"{self.setting}={shown!r} lies outside [{self.low}, {self.high}]"
 
     def replaced(self, spec: Mapping[str, Any]) -> FloatParam:
-        _unknown_keys(spec, RANGE_KEYS)
-        if "log" in spec and not isinstance(spec["log"], bool):
-            raise SpaceError(f"log must be true or false, got {spec['log']!r}")
-        return replace(self, **{k: spec[k] for k in RANGE_KEYS if k in spec})
+        return replace(self, **_range_spec(spec))
 
     def describe(self) -> str:
         return f"{self.name} in [{self.low:g}, {self.high:g}]" + (" (log)" if self.log else "")
@@ -174,10 +179,7 @@ class IntParam(Param):
         return int(value)
 
     def replaced(self, spec: Mapping[str, Any]) -> IntParam:
-        _unknown_keys(spec, RANGE_KEYS)
-        if "log" in spec and not isinstance(spec["log"], bool):
-            raise SpaceError(f"log must be true or false, got {spec['log']!r}")
-        return replace(self, **{k: spec[k] for k in RANGE_KEYS if k in spec})
+        return replace(self, **_range_spec(spec))
 
     def describe(self) -> str:
         return f"{self.name} in {{{self.low}..{self.high}}}" + (" (log)" if self.log else "")

@@ -217,6 +217,18 @@ class Budget:
     trials: int | None
     timeout_s: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.trials is None and self.timeout_s is None:
+            raise TuneError("give --trials or --timeout-per-route (or both): a study needs an end")
+        if self.trials is not None and self.trials <= 0:
+            raise TuneError(f"--trials must be > 0, got {self.trials}")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise TuneError(f"--timeout-per-route must be > 0, got {self.timeout_s}")
+
+    @classmethod
+    def of(cls, config: TuneConfig) -> Budget:
+        return cls(config.trials, config.timeout_per_route_s)
+
     def counted(self, study: optuna.Study) -> list[FrozenTrial]:
         return [t for t in study.get_trials(deepcopy=False, states=COUNTED_STATES)
                 if not t.user_attrs.get(OVER_BUDGET_ATTR)]
@@ -225,19 +237,20 @@ class Budget:
         return None if self.trials is None else max(0, self.trials - len(self.counted(study)))
 
     def admit(self, trial: optuna.Trial) -> None:
-        """Let ``trial`` run if fewer than ``trials`` counted trials were created before it; else mark it over budget,
-        stop this process's loop and raise OverBudget (several processes can pass the check before the cap at once:
-        creation order decides, so the cap is never exceeded)."""
+        """Let ``trial`` run if fewer than ``trials`` counted trials were created before it; else mark it over budget
+        and raise OverBudget. Several processes can pass the check of their loop at once: creation order decides,
+        so the cap is never exceeded."""
         if self.trials is None:
             return
         ahead = [t for t in self.counted(trial.study) if t.number < trial.number]
         if len(ahead) >= self.trials:
             trial.set_user_attr(OVER_BUDGET_ATTR, True)
-            trial.study.stop()
             raise OverBudget(f"trial {trial.number}: the study's {self.trials} trials are taken")
 
     def stop_callback(self) -> MaxTrialsCallback | None:
-        """Ends a process's loop once the study holds ``trials`` finished trials, whichever process ran them."""
+        """Ends a process's loop once the study holds ``trials`` counted trials, whichever processes run them (the
+        running ones included, so no process starts a trial the budget has no room for; an over-budget trial
+        only exists once the counted ones reach the cap, so counting it too changes nothing)."""
         if self.trials is None:
             return None
-        return MaxTrialsCallback(self.trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+        return MaxTrialsCallback(self.trials, states=COUNTED_STATES)
