@@ -140,6 +140,39 @@ class TfidfConfig:
             raise ValueError("tfidf max_features and ngram_max must be > 0, and every C > 0")
 
 
+@dataclass
+class TuneConfig:
+    """``distilora tune``: Optuna studies, one per route, at the same budget and sampler seed."""
+
+    routes: tuple[str, ...] = ("odd", "even", "lora", "odd-no-kd", "tfidf")
+    trials: int | None = 12
+    """Trials per route, counted over the study (finished, pruned and failed alike; a resumed study runs the rest)."""
+    timeout_per_route_s: float | None = None
+    """Wall-clock limit per route and invocation; with ``trials``, whichever comes first."""
+    storage: str | None = None
+    """An Optuna RDB URL (``postgresql://…``) or a journal file; default: a journal file in the run directory."""
+    space_file: str | None = None
+    """A TOML or JSON file ``{route: {parameter: {low, high, log} | {choices}}}`` replacing ranges of the spaces."""
+    seed: int = 42
+    sampler_startup_trials: int = 4
+    """Trials TPE samples at random (the default settings included) before it models the results."""
+    pruner_startup_trials: int = 3
+    """Finished trials before the median pruner prunes any."""
+    pruner_warmup_evaluations: int = 2
+    """Validation passes of a trial before it can be pruned."""
+
+    def __post_init__(self) -> None:
+        self.routes = tuple(self.routes)
+        if self.trials is None and self.timeout_per_route_s is None:
+            raise ValueError("give --trials or --timeout-per-route (or both)")
+        if self.trials is not None and self.trials <= 0:
+            raise ValueError(f"--trials must be > 0, got {self.trials}")
+        if self.timeout_per_route_s is not None and self.timeout_per_route_s <= 0:
+            raise ValueError(f"--timeout-per-route must be > 0, got {self.timeout_per_route_s}")
+        if min(self.sampler_startup_trials, self.pruner_startup_trials, self.pruner_warmup_evaluations) < 0:
+            raise ValueError("startup trials and warm-up evaluations must be >= 0")
+
+
 CLASS_WEIGHTS = ("none", "balanced")
 PRECISIONS = ("fp32", "bf16", "auto")
 WINDOWS = "windows"
