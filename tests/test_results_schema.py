@@ -126,12 +126,12 @@ def test_a_statistics_comparison_without_its_test_is_refused_naming_the_key():
 @pytest.fixture(scope="module")
 def hidden_run(tiny_teacher, tiny_dataset, tmp_path_factory):
     """A tiny run whose student also matches the teacher's intermediate [CLS] states (w_hidden > 0)."""
-    from distilora.experiment import Experiment
+    from distilora import run_experiment
 
     output = tmp_path_factory.mktemp("hidden") / "run"
     config = tiny_experiment_config(tiny_dataset, tiny_teacher, output, routes=("odd",))
     config.distillation.w_hidden = 1.0
-    Experiment(config).run()
+    run_experiment(config)
     return output
 
 

@@ -119,31 +119,8 @@ def summarise(suite: Suite, predictions: Mapping[str, Sequence[int]], labels: Se
     if teacher is None or teacher not in preds:
         notes.append("no teacher (route fine-tune) among the models: nothing to compare against")
         teacher = None
-    groupings = []
-    for column, groups in suite.groups.items():
-        dropped = suite.dropped.get(column, {})
-        counts = {g: int(sum(1 for x in groups if x == g)) for g in group_order(groups)}
-        # A group whose every case was dropped still gets a row (n = 0), so nothing vanishes from the tables.
-        empty = [g for g in dropped if g not in counts]
-        grouping: dict = {
-            "column": column,
-            "groups": [{"group": g, "n": n, "dropped": int(dropped.get(g, 0))} for g, n in counts.items()]
-            + [{"group": g, "n": 0, "dropped": int(dropped[g])} for g in empty],
-            "accuracy": {name: [a.to_dict() for a in group_accuracies(c, groups, config.confidence)]
-                         + [GroupAccuracy(g, 0, 0, None, None, None).to_dict() for g in empty]
-                         for name, c in correct.items()},
-            "broke": {},
-        }
-        if teacher is not None:
-            for name in preds:
-                if name == teacher:
-                    continue
-                rows = what_broke(correct[teacher], correct[name], groups, config.alpha)
-                for row in [r for r in rows if r["change"] < 0][: config.worst_groups]:
-                    row["examples"] = _examples(suite, column, row["group"], preds[teacher], preds[name], labels,
-                                                config.examples_per_group)
-                grouping["broke"][name] = rows
-        groupings.append(grouping)
+    groupings = [_grouping(suite, column, groups, preds, correct, teacher, labels, config)
+                 for column, groups in suite.groups.items()]
     return {
         "suite": {"file": str(suite.file), "format": suite.format, "rows": suite.rows, "used": len(gold),
                   "dropped_blank_text": suite.dropped_total, "text_column": suite.text_column,
@@ -165,3 +142,33 @@ def summarise(suite: Suite, predictions: Mapping[str, Sequence[int]], labels: Se
         "groupings": groupings,
         "notes": notes,
     }
+
+
+def _grouping(suite: Suite, column: str, groups: Sequence[str], preds: Mapping[str, np.ndarray],
+              correct: Mapping[str, np.ndarray], teacher: str | None, labels: Sequence[str],
+              config: CheckConfig) -> dict:
+    """One group column's rows: accuracy per group and model, and what each model broke against the teacher."""
+    dropped = suite.dropped.get(column, {})
+    counts = {g: int(sum(1 for x in groups if x == g)) for g in group_order(groups)}
+    # A group whose every case was dropped still gets a row (n = 0), so nothing vanishes from the tables.
+    empty = [g for g in dropped if g not in counts]
+    grouping: dict = {
+        "column": column,
+        "groups": [{"group": g, "n": n, "dropped": int(dropped.get(g, 0))} for g, n in counts.items()]
+        + [{"group": g, "n": 0, "dropped": int(dropped[g])} for g in empty],
+        "accuracy": {name: [a.to_dict() for a in group_accuracies(c, groups, config.confidence)]
+                     + [GroupAccuracy(g, 0, 0, None, None, None).to_dict() for g in empty]
+                     for name, c in correct.items()},
+        "broke": {},
+    }
+    if teacher is None:
+        return grouping
+    for name in preds:
+        if name == teacher:
+            continue
+        rows = what_broke(correct[teacher], correct[name], groups, config.alpha)
+        for row in [r for r in rows if r["change"] < 0][: config.worst_groups]:
+            row["examples"] = _examples(suite, column, row["group"], preds[teacher], preds[name], labels,
+                                        config.examples_per_group)
+        grouping["broke"][name] = rows
+    return grouping
