@@ -1,5 +1,6 @@
 """``distilora tune`` on a finished run: bad input refused in one line with nothing written; two trials of one route
-on the tiny run, ``tune.json``, and a rerun at the same budget that runs no new trial."""
+on the tiny run, ``tune.json``, the best model installed and evaluated as ``odd-tuned``, and a rerun at the same
+budget that runs no new trial."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_a_directory_without_results_json_is_refused(tmp_path, capsys):
 
 
 def test_tune_runs_the_budget_on_the_run_s_teacher_and_a_rerun_runs_no_new_trial(run_copy, tmp_path, capsys):
-    teacher_files = {p.name: p.stat().st_mtime_ns for p in (run_copy / "teacher").rglob("*")}
+    teacher_files = {p.name: p.stat().st_mtime_ns for p in (run_copy / "teacher").glob("*.safetensors")}
     flags = ["-q", "tune", "--run", str(run_copy), "--routes", "odd", "--trials", "2",
              "--space", space_file(tmp_path, TINY_SPACE)]
     assert main(flags) == 0
@@ -83,9 +84,20 @@ def test_tune_runs_the_budget_on_the_run_s_teacher_and_a_rerun_runs_no_new_trial
                                             "distil.w_ce", "distil.w_kd", "distil.w_cos", "distil.w_hidden"}
     assert (Path(record["model_dir"]) / "config.json").is_file()
     assert not (run_copy / ".tune" / "work").exists()
-    assert {p.name: p.stat().st_mtime_ns for p in (run_copy / "teacher").rglob("*")} == teacher_files
+    assert teacher_files and {p.name: p.stat().st_mtime_ns  # the teacher's weights reused, not trained again
+                              for p in (run_copy / "teacher").glob("*.safetensors")} == teacher_files
 
-    assert main(flags) == 0
+    results = json.loads((run_copy / "results.json").read_text())["models"]
+    tuned = results["odd-tuned"]
+    assert "macro_f1" in tuned["metrics"]["test"] and "tuned (trial" in tuned["description"]
+    assert "distil.temperature=" in tuned["description"] and set(results) > {"teacher", "odd", "even", "lora"}
+    stage = json.loads((run_copy / "odd-tuned" / "stage.json").read_text())
+    assert stage["details"]["tuned_from"] == "odd" and stage["details"]["trial"] == record["best_trial"]
+    assert stage["details"]["settings"] == record["best_settings"]
+    assert "odd-tuned" in (run_copy / "report.md").read_text()
+
+    capsys.readouterr()
+    assert main(flags) == 0, capsys.readouterr().err[-600:]
     again = json.loads((run_copy / "tune.json").read_text())["routes"]["odd"]
     assert again["trials"] == 2 and again["best_trial"] == record["best_trial"]
     assert again["best_macro_f1"] == record["best_macro_f1"]

@@ -17,9 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from distilora import run_experiment
     from distilora.models import resolve_checkpoint
     from distilora.models.architectures import encoder_depth
-    from distilora.tune.run_tuning import open_run_storage, plan_tuning, read_run_config, run_tuning
+    from distilora.tune.run_tuning import open_run_storage, plan_tuning, read_run_config, run_tuning, tuned_routes
 
     tune = dataclass_from_args(TuneConfig, args)
     config = read_run_config(args.run)
@@ -35,4 +36,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"{t.route}: validation macro-F1 {default} (default) → {best} (tuned, trial {t.best_number}); "
               f"{t.trials} trials, {t.pruned} pruned, {t.failed} failed, {t.seconds:.1f} s")
     print(f"Wrote {plan.run_dir / 'tune.json'}")
+    tuned = [name for name in tuned_routes(plan.run_dir) if name not in config.routes]
+    if tuned:  # the tuned models evaluated once on test, calibrated and reported with the run's others
+        config.routes = (*config.routes, *tuned)
+        run_experiment(config)
+        print(f"Evaluated {', '.join(tuned)} into {plan.run_dir / 'results.json'} and the report")
     return 0

@@ -95,6 +95,8 @@ class Route(ABC):
         self.name = name
         self.layers = layers
         """1-based teacher layers the model keeps; None: all of them."""
+        self.variant_of: str | None = None
+        """The route this one trains again with other settings (``odd-tuned``: ``odd``); its layers may repeat."""
 
     @abstractmethod
     def fingerprint_parts(self, ctx: RouteContext) -> tuple[Any, ...]:

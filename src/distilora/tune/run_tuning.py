@@ -25,6 +25,7 @@ from distilora.routes.registry import student_depth
 from distilora.routes.space import SearchSpace, SpaceError
 from distilora.routes.space_file import apply_space_file
 from distilora.run_dir import RunLayout, StageStore
+from distilora.tune.install import install_tuned, tuned_name
 from distilora.tune.outcome import Evaluation, TrialOutcome, evaluations_from_log_history
 from distilora.tune.study import Budget, TuneError, open_storage, open_study, tune_dir
 from distilora.tune.tuner import RouteTuning, tune_route
@@ -143,7 +144,8 @@ class RouteRunner:
 
 
 def run_tuning(plan: TuningPlan, storage: BaseStorage, progress: bool = True) -> list[RouteTuning]:
-    """Each planned route's study, run to the budget on one context; ``tune.json`` written after each route."""
+    """Each planned route's study, run to the budget on one context; ``tune.json`` written after each route, and
+    the best trial's model installed as the run's stage ``<route>-tuned``."""
     context = RunContext(plan.config, check_writable=False)
     context.teacher.stage = plan.teacher  # the run's finished teacher: never trained here
     budget = Budget.of(plan.tune)
@@ -154,6 +156,7 @@ def run_tuning(plan: TuningPlan, storage: BaseStorage, progress: bool = True) ->
         tunings.append(tune_route(study, route.name, route.space, runner, budget,
                                   model_root=tune_dir(plan.run_dir) / route.name, progress=progress))
         write_tune_file(plan.run_dir, tunings)
+        install_tuned(context, tunings[-1])
     shutil.rmtree(tune_dir(plan.run_dir) / "work", ignore_errors=True)
     return tunings
 
@@ -179,3 +182,10 @@ def write_tune_file(run_dir: Path, tunings: list[RouteTuning]) -> Path:
 def open_run_storage(plan: TuningPlan) -> BaseStorage:
     """The study storage (the first thing written: the default journal in ``<run>/.tune/``)."""
     return open_storage(plan.tune.storage, plan.run_dir)
+
+
+def tuned_routes(run_dir: Path) -> list[str]:
+    """The ``<route>-tuned`` models installed in the run, in ``tune.json``'s order."""
+    path = Path(run_dir) / TUNE_FILE
+    routes = json.loads(path.read_text()).get("routes", {}) if path.is_file() else {}
+    return [tuned_name(route) for route in routes if (Path(run_dir) / tuned_name(route)).is_dir()]
