@@ -5,6 +5,7 @@ budget that runs no new trial."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -95,9 +96,27 @@ def test_tune_runs_the_budget_on_the_run_s_teacher_and_a_rerun_runs_no_new_trial
     assert stage["details"]["tuned_from"] == "odd" and stage["details"]["trial"] == record["best_trial"]
     assert stage["details"]["settings"] == record["best_settings"]
     assert "odd-tuned" in (run_copy / "report.md").read_text()
+    assert (run_copy / "odd-tuned" / "model.safetensors").read_bytes() == (
+        Path(record["model_dir"]) / "model.safetensors").read_bytes()
 
     capsys.readouterr()
     assert main(flags) == 0, capsys.readouterr().err[-600:]
     again = json.loads((run_copy / "tune.json").read_text())["routes"]["odd"]
     assert again["trials"] == 2 and again["best_trial"] == record["best_trial"]
     assert again["best_macro_f1"] == record["best_macro_f1"]
+
+
+def test_a_run_listing_the_tuned_route_reuses_its_installed_stage(run_copy, tmp_path, caplog):
+    from distilora import run_experiment
+    from distilora.tune.run_tuning import read_run_config
+
+    assert main(["-q", "tune", "--run", str(run_copy), "--routes", "odd", "--trials", "1",
+                 "--space", space_file(tmp_path, TINY_SPACE)]) == 0
+    installed = (run_copy / "odd-tuned" / "model.safetensors").stat().st_mtime_ns
+    config = read_run_config(run_copy)
+    config.report = False
+    assert "odd-tuned" in config.routes
+    with caplog.at_level(logging.INFO):
+        run_experiment(config)
+    assert "[odd-tuned] reusing finished stage" in caplog.text
+    assert (run_copy / "odd-tuned" / "model.safetensors").stat().st_mtime_ns == installed
