@@ -120,3 +120,37 @@ def test_a_run_listing_the_tuned_route_reuses_its_installed_stage(run_copy, tmp_
         run_experiment(config)
     assert "[odd-tuned] reusing finished stage" in caplog.text
     assert (run_copy / "odd-tuned" / "model.safetensors").stat().st_mtime_ns == installed
+
+
+class Unreadable:
+    """Stands in for the test split: any read fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"a trial read the test split ({name})")
+
+    def __getitem__(self, key):
+        raise AssertionError(f"a trial read the test split ([{key!r}])")
+
+    def __len__(self):
+        raise AssertionError("a trial read the test split (len)")
+
+
+def test_a_trial_never_reads_the_test_split(run_copy, tmp_path):
+    from transformers import AutoConfig
+
+    from distilora.config import TuneConfig
+    from distilora.experiment import RunContext
+    from distilora.models import resolve_checkpoint
+    from distilora.models.architectures import encoder_depth
+    from distilora.tune.run_tuning import RouteRunner, plan_tuning, read_run_config
+
+    config = read_run_config(run_copy)
+    depth = encoder_depth(AutoConfig.from_pretrained(resolve_checkpoint(config.teacher)))
+    plan = plan_tuning(run_copy, TuneConfig(routes=("odd",), trials=1, space_file=space_file(tmp_path, TINY_SPACE)),
+                       depth)
+    context = RunContext(plan.config, check_writable=False)
+    context.teacher.stage = plan.teacher
+    context.encoded["test"] = Unreadable()
+    context.data.splits["test"] = Unreadable()
+    outcome = RouteRunner(plan.config, "odd", context, tmp_path / "work")(plan.routes[0].defaults, [])
+    assert 0.0 <= outcome.best.macro_f1 <= 1.0
