@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from distilora.artifacts import write_manifest
 from distilora.config import ExperimentConfig, TfidfConfig, TrainConfig, TuneConfig
+from distilora.routes.space import ADAPTER_LEARNING_RATES, ALL_ATTENTION, ALL_LINEAR, QUERY_VALUE
 from distilora.tune import (
     Budget,
     KeptModels,
@@ -38,7 +39,6 @@ from distilora.tune import (
     tune_route,
 )
 from distilora.tune.records import DEFAULT_ATTR, MACRO_F1_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
-from distilora.tune.space import ADAPTER_LEARNING_RATES, ALL_ATTENTION, ALL_LINEAR, QUERY_VALUE
 from distilora.tune.study import worker_identity
 from tests.tune_fakes import (
     FAST,

@@ -144,21 +144,23 @@ class TfidfConfig:
 class TuneConfig:
     """``distilora tune``: Optuna studies, one per route, at the same budget and sampler seed."""
 
-    routes: tuple[str, ...] = ("odd", "even", "lora", "odd-no-kd", "tfidf")
-    trials: int | None = 12
-    """Trials per route, counted over the study (finished, pruned and failed alike; a resumed study runs the rest)."""
-    timeout_per_route_s: float | None = None
-    """Wall-clock limit per route and invocation; with ``trials``, whichever comes first."""
-    storage: str | None = None
-    """An Optuna RDB URL (``postgresql://…``) or a journal file; default: a journal file in the run directory."""
-    space_file: str | None = None
-    """A TOML or JSON file ``{route: {parameter: {low, high, log} | {choices}}}`` replacing ranges of the spaces."""
-    seed: int = 42
-    sampler_startup_trials: int = 4
+    routes: tuple[str, ...] = option(("odd", "even", "lora", "odd-no-kd", "tfidf"), items="comma",
+                                     metavar="NAME,NAME,…", help="the routes to tune, each at the same budget")
+    trials: int | None = option(12, parse=int, help="trials per route, counted over the study (finished, pruned and "
+                                "failed alike; a resumed study runs the rest)")
+    timeout_per_route_s: float | None = option(None, name="timeout-per-route", parse=float, metavar="S",
+                                               help="wall-clock limit per route and invocation; with --trials, "
+                                               "whichever comes first")
+    storage: str | None = option(None, metavar="URL", help="an Optuna RDB URL (postgresql://…) or a journal file; "
+                                 "default: a journal file in RUN/.tune/")
+    space_file: str | None = option(None, name="space", metavar="FILE", help="a TOML or JSON file {route: "
+                                    "{parameter: {low, high, log} | {choices}}} replacing ranges of the spaces")
+    seed: int = option(42, parse=int, help="the TPE sampler's seed")
+    sampler_startup_trials: int = not_an_option(4, reason="the tuner's settings, set from Python")
     """Trials TPE samples at random (the default settings included) before it models the results."""
-    pruner_startup_trials: int = 3
+    pruner_startup_trials: int = not_an_option(3, reason="the tuner's settings, set from Python")
     """Finished trials before the median pruner prunes any."""
-    pruner_warmup_evaluations: int = 2
+    pruner_warmup_evaluations: int = not_an_option(2, reason="the tuner's settings, set from Python")
     """Validation passes of a trial before it can be pruned."""
 
     def __post_init__(self) -> None:

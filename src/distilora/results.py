@@ -499,3 +499,31 @@ class RunResults(JsonRecord):
 
     def speed_of(self, name: str) -> ModelSpeed | None:
         return self.speed.models.get(name) if self.speed is not None else None
+
+
+TUNE_FILE = "tune.json"
+"""``<run>/tune.json``: ``{"routes": {route: TunedRoute}}``, written by ``distilora tune``."""
+
+
+@dataclass
+class TunedRoute(JsonRecord):
+    """One route's study at its budget (``tune.json``): the counts, the default and the best trial."""
+
+    route: str
+    study: str
+    trials: int
+    """Trials counted against the budget (complete, pruned and failed, by every process sharing the study)."""
+    complete: int
+    pruned: int
+    failed: int
+    seconds: float
+    """Wall clock of the last ``tune`` invocation on this route."""
+    default_trial: int | None = None
+    default_macro_f1: float | None = None
+    """Validation macro-F1 of the route's default settings (the study's first trial)."""
+    best_trial: int | None = None
+    best_macro_f1: float | None = None
+    best_settings: dict[str, Any] = field(default_factory=dict)
+    """The best trial's dotted settings (``train.learning_rate``, ``distil.temperature``, …)."""
+    model_dir: str | None = None
+    """The best trial's kept model (``<run>/.tune/<route>/trial-<n>``)."""

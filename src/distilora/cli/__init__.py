@@ -10,7 +10,7 @@ import sys
 from distilora.run_dir import RunLocked
 
 # Each module defines ``HELP``, ``add_arguments(parser)`` and ``main(args) -> int``.
-COMMANDS = ("run", "predict", "score", "report", "check", "serve", "export")
+COMMANDS = ("run", "tune", "predict", "score", "report", "check", "serve", "export")
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

@@ -17,9 +17,9 @@ from transformers import TrainerCallback, set_seed
 from distilora.config import ExperimentConfig, TrainConfig
 from distilora.evaluation.metrics import classification_metrics
 from distilora.experiment.context import TEACHER, RunContext, TeacherStage
-from distilora.experiment.overrides import TRAIN, apply_overrides
 from distilora.experiment.stages import StageRunner
 from distilora.routes import Route, RouteSetup, create_route
+from distilora.routes.overrides import TRAIN, apply_overrides
 from distilora.routes.registry import student_depth
 from distilora.run_dir import RunLayout, StageStore
 from distilora.training.trainer import TrainResult

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from distilora.routes.finetune import FineTune
     from distilora.routes.lora import Lora, LoraDistilled, StudentLora
 
-add_route_modules(*(f"{__name__}.{module}" for module in ("finetune", "distil", "baselines", "lora")))
+add_route_modules(*(f"{__name__}.{module}" for module in ("finetune", "distil", "baselines", "lora", "tuned")))
 
 _LAZY = {
     "base": ("Route", "RouteContext", "TrainerRoute"),

@@ -20,6 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallba
 from distilora.config import ExperimentConfig, TrainConfig
 from distilora.precision import FP32
 from distilora.routes.kinds import RouteKind
+from distilora.routes.space import SearchSpace, distillation_space, trainer_space
 from distilora.run_dir import StageRecord, fingerprint
 from distilora.training.losses import CrossEntropyObjective, Objective
 from distilora.training.trainer import TrainResult, train_model
@@ -94,6 +95,8 @@ class Route(ABC):
         self.name = name
         self.layers = layers
         """1-based teacher layers the model keeps; None: all of them."""
+        self.variant_of: str | None = None
+        """The route this one trains again with other settings (``odd-tuned``: ``odd``); its layers may repeat."""
 
     @abstractmethod
     def fingerprint_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
@@ -114,6 +117,14 @@ class Route(ABC):
     def details(self) -> dict[str, Any]:
         """Route-specific facts for results.json, saved with the stage (e.g. the importance scores)."""
         return {}
+
+    def search_space(self, config: ExperimentConfig) -> SearchSpace | None:
+        """The settings ``distilora tune`` may vary for this route; None: nothing to tune."""
+        return None
+
+    def tuning_sections(self, config: ExperimentConfig) -> dict[str, Any]:
+        """The config objects the search space's sections read the route's settings from."""
+        return {"distil": config.distillation, "lora": config.lora, "tfidf": config.tfidf}
 
     def execution_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
         """How the training ran, where that changes the model: bf16, several processes (a larger global batch).
@@ -157,6 +168,14 @@ class TrainerRoute(Route):
 
     def objective(self, ctx: RouteContext) -> Objective:
         return CrossEntropyObjective(ctx.class_weights())
+
+    def search_space(self, config: ExperimentConfig) -> SearchSpace | None:
+        """Every Trainer setting; the distillation weights and temperature too where the route distils."""
+        space = trainer_space()
+        return space + distillation_space() if self.needs_teacher_targets else space
+
+    def tuning_sections(self, config: ExperimentConfig) -> dict[str, Any]:
+        return {**super().tuning_sections(config), "train": self.training(config)}
 
     def callbacks(self, model: PreTrainedModel) -> list[TrainerCallback]:
         """Extra Trainer callbacks this route needs (AdaLoRA's rank allocation, …)."""

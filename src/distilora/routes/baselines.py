@@ -13,6 +13,7 @@ from distilora.models.text_baselines import TextBaseline, fit_majority, fit_tfid
 from distilora.routes.base import Route, RouteContext
 from distilora.routes.kinds import RouteKind
 from distilora.routes.registry import register_route
+from distilora.routes.space import SearchSpace, tfidf_space
 from distilora.training.trainer import TrainResult
 
 
@@ -50,6 +51,9 @@ class Tfidf(TextBaselineRoute):
                                   ctx.config.class_weight, seed)
         self.search = {"tfidf_search": search}
         return model
+
+    def search_space(self, config: ExperimentConfig) -> SearchSpace | None:
+        return tfidf_space()
 
     def describe(self, config: ExperimentConfig) -> str:
         return f"TF-IDF (word 1–{config.tfidf.ngram_max}-grams) + logistic regression, C chosen on validation"

@@ -12,6 +12,7 @@ from distilora.models.pretrained import load_pretrained_classifier
 from distilora.routes.base import RouteContext, TrainerRoute
 from distilora.routes.kinds import RouteKind
 from distilora.routes.registry import register_route
+from distilora.routes.space import SearchSpace
 
 
 class FineTune(TrainerRoute):
@@ -22,6 +23,10 @@ class FineTune(TrainerRoute):
 
     def training(self, config: ExperimentConfig) -> TrainConfig:
         return config.teacher_training
+
+    def search_space(self, config: ExperimentConfig) -> SearchSpace | None:
+        """The teacher is the run's reference (and every distilled student's source): not tuned."""
+        return None
 
     def build(self, ctx: RouteContext) -> PreTrainedModel:
         return load_pretrained_classifier(ctx.checkpoint, ctx.labels)

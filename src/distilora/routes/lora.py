@@ -21,6 +21,13 @@ from distilora.models.students import build_student
 from distilora.routes.base import RouteContext, TrainerRoute
 from distilora.routes.kinds import RouteError, RouteKind
 from distilora.routes.registry import register_route
+from distilora.routes.space import (
+    ADAPTER_LEARNING_RATES,
+    SearchSpace,
+    distillation_space,
+    lora_space,
+    trainer_space,
+)
 from distilora.training.losses import DistillationObjective, Objective
 from distilora.training.trainer import num_training_steps
 
@@ -96,6 +103,11 @@ class Lora(TrainerRoute):
 
     def training(self, config: ExperimentConfig) -> TrainConfig:
         return config.lora_training
+
+    def search_space(self, config: ExperimentConfig) -> SearchSpace | None:
+        """The Trainer settings at the adapters' learning rates, LoRA's own; the distillation's where it distils."""
+        space = trainer_space(ADAPTER_LEARNING_RATES) + lora_space()
+        return space + distillation_space() if self.needs_teacher_targets else space
 
     def base_model(self, ctx: RouteContext) -> PreTrainedModel:
         return load_pretrained_classifier(ctx.checkpoint, ctx.labels)

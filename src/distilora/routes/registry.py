@@ -178,7 +178,7 @@ def configured_routes(config: ExperimentConfig, teacher_depth: int) -> list[Rout
         if route.name in names:
             raise RouteError(f"route {route.name!r} is selected twice")
         names.add(route.name)
-        if route.kind is RouteKind.DISTIL and route.layers is not None:
+        if route.kind is RouteKind.DISTIL and route.layers is not None and route.variant_of is None:
             key = tuple(route.layers)
             if key in student_layers:
                 raise RouteError(f"routes {student_layers[key]!r} and {route.name!r} select the same student "

@@ -8,6 +8,7 @@ from dataclasses import asdict
 
 import optuna
 
+from distilora.routes.space import SearchSpace
 from distilora.tune.kept_models import KeptModels
 from distilora.tune.outcome import Runner, best_evaluation
 from distilora.tune.pruning import PruningCallback
@@ -21,7 +22,6 @@ from distilora.tune.records import (
     WORKER_ATTR,
     jsonable,
 )
-from distilora.tune.space import SearchSpace
 from distilora.tune.study import Budget, worker_identity
 
 

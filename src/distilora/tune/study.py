@@ -24,8 +24,8 @@ from optuna.study import MaxTrialsCallback, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from distilora.config import TuneConfig
+from distilora.routes.space import SearchSpace, SpaceError
 from distilora.tune.records import DEFAULT_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
-from distilora.tune.space import SearchSpace, SpaceError
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import torch
 from optuna.trial import TrialState
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from distilora.routes.space import SearchSpace
 from distilora.tune.kept_models import KeptModels
 from distilora.tune.objective import RouteObjective
 from distilora.tune.outcome import Runner
 from distilora.tune.progress import TrialProgress
 from distilora.tune.records import DEFAULT_ATTR, LOSS_ATTR, MACRO_F1_ATTR, MODEL_DIR_ATTR, best_trial
-from distilora.tune.space import SearchSpace
 from distilora.tune.study import Budget, OverBudget
 
 CAUGHT = (torch.OutOfMemoryError,)

@@ -13,9 +13,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from numbers import Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+if TYPE_CHECKING:
+    import optuna
 
 SECTIONS = ("train", "distil", "lora", "tfidf")
 """The prefixes of the dotted settings (see the module docstring)."""

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distilora.config import ExperimentConfig
-from distilora.routes import Route
+
+if TYPE_CHECKING:
+    from distilora.routes.base import Route
 
 TRAIN = "train"
 """The route's own training settings: ``teacher_training``, ``student_training`` or ``lora_training``."""

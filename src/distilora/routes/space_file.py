@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from distilora.tune.space import CHOICE_KEYS, RANGE_KEYS, SearchSpace, SpaceError
+from distilora.routes.space import CHOICE_KEYS, RANGE_KEYS, SearchSpace, SpaceError
 
 SPEC_KEYS = RANGE_KEYS | CHOICE_KEYS
 

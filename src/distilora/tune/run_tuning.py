@@ -1,0 +1,191 @@
+"""``distilora tune`` on a finished run: every input checked first, then each route's study on the run's own data
+and finished teacher (one :class:`RunContext`, the teacher never retrained), and ``<run>/tune.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optuna.storages import BaseStorage
+from transformers import TrainerCallback
+
+from distilora.artifacts import write_atomic
+from distilora.config import ExperimentConfig, TuneConfig
+from distilora.experiment import RunContext, train_route
+from distilora.experiment.context import TeacherStage
+from distilora.results import TUNE_FILE, TunedRoute
+from distilora.routes import Route, RouteSetup, create_route
+from distilora.routes.registry import student_depth
+from distilora.routes.space import SearchSpace, SpaceError
+from distilora.routes.space_file import apply_space_file
+from distilora.run_dir import RunLayout, StageStore
+from distilora.tune.install import install_tuned, tuned_name
+from distilora.tune.outcome import Evaluation, TrialOutcome, evaluations_from_log_history
+from distilora.tune.study import Budget, TuneError, open_storage, open_study, tune_dir
+from distilora.tune.tuner import RouteTuning, tune_route
+
+TEACHER = "teacher"
+RESULTS_FILE = "results.json"
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """A config dataclass from its ``asdict`` form (nested dataclasses rebuilt, lists back to tuples)."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, kind = data[f.name], hints[f.name]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):
+            kind = next((k for k in typing.get_args(kind) if k is not type(None)), kind)
+        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+            value = _from_dict(kind, value)
+        elif isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def read_run_config(run_dir: Path) -> ExperimentConfig:
+    """The run's :class:`ExperimentConfig` from its results.json, its output directory the one given."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise TuneError(f"{run_dir}: no {RESULTS_FILE}; give a run directory made by `distilora run`")
+    config = _from_dict(ExperimentConfig, json.loads(path.read_text())["config"])
+    config.output_dir = str(run_dir)
+    return config
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """One route to tune: the route, its search space (the space file's ranges applied) and default settings."""
+
+    name: str
+    route: Route
+    space: SearchSpace
+    defaults: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TuningPlan:
+    """Everything ``tune`` needs, checked before anything is written."""
+
+    run_dir: Path
+    config: ExperimentConfig
+    tune: TuneConfig
+    routes: list[RoutePlan]
+    teacher: TeacherStage
+
+
+def _route_plan(config: ExperimentConfig, name: str, setup: RouteSetup) -> tuple[Route, SearchSpace]:
+    route = create_route(name, setup)
+    space = route.search_space(config)
+    if space is None:
+        raise TuneError(f"route {name} has nothing to tune: give gradient routes or tfidf")
+    return route, space
+
+
+def _finished_teacher(config: ExperimentConfig, run_dir: Path) -> TeacherStage:
+    directory = RunLayout(run_dir, config.seed).model_dir(TEACHER)
+    record = StageStore().finished(directory)
+    if record is None:
+        raise TuneError(f"{run_dir} has no finished teacher: finish the run (`distilora run`) before tuning it")
+    return TeacherStage(record, directory)
+
+
+def plan_tuning(run_dir: str | Path, tune: TuneConfig, teacher_depth: int) -> TuningPlan:
+    """Every input checked (run, routes, spaces, space file, defaults inside the spaces, the finished teacher);
+    a one-line TuneError / SpaceError / RouteError naming what to fix. Writes nothing."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    setup = RouteSetup(teacher_depth, student_depth(config, teacher_depth))
+    chosen = {name: _route_plan(config, name, setup) for name in tune.routes}
+    spaces = {name: space for name, (_, space) in chosen.items()}
+    if tune.space_file is not None:
+        if not Path(tune.space_file).is_file():
+            raise TuneError(f"--space {tune.space_file}: no such file")
+        spaces = apply_space_file(Path(tune.space_file), spaces)
+    plans = []
+    for name, (route, _) in chosen.items():
+        space = spaces[name]
+        defaults = space.defaults(route.tuning_sections(config))
+        try:
+            space.trial_params(defaults)
+        except SpaceError as error:
+            raise TuneError(f"route {name}: the default settings lie outside its search space: {error}") from None
+        plans.append(RoutePlan(name, route, space, defaults))
+    return TuningPlan(run_dir, config, tune, plans, _finished_teacher(config, run_dir))
+
+
+class RouteRunner:
+    """A :data:`~distilora.tune.Runner`: one trial = ``train_route`` on the shared context, its model saved into a
+    work directory under ``<run>/.tune/work`` and copied into the kept-model directory when the trial leads."""
+
+    def __init__(self, config: ExperimentConfig, name: str, context: RunContext, work_dir: Path):
+        self.config, self.name, self.context, self.work_dir = config, name, context, work_dir
+
+    def __call__(self, settings: dict[str, Any], callbacks: list[TrainerCallback]) -> TrialOutcome:
+        trained = train_route(self.config, self.name, settings, context=self.context, work_dir=self.work_dir,
+                              callbacks=callbacks, save=True)
+        history = evaluations_from_log_history(trained.history) or [
+            Evaluation(0.0, trained.validation_macro_f1, trained.validation_loss)]
+        directory = trained.directory
+
+        def save_model(target: Path) -> None:
+            shutil.copytree(directory, target, dirs_exist_ok=True)
+
+        return TrialOutcome(history, trained.train_seconds, save_model=save_model)
+
+
+def run_tuning(plan: TuningPlan, storage: BaseStorage, progress: bool = True) -> list[RouteTuning]:
+    """Each planned route's study, run to the budget on one context; ``tune.json`` written after each route, and
+    the best trial's model installed as the run's stage ``<route>-tuned``."""
+    context = RunContext(plan.config, check_writable=False)
+    context.teacher.stage = plan.teacher  # the run's finished teacher: never trained here
+    budget = Budget.of(plan.tune)
+    tunings = []
+    for route in plan.routes:
+        study = open_study(storage, route.name, route.space, route.defaults, plan.tune)
+        runner = RouteRunner(plan.config, route.name, context, tune_dir(plan.run_dir) / "work")
+        tunings.append(tune_route(study, route.name, route.space, runner, budget,
+                                  model_root=tune_dir(plan.run_dir) / route.name, progress=progress))
+        write_tune_file(plan.run_dir, tunings)
+        install_tuned(context, tunings[-1])
+    shutil.rmtree(tune_dir(plan.run_dir) / "work", ignore_errors=True)
+    return tunings
+
+
+def tuned_record(tuning: RouteTuning) -> TunedRoute:
+    return TunedRoute(
+        route=tuning.route, study=tuning.study_name, trials=tuning.trials, complete=tuning.complete,
+        pruned=tuning.pruned, failed=tuning.failed, seconds=tuning.seconds, default_trial=tuning.default_number,
+        default_macro_f1=tuning.default_macro_f1, best_trial=tuning.best_number, best_macro_f1=tuning.best_macro_f1,
+        best_settings=tuning.best_settings or {},
+        model_dir=str(tuning.best_model_dir) if tuning.best_model_dir else None)
+
+
+def write_tune_file(run_dir: Path, tunings: list[RouteTuning]) -> Path:
+    """``<run>/tune.json``: the routes tuned by this invocation, over those an earlier one recorded."""
+    path = Path(run_dir) / TUNE_FILE
+    routes = json.loads(path.read_text()).get("routes", {}) if path.is_file() else {}
+    routes.update({t.route: tuned_record(t).to_json() for t in tunings})
+    write_atomic(path, json.dumps({"routes": routes}, indent=2, default=str) + "\n")
+    return path
+
+
+def open_run_storage(plan: TuningPlan) -> BaseStorage:
+    """The study storage (the first thing written: the default journal in ``<run>/.tune/``)."""
+    return open_storage(plan.tune.storage, plan.run_dir)
+
+
+def tuned_routes(run_dir: Path) -> list[str]:
+    """The ``<route>-tuned`` models installed in the run, in ``tune.json``'s order."""
+    path = Path(run_dir) / TUNE_FILE
+    routes = json.loads(path.read_text()).get("routes", {}) if path.is_file() else {}
+    return [tuned_name(route) for route in routes if (Path(run_dir) / tuned_name(route)).is_dir()]

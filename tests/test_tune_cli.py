@@ -1,0 +1,156 @@
+"""``distilora tune`` on a finished run: bad input refused in one line with nothing written; two trials of one route
+on the tiny run, ``tune.json``, the best model installed and evaluated as ``odd-tuned``, and a rerun at the same
+budget that runs no new trial."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from distilora.cli import main
+
+# The tiny run trains 1 epoch at lr 1e-3: the space file widens the route's ranges to contain those defaults.
+TINY_SPACE = {"odd": {"train.epochs": {"low": 1, "high": 2},
+                      "train.learning_rate": {"low": 1e-4, "high": 1e-2, "log": True},
+                      "train.batch_size": {"choices": [16, 32]}}}
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    """A copy of the session's tiny run (tuning writes into the run directory)."""
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    return copy
+
+
+def space_file(tmp_path: Path, ranges: dict) -> str:
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(ranges))
+    return str(path)
+
+
+def listing(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("distilora tune: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--routes", "nosuch"], "unknown route 'nosuch'"),
+    (["--routes", "majority"], "route majority has nothing to tune"),
+    (["--routes", "teacher"], "route teacher has nothing to tune"),
+    (["--routes", "odd", "--trials", "0"], "--trials must be > 0, got 0"),
+    (["--routes", "odd", "--space", "SPACE:{\"odd\": {\"lora.r\": {\"choices\": [4]}}}"], "lora.r"),
+    (["--routes", "odd", "--space", "SPACE:{\"odd\": {\"train.epochs\": {\"low\": 3, \"high\": 2}}}"],
+     "train.epochs"),
+    (["--routes", "odd", "--space", "TINY", "--storage", "nosuchdialect://x"],
+     "--storage nosuchdialect://x: cannot open it"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_is_written(flags, message, run_copy, tmp_path, capsys):
+    spaces = {"TINY": TINY_SPACE} | {f: json.loads(f[len("SPACE:"):]) for f in flags if f.startswith("SPACE:")}
+    flags = [space_file(tmp_path, spaces[f]) if f in spaces else f for f in flags]
+    before = listing(run_copy)
+    assert main(["tune", "--run", str(run_copy), *flags]) == 2
+    assert message in one_error_line(capsys.readouterr().err)
+    assert listing(run_copy) == before
+
+
+def test_a_directory_without_results_json_is_refused(tmp_path, capsys):
+    assert main(["tune", "--run", str(tmp_path), "--routes", "odd"]) == 2
+    assert "no results.json" in one_error_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tune_runs_the_budget_on_the_run_s_teacher_and_a_rerun_runs_no_new_trial(run_copy, tmp_path, capsys):
+    teacher_files = {p.name: p.stat().st_mtime_ns for p in (run_copy / "teacher").glob("*.safetensors")}
+    flags = ["-q", "tune", "--run", str(run_copy), "--routes", "odd", "--trials", "2",
+             "--space", space_file(tmp_path, TINY_SPACE)]
+    assert main(flags) == 0
+    summary = [line for line in capsys.readouterr().out.splitlines() if line.startswith("odd: ")]
+    assert len(summary) == 1 and "validation macro-F1" in summary[0] and "2 trials" in summary[0]
+    record = json.loads((run_copy / "tune.json").read_text())["routes"]["odd"]
+    assert record["trials"] == 2 and record["complete"] + record["pruned"] + record["failed"] == 2
+    assert record["default_trial"] == 0 and record["best_macro_f1"] >= record["default_macro_f1"]
+    assert set(record["best_settings"]) == {"train.learning_rate", "train.epochs", "train.warmup_ratio",
+                                            "train.weight_decay", "train.batch_size", "distil.temperature",
+                                            "distil.w_ce", "distil.w_kd", "distil.w_cos", "distil.w_hidden"}
+    assert (Path(record["model_dir"]) / "config.json").is_file()
+    assert not (run_copy / ".tune" / "work").exists()
+    assert teacher_files and {p.name: p.stat().st_mtime_ns  # the teacher's weights reused, not trained again
+                              for p in (run_copy / "teacher").glob("*.safetensors")} == teacher_files
+
+    results = json.loads((run_copy / "results.json").read_text())["models"]
+    tuned = results["odd-tuned"]
+    assert "macro_f1" in tuned["metrics"]["test"] and "tuned (trial" in tuned["description"]
+    assert "distil.temperature=" in tuned["description"] and set(results) > {"teacher", "odd", "even", "lora"}
+    stage = json.loads((run_copy / "odd-tuned" / "stage.json").read_text())
+    assert stage["details"]["tuned_from"] == "odd" and stage["details"]["trial"] == record["best_trial"]
+    assert stage["details"]["settings"] == record["best_settings"]
+    assert "odd-tuned" in (run_copy / "report.md").read_text()
+    assert (run_copy / "odd-tuned" / "model.safetensors").read_bytes() == (
+        Path(record["model_dir"]) / "model.safetensors").read_bytes()
+
+    capsys.readouterr()
+    assert main(flags) == 0, capsys.readouterr().err[-600:]
+    again = json.loads((run_copy / "tune.json").read_text())["routes"]["odd"]
+    assert again["trials"] == 2 and again["best_trial"] == record["best_trial"]
+    assert again["best_macro_f1"] == record["best_macro_f1"]
+
+
+def test_a_run_listing_the_tuned_route_reuses_its_installed_stage(run_copy, tmp_path, caplog):
+    from distilora import run_experiment
+    from distilora.tune.run_tuning import read_run_config
+
+    assert main(["-q", "tune", "--run", str(run_copy), "--routes", "odd", "--trials", "1",
+                 "--space", space_file(tmp_path, TINY_SPACE)]) == 0
+    installed = (run_copy / "odd-tuned" / "model.safetensors").stat().st_mtime_ns
+    config = read_run_config(run_copy)
+    config.report = False
+    assert "odd-tuned" in config.routes
+    with caplog.at_level(logging.INFO):
+        run_experiment(config)
+    assert "[odd-tuned] reusing finished stage" in caplog.text
+    assert (run_copy / "odd-tuned" / "model.safetensors").stat().st_mtime_ns == installed
+
+
+class Unreadable:
+    """Stands in for the test split: any read fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"a trial read the test split ({name})")
+
+    def __getitem__(self, key):
+        raise AssertionError(f"a trial read the test split ([{key!r}])")
+
+    def __len__(self):
+        raise AssertionError("a trial read the test split (len)")
+
+
+def test_a_trial_never_reads_the_test_split(run_copy, tmp_path):
+    from transformers import AutoConfig
+
+    from distilora.config import TuneConfig
+    from distilora.experiment import RunContext
+    from distilora.models import resolve_checkpoint
+    from distilora.models.architectures import encoder_depth
+    from distilora.tune.run_tuning import RouteRunner, plan_tuning, read_run_config
+
+    config = read_run_config(run_copy)
+    depth = encoder_depth(AutoConfig.from_pretrained(resolve_checkpoint(config.teacher)))
+    plan = plan_tuning(run_copy, TuneConfig(routes=("odd",), trials=1, space_file=space_file(tmp_path, TINY_SPACE)),
+                       depth)
+    context = RunContext(plan.config, check_writable=False)
+    context.teacher.stage = plan.teacher
+    context.encoded["test"] = Unreadable()
+    context.data.splits["test"] = Unreadable()
+    outcome = RouteRunner(plan.config, "odd", context, tmp_path / "work")(plan.routes[0].defaults, [])
+    assert 0.0 <= outcome.best.macro_f1 <= 1.0
