@@ -1,6 +1,7 @@
 """``distilora tune`` on a finished run: bad input refused in one line with nothing written; two trials of one route
-on the tiny run, ``tune.json``, the best model installed and evaluated as ``odd-tuned``, and a rerun at the same
-budget that runs no new trial."""
+on the tiny run, ``tune.json``, the best model installed and evaluated as ``odd-tuned``, a rerun at the same
+budget that runs no new trial, and a run that reuses the installed model. That a trial never reads the test split
+is tests/test_train_route.py's (every trial goes through ``train_route``)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,11 @@ def test_a_directory_without_results_json_is_refused(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_tune_runs_the_budget_on_the_run_s_teacher_and_a_rerun_runs_no_new_trial(run_copy, tmp_path, capsys):
+def test_tune_installs_the_best_trial_a_rerun_runs_no_new_trial_and_a_run_reuses_the_tuned_model(
+        run_copy, tmp_path, capsys, caplog):
+    from distilora import run_experiment
+    from distilora.tune.run_tuning import read_run_config
+
     teacher_files = {p.name: p.stat().st_mtime_ns for p in (run_copy / "teacher").glob("*.safetensors")}
     flags = ["-q", "tune", "--run", str(run_copy), "--routes", "odd", "--trials", "2",
              "--space", space_file(tmp_path, TINY_SPACE)]
@@ -105,13 +110,7 @@ def test_tune_runs_the_budget_on_the_run_s_teacher_and_a_rerun_runs_no_new_trial
     assert again["trials"] == 2 and again["best_trial"] == record["best_trial"]
     assert again["best_macro_f1"] == record["best_macro_f1"]
 
-
-def test_a_run_listing_the_tuned_route_reuses_its_installed_stage(run_copy, tmp_path, caplog):
-    from distilora import run_experiment
-    from distilora.tune.run_tuning import read_run_config
-
-    assert main(["-q", "tune", "--run", str(run_copy), "--routes", "odd", "--trials", "1",
-                 "--space", space_file(tmp_path, TINY_SPACE)]) == 0
+    # `distilora run` with the tuned route listed reuses the installed stage instead of training it again.
     installed = (run_copy / "odd-tuned" / "model.safetensors").stat().st_mtime_ns
     config = read_run_config(run_copy)
     config.report = False
@@ -120,37 +119,3 @@ def test_a_run_listing_the_tuned_route_reuses_its_installed_stage(run_copy, tmp_
         run_experiment(config)
     assert "[odd-tuned] reusing finished stage" in caplog.text
     assert (run_copy / "odd-tuned" / "model.safetensors").stat().st_mtime_ns == installed
-
-
-class Unreadable:
-    """Stands in for the test split: any read fails the test."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"a trial read the test split ({name})")
-
-    def __getitem__(self, key):
-        raise AssertionError(f"a trial read the test split ([{key!r}])")
-
-    def __len__(self):
-        raise AssertionError("a trial read the test split (len)")
-
-
-def test_a_trial_never_reads_the_test_split(run_copy, tmp_path):
-    from transformers import AutoConfig
-
-    from distilora.config import TuneConfig
-    from distilora.experiment import RunContext
-    from distilora.models import resolve_checkpoint
-    from distilora.models.architectures import encoder_depth
-    from distilora.tune.run_tuning import RouteRunner, plan_tuning, read_run_config
-
-    config = read_run_config(run_copy)
-    depth = encoder_depth(AutoConfig.from_pretrained(resolve_checkpoint(config.teacher)))
-    plan = plan_tuning(run_copy, TuneConfig(routes=("odd",), trials=1, space_file=space_file(tmp_path, TINY_SPACE)),
-                       depth)
-    context = RunContext(plan.config, check_writable=False)
-    context.teacher.stage = plan.teacher
-    context.encoded["test"] = Unreadable()
-    context.data.splits["test"] = Unreadable()
-    outcome = RouteRunner(plan.config, "odd", context, tmp_path / "work")(plan.routes[0].defaults, [])
-    assert 0.0 <= outcome.best.macro_f1 <= 1.0
