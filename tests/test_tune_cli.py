@@ -119,3 +119,22 @@ def test_tune_installs_the_best_trial_a_rerun_runs_no_new_trial_and_a_run_reuses
         run_experiment(config)
     assert "[odd-tuned] reusing finished stage" in caplog.text
     assert (run_copy / "odd-tuned" / "model.safetensors").stat().st_mtime_ns == installed
+
+
+def test_tfidf_is_tuned_from_the_c_its_run_chose_and_refused_without_one(run_copy):
+    from transformers import AutoConfig
+
+    from distilora.config import TuneConfig
+    from distilora.models import resolve_checkpoint
+    from distilora.models.architectures import encoder_depth
+    from distilora.tune import TuneError
+    from distilora.tune.run_tuning import plan_tuning, read_run_config
+
+    depth = encoder_depth(AutoConfig.from_pretrained(resolve_checkpoint(read_run_config(run_copy).teacher)))
+    with pytest.raises(TuneError, match="c_grid"):  # the run's six-value grid cannot be one trial
+        plan_tuning(run_copy, TuneConfig(routes=("tfidf",), trials=2), depth)
+    results = json.loads((run_copy / "results.json").read_text())
+    results["models"]["tfidf"] = {"route": "baseline", "tfidf_search": {"C": 3.0}}
+    (run_copy / "results.json").write_text(json.dumps(results))
+    plan = plan_tuning(run_copy, TuneConfig(routes=("tfidf",), trials=2), depth)
+    assert plan.routes[0].defaults["tfidf.c_grid"] == (3.0,)

@@ -10,6 +10,7 @@ the service and the benchmark all use these objects and their names; adding a ro
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -122,8 +123,9 @@ class Route(ABC):
         """The settings ``distilora tune`` may vary for this route; None: nothing to tune."""
         return None
 
-    def tuning_sections(self, config: ExperimentConfig) -> dict[str, Any]:
-        """The config objects the search space's sections read the route's settings from."""
+    def tuning_sections(self, config: ExperimentConfig, chosen: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The config objects the search space's sections read the route's settings from; ``chosen``: what the
+        run's own stage of this route recorded (its results.json entry), for settings it chose while training."""
         return {"distil": config.distillation, "lora": config.lora, "tfidf": config.tfidf}
 
     def execution_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
@@ -174,8 +176,8 @@ class TrainerRoute(Route):
         space = trainer_space()
         return space + distillation_space() if self.needs_teacher_targets else space
 
-    def tuning_sections(self, config: ExperimentConfig) -> dict[str, Any]:
-        return {**super().tuning_sections(config), "train": self.training(config)}
+    def tuning_sections(self, config: ExperimentConfig, chosen: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return {**super().tuning_sections(config, chosen), "train": self.training(config)}
 
     def callbacks(self, model: PreTrainedModel) -> list[TrainerCallback]:
         """Extra Trainer callbacks this route needs (AdaLoRA's rank allocation, …)."""

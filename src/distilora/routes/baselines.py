@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,14 @@ class Tfidf(TextBaselineRoute):
 
     def search_space(self, config: ExperimentConfig) -> SearchSpace | None:
         return tfidf_space()
+
+    def tuning_sections(self, config: ExperimentConfig, chosen: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The default trial is the C the run's stage chose from its grid (one trial fits one C)."""
+        sections = super().tuning_sections(config, chosen)
+        best_c = ((chosen or {}).get("tfidf_search") or {}).get("C")
+        if best_c is not None:
+            sections["tfidf"] = replace(config.tfidf, c_grid=(float(best_c),))
+        return sections
 
     def describe(self, config: ExperimentConfig) -> str:
         return f"TF-IDF (word 1–{config.tfidf.ngram_max}-grams) + logistic regression, C chosen on validation"

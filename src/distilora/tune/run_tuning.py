@@ -52,12 +52,17 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
     return cls(**values)
 
 
-def read_run_config(run_dir: Path) -> ExperimentConfig:
-    """The run's :class:`ExperimentConfig` from its results.json, its output directory the one given."""
+def read_run_results(run_dir: Path) -> dict[str, Any]:
+    """The run's results.json; a TuneError when it has none."""
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         raise TuneError(f"{run_dir}: no {RESULTS_FILE}; give a run directory made by `distilora run`")
-    config = _from_dict(ExperimentConfig, json.loads(path.read_text())["config"])
+    return json.loads(path.read_text())
+
+
+def read_run_config(run_dir: Path) -> ExperimentConfig:
+    """The run's :class:`ExperimentConfig` from its results.json, its output directory the one given."""
+    config = _from_dict(ExperimentConfig, read_run_results(run_dir)["config"])
     config.output_dir = str(run_dir)
     return config
 
@@ -112,9 +117,10 @@ def plan_tuning(run_dir: str | Path, tune: TuneConfig, teacher_depth: int) -> Tu
             raise TuneError(f"--space {tune.space_file}: no such file")
         spaces = apply_space_file(Path(tune.space_file), spaces)
     plans = []
+    trained = read_run_results(run_dir).get("models") or {}
     for name, (route, _) in chosen.items():
         space = spaces[name]
-        defaults = space.defaults(route.tuning_sections(config))
+        defaults = space.defaults(route.tuning_sections(config, trained.get(name)))
         try:
             space.trial_params(defaults)
         except SpaceError as error:
