@@ -6,9 +6,11 @@ its flag's help text, and ``distilora run --help`` shows its default; nothing el
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import types
+import typing
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from distilora.config_options import not_an_option, number, option, option_group, positive, share
 
@@ -140,6 +142,16 @@ class TfidfConfig:
             raise ValueError("tfidf max_features and ngram_max must be > 0, and every C > 0")
 
 
+def check_tuning_budget(trials: int | None, timeout_s: float | None) -> None:
+    """A study's budget: trials > 0 and/or a wall-clock limit > 0 (one of them, or it has no end)."""
+    if trials is None and timeout_s is None:
+        raise ValueError("give --trials or --timeout-per-route (or both): a study needs an end")
+    if trials is not None and trials <= 0:
+        raise ValueError(f"--trials must be > 0, got {trials}")
+    if timeout_s is not None and timeout_s <= 0:
+        raise ValueError(f"--timeout-per-route must be > 0, got {timeout_s}")
+
+
 @dataclass
 class TuneConfig:
     """``distilora tune``: Optuna studies, one per route, at the same budget and sampler seed."""
@@ -165,12 +177,7 @@ class TuneConfig:
 
     def __post_init__(self) -> None:
         self.routes = tuple(self.routes)
-        if self.trials is None and self.timeout_per_route_s is None:
-            raise ValueError("give --trials or --timeout-per-route (or both)")
-        if self.trials is not None and self.trials <= 0:
-            raise ValueError(f"--trials must be > 0, got {self.trials}")
-        if self.timeout_per_route_s is not None and self.timeout_per_route_s <= 0:
-            raise ValueError(f"--timeout-per-route must be > 0, got {self.timeout_per_route_s}")
+        check_tuning_budget(self.trials, self.timeout_per_route_s)
         if min(self.sampler_startup_trials, self.pruner_startup_trials, self.pruner_warmup_evaluations) < 0:
             raise ValueError("startup trials and warm-up evaluations must be >= 0")
 
@@ -348,6 +355,29 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        """The config from its :meth:`to_dict` form (results.json's ``config``); keys it lacks keep their defaults."""
+        return _dataclass_from_dict(cls, data)
+
+
+def _dataclass_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """A config dataclass from its ``asdict`` form (nested dataclasses rebuilt, lists back to tuples)."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for config_field in fields(cls):
+        if config_field.name not in data:
+            continue
+        value, kind = data[config_field.name], hints[config_field.name]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):
+            kind = next((k for k in typing.get_args(kind) if k is not type(None)), kind)
+        if is_dataclass(kind) and isinstance(value, dict):
+            value = _dataclass_from_dict(kind, value)
+        elif isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        values[config_field.name] = value
+    return cls(**values)
 
 
 MAX_TEXTS = 256

@@ -3,11 +3,8 @@ and finished teacher (one :class:`RunContext`, the teacher never retrained), and
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,51 +15,30 @@ from transformers import TrainerCallback
 from distilora.artifacts import write_atomic
 from distilora.config import ExperimentConfig, TuneConfig
 from distilora.experiment import RunContext, train_route
-from distilora.experiment.context import TeacherStage
+from distilora.experiment.context import TEACHER, TeacherStage
 from distilora.results import TUNE_FILE, TunedRoute
 from distilora.routes import Route, RouteSetup, create_route
 from distilora.routes.registry import student_depth
 from distilora.routes.space import SearchSpace, SpaceError
 from distilora.routes.space_file import apply_space_file
-from distilora.run_dir import RunLayout, StageStore
+from distilora.run_dir import RESULTS, RunLayout, StageStore, read_results
 from distilora.tune.install import install_tuned, tuned_name
 from distilora.tune.outcome import Evaluation, TrialOutcome, evaluations_from_log_history
 from distilora.tune.study import Budget, TuneError, open_storage, open_study, tune_dir
 from distilora.tune.tuner import RouteTuning, tune_route
 
-TEACHER = "teacher"
-RESULTS_FILE = "results.json"
-
-
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """A config dataclass from its ``asdict`` form (nested dataclasses rebuilt, lists back to tuples)."""
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        value, kind = data[f.name], hints[f.name]
-        if typing.get_origin(kind) in (typing.Union, types.UnionType):
-            kind = next((k for k in typing.get_args(kind) if k is not type(None)), kind)
-        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
-            value = _from_dict(kind, value)
-        elif isinstance(value, list):
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        values[f.name] = value
-    return cls(**values)
-
 
 def read_run_results(run_dir: Path) -> dict[str, Any]:
     """The run's results.json; a TuneError when it has none."""
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise TuneError(f"{run_dir}: no {RESULTS_FILE}; give a run directory made by `distilora run`")
-    return json.loads(path.read_text())
+    try:
+        return read_results(RunLayout(run_dir))
+    except FileNotFoundError:
+        raise TuneError(f"{run_dir}: no {RESULTS}; give a run directory made by `distilora run`") from None
 
 
 def read_run_config(run_dir: Path) -> ExperimentConfig:
     """The run's :class:`ExperimentConfig` from its results.json, its output directory the one given."""
-    config = _from_dict(ExperimentConfig, read_run_results(run_dir)["config"])
+    config = ExperimentConfig.from_dict(read_run_results(run_dir)["config"])
     config.output_dir = str(run_dir)
     return config
 

@@ -23,7 +23,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.study import MaxTrialsCallback, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from distilora.config import TuneConfig
+from distilora.config import TuneConfig, check_tuning_budget
 from distilora.routes.space import SearchSpace, SpaceError
 from distilora.tune.records import DEFAULT_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
 
@@ -218,12 +218,10 @@ class Budget:
     timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        if self.trials is None and self.timeout_s is None:
-            raise TuneError("give --trials or --timeout-per-route (or both): a study needs an end")
-        if self.trials is not None and self.trials <= 0:
-            raise TuneError(f"--trials must be > 0, got {self.trials}")
-        if self.timeout_s is not None and self.timeout_s <= 0:
-            raise TuneError(f"--timeout-per-route must be > 0, got {self.timeout_s}")
+        try:
+            check_tuning_budget(self.trials, self.timeout_s)
+        except ValueError as error:
+            raise TuneError(str(error)) from None
 
     @classmethod
     def of(cls, config: TuneConfig) -> Budget:
