@@ -33,15 +33,10 @@ logger = logging.getLogger(__name__)
 class Report:
     """What :func:`build_report` computed and wrote."""
 
-    statistics_record: RunStatistics
+    statistics: RunStatistics
     """Intervals, paired comparisons, seed summaries and the baseline (results.json's ``statistics``)."""
     files: dict[str, Path]
     """Every written file, keyed by its path relative to the run directory."""
-
-    @property
-    def statistics(self) -> dict:
-        """:attr:`statistics_record` as results.json holds it."""
-        return self.statistics_record.to_json()
 
 
 def build_report(run_dir: RunLayout, results: RunResults | Mapping, *, n_resamples: int = RESAMPLES,
@@ -71,7 +66,7 @@ def report_run(run_dir: RunLayout, results: RunResults, *, n_resamples: int = RE
     ``distilora run``)."""
     logger.info("Writing the report (plots, confidence intervals, paired tests)")
     report = build_report(run_dir, results, n_resamples=n_resamples, seed=seed)
-    results.statistics = report.statistics_record
+    results.statistics = report.statistics
     write_results(run_dir, results)
     return report
 
