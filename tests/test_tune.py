@@ -11,12 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from distilora.artifacts import write_manifest
 from distilora.config import ExperimentConfig, TfidfConfig, TrainConfig, TuneConfig
+from distilora.results import TunedRoute
 from distilora.routes.space import ADAPTER_LEARNING_RATES, ALL_ATTENTION, ALL_LINEAR, QUERY_VALUE
 from distilora.tune import (
     Budget,
@@ -38,6 +41,7 @@ from distilora.tune import (
     trainer_space,
     tune_route,
 )
+from distilora.tune.importance import parameter_importances
 from distilora.tune.records import DEFAULT_ATTR, MACRO_F1_ATTR, OVER_BUDGET_ATTR, WORKER_ATTR
 from distilora.tune.study import worker_identity
 from tests.tune_fakes import (
@@ -236,6 +240,38 @@ def test_pruned_trials_stop_early_and_count_against_the_budget(tmp_path):
     for trial in pruned:
         assert len(trial.user_attrs["history"]) < trial.params["train.epochs"], "a pruned trial stops training"
         assert len(trial.user_attrs["history"]) == len(trial.intermediate_values) >= 2  # after the warm-up pass
+
+
+def test_the_record_keeps_every_trial_and_the_importance_of_every_searched_parameter(tmp_path):
+    study, _ = open_fake_study(journal(tmp_path), tmp_path, trials=12)
+    record = tune(study, FakeRunner(), 12).record
+    states = [point.state for point in record.history]
+    assert [point.number for point in record.history] == list(range(12)) and record.history[0].default
+    assert states.count("pruned") == record.pruned and states.count("complete") == record.complete
+    assert all(point.macro_f1 is not None for point in record.history)
+    assert set(record.importances) == set(study.trials[0].params) and record.importance_note is None
+    assert sum(record.importances.values()) == pytest.approx(1.0, abs=1e-3)
+    assert TunedRoute.from_json(record.to_json()) == record
+
+
+def test_the_parameter_that_decides_the_value_is_the_most_important():
+    study = optuna.create_study(direction="maximize")
+    distributions = {"decides": FloatDistribution(0.0, 1.0), "irrelevant": FloatDistribution(0.0, 1.0)}
+    generator = np.random.default_rng(0)
+    for decides, irrelevant in generator.random((20, 2)):
+        macro_f1 = 0.5 + 0.4 * decides
+        study.add_trial(optuna.trial.create_trial(
+            params={"decides": decides, "irrelevant": irrelevant}, distributions=distributions, value=macro_f1,
+            user_attrs={MACRO_F1_ATTR: macro_f1}))
+    importances = parameter_importances(study)
+    assert importances.values["decides"] > 0.9 > importances.values["irrelevant"]
+    assert parameter_importances(study) == importances  # seeded
+
+
+def test_importances_need_two_finished_trials_and_say_so(tmp_path):
+    study, _ = open_fake_study(journal(tmp_path), tmp_path, trials=1)
+    record = tune(study, FakeRunner(), 1).record
+    assert record.importances == {} and "at least 2" in record.importance_note
 
 
 def test_a_resumed_study_keeps_its_trials_and_runs_only_the_remaining_ones(tmp_path):

@@ -100,7 +100,12 @@ def test_tune_installs_the_best_trial_a_rerun_runs_no_new_trial_and_a_run_reuses
     stage = json.loads((run_copy / "odd-tuned" / "stage.json").read_text())
     assert stage["details"]["tuned_from"] == "odd" and stage["details"]["trial"] == record["best_trial"]
     assert stage["details"]["settings"] == record["best_settings"]
-    assert "odd-tuned" in (run_copy / "report.md").read_text()
+    report = (run_copy / "report.md").read_text()
+    assert "Tuned at equal budget" in report and "Budget: 2 trials per route" in report
+    assert "Which half-depth route loses least" in report and (run_copy / "plots" / "tuning_odd.png").is_file()
+    comparisons = json.loads((run_copy / "results.json").read_text())["statistics"]["comparisons"]
+    assert [(c["a"], c["b"]) for c in comparisons if c["kind"] == "tuned vs default"] == [("odd-tuned", "odd")]
+    assert len(record["history"]) == 2 and record["history"][0]["default"]
     assert (run_copy / "odd-tuned" / "model.safetensors").read_bytes() == (
         Path(record["model_dir"]) / "model.safetensors").read_bytes()
 

@@ -501,13 +501,22 @@ class RunResults(JsonRecord):
         return self.speed.models.get(name) if self.speed is not None else None
 
 
-TUNE_FILE = "tune.json"
-"""``<run>/tune.json``: ``{"routes": {route: TunedRoute}}``, written by ``distilora tune``."""
+@dataclass
+class TrialPoint(JsonRecord):
+    """One counted trial of a study, for the trial-history plot."""
+
+    number: int
+    state: str
+    """``complete``, ``pruned`` or ``fail``."""
+    macro_f1: float | None = None
+    """Validation macro-F1 at the trial's best evaluation (complete), or its last reported one (pruned)."""
+    default: bool = False
+    """The route's default settings (the enqueued first trial)."""
 
 
 @dataclass
 class TunedRoute(JsonRecord):
-    """One route's study at its budget (``tune.json``): the counts, the default and the best trial."""
+    """One route's study at its budget (``<run>/tune.json``): the counts, the default and the best trial."""
 
     route: str
     study: str
@@ -527,3 +536,10 @@ class TunedRoute(JsonRecord):
     """The best trial's dotted settings (``train.learning_rate``, ``distil.temperature``, …)."""
     model_dir: str | None = None
     """The best trial's kept model (``<run>/.tune/<route>/trial-<n>``)."""
+    history: list[TrialPoint] = field(default_factory=list)
+    """Every counted trial, in order."""
+    importances: dict[str, float] = field(default_factory=dict)
+    """``optuna.importance`` (fANOVA, seeded) of each searched parameter for validation macro-F1, summing to 1;
+    empty with fewer than two finished trials."""
+    importance_note: str | None = None
+    """Why there are no importances, when there are none."""

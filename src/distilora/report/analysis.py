@@ -18,6 +18,7 @@ from distilora.results import (
     StatisticsMethod,
 )
 from distilora.routes.kinds import RouteKind
+from distilora.routes.tuned import TUNED_FROM
 
 ALPHA = 0.05
 
@@ -25,6 +26,7 @@ ALPHA = 0.05
 KIND_WORDS = {RouteKind.FINE_TUNE: "teacher", RouteKind.DISTIL: "student", RouteKind.LORA: "LoRA",
               RouteKind.HYBRID: "hybrid", RouteKind.BASELINE: "baseline"}
 PLAIN_LORA = "lora"
+TUNED_ABLATION = "tuned student vs tuned labels-only ablation"
 
 
 def ablation_of(models: Mapping[str, ModelResult]) -> tuple[str, str] | None:
@@ -45,22 +47,33 @@ def _of_kind(models: Mapping[str, ModelResult], kind: RouteKind) -> list[str]:
     return [name for name, entry in models.items() if entry.route == kind]
 
 
+def tuned_defaults(models: Mapping[str, ModelResult]) -> dict[str, str]:
+    """``{tuned model: the route it was tuned from}`` for each tuned model whose route is in the run too."""
+    return {name: entry.details[TUNED_FROM] for name, entry in models.items()
+            if entry.details.get(TUNED_FROM) in models}
+
+
 def comparison_pairs(models: Mapping[str, ModelResult]) -> list[tuple[str, str, str]]:
     """``(a, b, kind)``, a readable set (not every pair): each other student vs the reference student (the one
     with a labels-only ablation, else the first), every non-baseline model vs the teacher, students and hybrids
-    vs plain LoRA, and students and hybrids vs the labels-only ablation."""
+    vs plain LoRA, students and hybrids vs the labels-only ablation, and each tuned model vs its route's default."""
     by_kind = {kind: _of_kind(models, kind) for kind in RouteKind}
     students, learners = by_kind[RouteKind.DISTIL], by_kind[RouteKind.DISTIL] + by_kind[RouteKind.HYBRID]
     ablation = ablation_of(models)
     reference = ablation[0] if ablation and ablation[0] in students else next(iter(students), None)
     word = {name: KIND_WORDS.get(entry.route, "model") for name, entry in models.items()}
-    pairs = [(reference, s, "student vs student") for s in students if s != reference]
+    tuned = tuned_defaults(models)
+    pairs = [(reference, s, "student vs student") for s in students if s != reference and s not in tuned]
     pairs += [(m, t, f"{word[m]} vs teacher") for t in by_kind[RouteKind.FINE_TUNE] for m in models
               if models[m].route not in (RouteKind.FINE_TUNE, RouteKind.BASELINE)]
     lora = _plain_lora(by_kind)
     pairs += [(m, lora, f"{word[m]} vs LoRA") for m in learners if lora]
     if ablation:
         pairs += [(m, ablation[1], f"{word[m]} vs labels-only ablation") for m in learners]
+    pairs += [(name, default, "tuned vs default") for name, default in tuned.items()]
+    tuned_of = {default: name for name, default in tuned.items()}
+    if ablation and all(name in tuned_of for name in ablation):
+        pairs.append((tuned_of[ablation[0]], tuned_of[ablation[1]], TUNED_ABLATION))
     return _unique(pairs)
 
 

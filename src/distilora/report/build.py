@@ -23,8 +23,9 @@ from distilora.report.analysis import run_statistics
 from distilora.report.calibration import calibrated, calibration_blocks
 from distilora.report.context import BASELINE, ReportContext, load_predictions, majority_baseline
 from distilora.report.findings import findings
+from distilora.report.tuning import tuning_plots, tuning_section
 from distilora.results import RunResults, RunStatistics
-from distilora.run_dir import RunLayout, read_results, write_report, write_results
+from distilora.run_dir import RunLayout, read_results, read_tuning, write_report, write_results
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def _context(run_dir: RunLayout, results: RunResults, n_resamples: int, seed: in
     statistics = run_statistics(results.models, {**predictions, BASELINE: baseline.predictions}, len(results.labels),
                                 results.seed_runs, n_resamples=n_resamples, seed=seed)
     statistics.baseline = baseline.summary()
-    return ReportContext(dataclasses.replace(results, statistics=None), baseline, statistics)
+    return ReportContext(dataclasses.replace(results, statistics=None), baseline, statistics, read_tuning(run_dir))
 
 
 def _plots(out: Path, ctx: ReportContext) -> dict[str, Path]:
@@ -108,6 +109,7 @@ def _plots(out: Path, ctx: ReportContext) -> dict[str, Path]:
     base_f1 = ctx.intervals[BASELINE].macro_f1.estimate
     written["macro_f1"] = plots.macro_f1_intervals(names, ctx.intervals, ctx.seeds, base_f1, out / "macro_f1_ci.png")
     written["tradeoff"] = _tradeoff(out / "tradeoff.png", ctx, names, base_f1)
+    written.update(tuning_plots(ctx, out))
     return written
 
 
@@ -182,6 +184,7 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
         sections.append(Section("Across seeds", [seed_table]))
     sections += [
         Section("Paired comparisons", [tables.comparison_table(ctx)]),
+        *filter(None, [tuning_section(ctx, figures)]),
         Section("Size, cost and speed", [tables.cost_table(ctx),
                                          Image(figures["tradeoff"], "Trade-off chart", "One point per model; "
                                                "vertical bars: 95 % CI of test macro-F1.")]),

@@ -22,6 +22,7 @@ from distilora.results import (
     SpeedReport,
     SplitMetrics,
     SplitReport,
+    TunedRoute,
 )
 from distilora.routes.kinds import RouteKind
 from distilora.run_dir import RunLayout, read_predictions
@@ -118,6 +119,8 @@ class ReportContext:
     baseline: Baseline
     statistics: RunStatistics
     """What :func:`distilora.report.analysis.run_statistics` returned."""
+    tuning: dict[str, TunedRoute] = field(default_factory=dict)
+    """The routes ``distilora tune`` tuned (``tune.json``), by route."""
 
     @property
     def speed(self) -> SpeedReport | None:

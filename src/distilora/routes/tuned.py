@@ -8,31 +8,32 @@ is missing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from distilora.config import ExperimentConfig, TrainConfig
-from distilora.results import TUNE_FILE, TunedRoute
+from distilora.results import TunedRoute
 from distilora.routes.base import Route, RouteContext
 from distilora.routes.kinds import RouteError
 from distilora.routes.overrides import apply_overrides
 from distilora.routes.registry import RouteSetup, create_route, register_spec_resolver
 from distilora.routes.space import SearchSpace
-from distilora.run_dir import StageRecord
+from distilora.run_dir import RunLayout, StageRecord, read_tuning
 from distilora.training.trainer import TrainResult
 
 SUFFIX = "-tuned"
+TUNED_FROM = "tuned_from"
+"""The key of a tuned model's details (results.json) naming the route it was tuned from."""
 
 
 def tuning_of(run_dir: Path, route: str) -> TunedRoute:
     """The route's study summary in ``<run_dir>/tune.json``; a RouteError naming what to run when it is missing."""
-    path = Path(run_dir) / TUNE_FILE
-    routes = json.loads(path.read_text()).get("routes", {}) if path.is_file() else {}
-    if route not in routes or not routes[route].get("best_settings"):
-        raise RouteError(f"route {route}{SUFFIX}: {path} holds no tuned {route}; run `distilora tune --run "
-                         f"{run_dir} --routes {route}` first")
-    return TunedRoute.from_json(routes[route], f"{TUNE_FILE} {route}")
+    layout = RunLayout(run_dir)
+    tuning = read_tuning(layout).get(route)
+    if tuning is None or not tuning.best_settings:
+        raise RouteError(f"route {route}{SUFFIX}: {layout.tune_file} holds no tuned {route}; run `distilora tune "
+                         f"--run {run_dir} --routes {route}` first")
+    return tuning
 
 
 class Tuned(Route):
@@ -81,7 +82,7 @@ class Tuned(Route):
 
     def details(self) -> dict[str, Any]:
         tuning = self.tuning
-        own = {"tuned_from": self.base.name, "settings": tuning.best_settings if tuning else {},
+        own = {TUNED_FROM: self.base.name, "settings": tuning.best_settings if tuning else {},
                "trial": tuning.best_trial if tuning else None}
         return {**self.base.details(), **own}
 

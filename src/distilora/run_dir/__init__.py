@@ -9,6 +9,7 @@
   <name>.partial/               a stage being written; renamed into place once its manifest exists
   predictions/<name>.json       per-item true labels and class probabilities (validation, test)
   results.json  results.md      every metric / the comparison table
+  tune.json  .tune/             `distilora tune`'s studies (journal, kept trial models) and their summary
   report.html  report.md  plots/
   checks/<name>.json            behavioural test suite results (``distilora check``)
   export/<name>[-int8]/         ONNX exports (``distilora export``): model.onnx + tokenizer + config + parity.json
@@ -28,7 +29,15 @@ calibration.json does not retrain the model, it is kept beside as ``README.md.ed
 own; a stage replaced while it holds such files is moved to ``NAME.old-<time>/`` instead of being removed.
 """
 
-from distilora.run_dir.files import read_predictions, read_results, write_predictions, write_report, write_results
+from distilora.run_dir.files import (
+    read_predictions,
+    read_results,
+    read_tuning,
+    write_predictions,
+    write_report,
+    write_results,
+    write_tuning,
+)
 from distilora.run_dir.layout import (
     CALIBRATION_FILE,
     MODEL_CARD,
@@ -38,6 +47,7 @@ from distilora.run_dir.layout import (
     RESULTS,
     RESULTS_TABLE,
     SAFE_NAME,
+    TUNE_FILE,
     RunLayout,
     check_safe_name,
 )
@@ -56,6 +66,7 @@ __all__ = [
     "SAFE_NAME",
     "STAGE_EXTRAS",
     "STAGE_FILE",
+    "TUNE_FILE",
     "RunLayout",
     "RunLock",
     "RunLocked",
@@ -65,7 +76,9 @@ __all__ = [
     "fingerprint",
     "read_predictions",
     "read_results",
+    "read_tuning",
     "write_predictions",
     "write_report",
     "write_results",
+    "write_tuning",
 ]

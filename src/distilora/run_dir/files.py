@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from distilora.artifacts import write_atomic
-from distilora.results import RunResults
+from distilora.results import RunResults, TunedRoute
 from distilora.run_dir.layout import REPORT_FILES, RunLayout
 
 
@@ -47,3 +47,18 @@ def write_report(run: RunLayout, files: dict[str, str]) -> dict[str, Path]:
         written[name] = run.root / name
         write_atomic(written[name], text)
     return written
+
+
+def read_tuning(run: RunLayout) -> dict[str, TunedRoute]:
+    """The routes ``distilora tune`` recorded in ``tune.json`` (empty when it has tuned none)."""
+    path = run.tune_file
+    routes = json.loads(path.read_text()).get("routes", {}) if path.is_file() else {}
+    return {route: TunedRoute.from_json(entry, f"{path.name} {route}") for route, entry in routes.items()}
+
+
+def write_tuning(run: RunLayout, tuned: list[TunedRoute]) -> Path:
+    """``tune.json``: the routes in ``tuned`` over those recorded before (kept as read)."""
+    routes = {route: record.to_json() for route, record in read_tuning(run).items()}
+    routes.update({record.route: record.to_json() for record in tuned})
+    write_atomic(run.tune_file, json.dumps({"routes": routes}, indent=2, default=str) + "\n")
+    return run.tune_file

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 RESULTS = "results.json"
+TUNE_FILE = "tune.json"
+"""``{"routes": {route: TunedRoute}}``, written by ``distilora tune``."""
 RESULTS_TABLE = "results.md"
 CALIBRATION_FILE = "calibration.json"
 MODEL_CARD = "README.md"
@@ -54,6 +56,10 @@ class RunLayout:
     @property
     def results_file(self) -> Path:
         return self.root / RESULTS
+
+    @property
+    def tune_file(self) -> Path:
+        return self.root / TUNE_FILE
 
     @property
     def results_table(self) -> Path:

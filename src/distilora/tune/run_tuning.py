@@ -3,7 +3,6 @@ and finished teacher (one :class:`RunContext`, the teacher never retrained), and
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,16 +11,14 @@ from typing import Any
 from optuna.storages import BaseStorage
 from transformers import TrainerCallback
 
-from distilora.artifacts import write_atomic
 from distilora.config import ExperimentConfig, TuneConfig
 from distilora.experiment import RunContext, train_route
 from distilora.experiment.context import TEACHER, TeacherStage
-from distilora.results import TUNE_FILE, TunedRoute
 from distilora.routes import Route, RouteSetup, create_route
 from distilora.routes.registry import student_depth
 from distilora.routes.space import SearchSpace, SpaceError
 from distilora.routes.space_file import apply_space_file
-from distilora.run_dir import RESULTS, RunLayout, StageStore, read_results
+from distilora.run_dir import RESULTS, RunLayout, StageStore, read_results, read_tuning, write_tuning
 from distilora.tune.install import install_tuned, tuned_name
 from distilora.tune.outcome import Evaluation, TrialOutcome, evaluations_from_log_history
 from distilora.tune.study import Budget, TuneError, open_storage, open_study, tune_dir
@@ -143,22 +140,9 @@ def run_tuning(plan: TuningPlan, storage: BaseStorage, progress: bool = True) ->
     return tunings
 
 
-def tuned_record(tuning: RouteTuning) -> TunedRoute:
-    return TunedRoute(
-        route=tuning.route, study=tuning.study_name, trials=tuning.trials, complete=tuning.complete,
-        pruned=tuning.pruned, failed=tuning.failed, seconds=tuning.seconds, default_trial=tuning.default_number,
-        default_macro_f1=tuning.default_macro_f1, best_trial=tuning.best_number, best_macro_f1=tuning.best_macro_f1,
-        best_settings=tuning.best_settings or {},
-        model_dir=str(tuning.best_model_dir) if tuning.best_model_dir else None)
-
-
 def write_tune_file(run_dir: Path, tunings: list[RouteTuning]) -> Path:
     """``<run>/tune.json``: the routes tuned by this invocation, over those an earlier one recorded."""
-    path = Path(run_dir) / TUNE_FILE
-    routes = json.loads(path.read_text()).get("routes", {}) if path.is_file() else {}
-    routes.update({t.route: tuned_record(t).to_json() for t in tunings})
-    write_atomic(path, json.dumps({"routes": routes}, indent=2, default=str) + "\n")
-    return path
+    return write_tuning(RunLayout(run_dir), [tuning.record for tuning in tunings])
 
 
 def open_run_storage(plan: TuningPlan) -> BaseStorage:
@@ -168,6 +152,5 @@ def open_run_storage(plan: TuningPlan) -> BaseStorage:
 
 def tuned_routes(run_dir: Path) -> list[str]:
     """The ``<route>-tuned`` models installed in the run, in ``tune.json``'s order."""
-    path = Path(run_dir) / TUNE_FILE
-    routes = json.loads(path.read_text()).get("routes", {}) if path.is_file() else {}
-    return [tuned_name(route) for route in routes if (Path(run_dir) / tuned_name(route)).is_dir()]
+    return [tuned_name(route) for route in read_tuning(RunLayout(run_dir))
+            if (Path(run_dir) / tuned_name(route)).is_dir()]

@@ -9,10 +9,12 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from distilora.results import TrialPoint, TunedRoute
 from distilora.routes.space import SearchSpace
+from distilora.tune.importance import Importances, parameter_importances
 from distilora.tune.kept_models import KeptModels
 from distilora.tune.objective import RouteObjective
 from distilora.tune.outcome import Runner
@@ -45,6 +47,28 @@ class RouteTuning:
     best_model_dir: Path | None
     default_number: int | None
     default_macro_f1: float | None
+    history: list[TrialPoint]
+    importances: Importances
+
+    @property
+    def record(self) -> TunedRoute:
+        """What ``tune.json`` keeps of it."""
+        return TunedRoute(
+            route=self.route, study=self.study_name, trials=self.trials, complete=self.complete, pruned=self.pruned,
+            failed=self.failed, seconds=self.seconds, default_trial=self.default_number,
+            default_macro_f1=self.default_macro_f1, best_trial=self.best_number, best_macro_f1=self.best_macro_f1,
+            best_settings=self.best_settings or {},
+            model_dir=str(self.best_model_dir) if self.best_model_dir else None, history=self.history,
+            importances=self.importances.values, importance_note=self.importances.note)
+
+
+def trial_point(trial: FrozenTrial) -> TrialPoint:
+    """A counted trial for the history: its validation macro-F1 when finished, its last report when pruned."""
+    macro_f1 = trial.user_attrs.get(MACRO_F1_ATTR)
+    if macro_f1 is None and trial.intermediate_values:
+        macro_f1 = trial.intermediate_values[max(trial.intermediate_values)]
+    return TrialPoint(number=trial.number, state=trial.state.name.lower(), macro_f1=macro_f1,
+                      default=bool(trial.user_attrs.get(DEFAULT_ATTR)))
 
 
 def summarize(study: optuna.Study, route: str, space: SearchSpace, budget: Budget, seconds: float) -> RouteTuning:
@@ -64,6 +88,7 @@ def summarize(study: optuna.Study, route: str, space: SearchSpace, budget: Budge
         best_model_dir=Path(model_dir) if model_dir and Path(model_dir).is_dir() else None,
         default_number=default.number if default else None,
         default_macro_f1=default.user_attrs.get(MACRO_F1_ATTR) if default else None,
+        history=[trial_point(t) for t in counted], importances=parameter_importances(study),
     )
 
 
