@@ -65,6 +65,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_written(flags, message, run
     assert listing(run_copy) == before
 
 
+def test_tune_under_torchrun_is_refused_in_one_line(run_copy, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    before = listing(run_copy)
+    assert main(["tune", "--run", str(run_copy), "--routes", "odd"]) == 2
+    assert "not under torchrun (2 processes)" in one_error_line(capsys.readouterr().err)
+    assert listing(run_copy) == before
+
+
 def test_a_directory_without_results_json_is_refused(tmp_path, capsys):
     assert main(["tune", "--run", str(tmp_path), "--routes", "odd"]) == 2
     assert "no results.json" in one_error_line(capsys.readouterr().err)

@@ -11,6 +11,7 @@ from typing import Any
 from optuna.storages import BaseStorage
 from transformers import TrainerCallback
 
+from distilora import distributed
 from distilora.config import ExperimentConfig, TuneConfig
 from distilora.experiment import RunContext, train_route
 from distilora.experiment.context import TEACHER, TeacherStage
@@ -80,6 +81,10 @@ def _finished_teacher(config: ExperimentConfig, run_dir: Path) -> TeacherStage:
 def plan_tuning(run_dir: str | Path, tune: TuneConfig, teacher_depth: int) -> TuningPlan:
     """Every input checked (run, routes, spaces, space file, defaults inside the spaces, the finished teacher);
     a one-line TuneError / SpaceError / RouteError naming what to fix. Writes nothing."""
+    if distributed.is_distributed():
+        raise TuneError(f"tune runs its trials in one process, not under torchrun ({distributed.world_size()} "
+                        "processes): run `distilora tune` without torchrun, or start one per machine on a shared "
+                        "--storage")
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     setup = RouteSetup(teacher_depth, student_depth(config, teacher_depth))
