@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import distilora
 from distilora.cli import main
+from distilora.tune import open_storage
 
 # The tiny run trains 1 epoch at lr 1e-3: the space file widens the route's ranges to contain those defaults.
 TINY_SPACE = {"odd": {"train.epochs": {"low": 1, "high": 2},
@@ -62,14 +68,6 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_written(flags, message, run
     before = listing(run_copy)
     assert main(["tune", "--run", str(run_copy), *flags]) == 2
     assert message in one_error_line(capsys.readouterr().err)
-    assert listing(run_copy) == before
-
-
-def test_tune_under_torchrun_is_refused_in_one_line(run_copy, monkeypatch, capsys):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    before = listing(run_copy)
-    assert main(["tune", "--run", str(run_copy), "--routes", "odd"]) == 2
-    assert "not under torchrun (2 processes)" in one_error_line(capsys.readouterr().err)
     assert listing(run_copy) == before
 
 
@@ -151,3 +149,27 @@ def test_tfidf_is_tuned_from_the_c_its_run_chose_and_refused_without_one(run_cop
     (run_copy / "results.json").write_text(json.dumps(results))
     plan = plan_tuning(run_copy, TuneConfig(routes=("tfidf",), trials=2), depth)
     assert plan.routes[0].defaults["tfidf.c_grid"] == (3.0,)
+
+
+@pytest.mark.distributed
+def test_under_torchrun_the_main_process_picks_each_trial_and_both_processes_train_it(run_copy, tmp_path):
+    import optuna
+
+    source = Path(distilora.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])),
+           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+               "distilora", "tune", "--run-dir", str(run_copy), "--routes", "odd", "--trials", "2",
+               "--space", space_file(tmp_path, TINY_SPACE)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.count("odd: validation macro-F1") == 1, "the main process alone runs the study"
+    assert json.loads((run_copy / "tune.json").read_text())["routes"]["odd"]["trials"] == 2
+    study = optuna.load_study(study_name="odd", storage=open_storage(None, run_copy))
+    rows = json.loads((run_copy / "results.json").read_text())["data_report"]["train"]["rows"]
+    for trial in study.trials:  # each epoch took the steps of half the rows: both processes trained the trial
+        batch, first = trial.params["train.batch_size"], trial.user_attrs["history"][0]
+        steps_per_epoch = first["step"] / first["epoch"]
+        assert steps_per_epoch == pytest.approx(math.ceil(math.ceil(rows / 2) / batch)), (first, rows, batch)
+        assert steps_per_epoch < rows / batch
+    assert (run_copy / "odd-tuned" / "model.safetensors").is_file()

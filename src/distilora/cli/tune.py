@@ -12,7 +12,9 @@ HELP = "tune each route's settings at the same budget (Optuna, TPE) on a finishe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a run directory made by distilora run")
+    parser.add_argument("--run", "--run-dir", dest="run", required=True, metavar="RUN_DIR",
+                        help="a run directory made by distilora run (under torchrun write --run-dir: torchrun reads "
+                             "--run as its own --run-path)")
     add_dataclass_arguments(parser, TuneConfig, title="tune")
 
 
@@ -30,15 +32,17 @@ def main(args: argparse.Namespace) -> int:
     plan = plan_tuning(args.run, tune, depth)
     storage = open_run_storage(plan)
     tunings = run_tuning(plan, storage, progress=not args.quiet)
-    for t in tunings:
+    for t in tunings:  # none on the other processes under torchrun
         default = "—" if t.default_macro_f1 is None else f"{t.default_macro_f1:.4f}"
         best = "—" if t.best_macro_f1 is None else f"{t.best_macro_f1:.4f}"
         print(f"{t.route}: validation macro-F1 {default} (default) → {best} (tuned, trial {t.best_number}); "
               f"{t.trials} trials, {t.pruned} pruned, {t.failed} failed, {t.seconds:.1f} s")
-    print(f"Wrote {plan.run_dir / 'tune.json'}")
+    if tunings:
+        print(f"Wrote {plan.run_dir / 'tune.json'}")
     tuned = [name for name in tuned_routes(plan.run_dir) if name not in config.routes]
     if tuned:  # the tuned models evaluated once on test, calibrated and reported with the run's others
         config.routes = (*config.routes, *tuned)
-        run_experiment(config)
-        print(f"Evaluated {', '.join(tuned)} into {plan.run_dir / 'results.json'} and the report")
+        run_experiment(config)  # under torchrun by every process, as `distilora run` is
+        if tunings:
+            print(f"Evaluated {', '.join(tuned)} into {plan.run_dir / 'results.json'} and the report")
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from transformers import TrainerCallback, set_seed
 
+from distilora import distributed
 from distilora.config import ExperimentConfig, TrainConfig
 from distilora.evaluation.metrics import classification_metrics
 from distilora.experiment.context import TEACHER, RunContext, TeacherStage
@@ -83,7 +84,8 @@ def train_route(config: ExperimentConfig, route_name: str, overrides: Mapping[st
 
     Writes only into ``work_dir`` (a temporary directory, removed at the end, when None): the Trainer's checkpoints
     (removed), the model with ``save=True``, and, when the run has not made them, the teacher and its targets (kept
-    in ``context`` for the next trials). Never reads the test split.
+    in ``context`` for the next trials). Never reads the test split. Under torchrun every process calls it with the
+    same arguments and trains its share (DDP); the main process alone writes.
     """
     if save and work_dir is None:
         raise ValueError("save=True needs a work_dir to save the model into")
@@ -101,7 +103,7 @@ def train_route(config: ExperimentConfig, route_name: str, overrides: Mapping[st
         logger.info("[%s] trial with %s", route.name,
                     ", ".join(f"{key}={value!r}" for key, value in applied.items()) or "the run's settings")
         result = _train(ctx, route, work, callbacks)
-        directory = _save(ctx, route, result, work) if save else None
+        directory = distributed.from_main_process(lambda: _save(ctx, route, result, work)) if save else None
         macro_f1, loss, epoch = _validation_scores(ctx, route, result)
     return TrainedModel(route=route.name, model=result.model, directory=directory, validation_macro_f1=macro_f1,
                         validation_loss=loss, best_epoch=epoch, history=result.history,
@@ -133,12 +135,16 @@ def _train(ctx: RunContext, route: Route, work: RunLayout, callbacks: Sequence[T
         own = route.callbacks
         route.callbacks = lambda model: [*own(model), *callbacks]  # this trial's route object only
     checkpoints = work.work_dir(route.name, "trial")
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    if distributed.is_main_process():
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    distributed.wait_for_everyone()
     set_seed(ctx.config.seed)
     try:
-        return route.train(ctx, ctx.config.seed, checkpoints)
+        return route.train(ctx, ctx.config.seed, checkpoints)  # a text baseline is fitted by every process alike
     finally:
-        StageStore.remove_work(checkpoints)
+        distributed.wait_for_everyone()  # every process is done with the checkpoints
+        if distributed.is_main_process():
+            StageStore.remove_work(checkpoints)
 
 
 def _save(ctx: RunContext, route: Route, result: TrainResult, work: RunLayout) -> Path:

@@ -25,6 +25,8 @@ class Evaluation:
     macro_f1: float
     loss: float = math.nan
     """Validation loss; NaN when unknown (ranked below any known loss)."""
+    step: int | None = None
+    """The optimizer step it followed (None for a fit without the Trainer)."""
 
     @property
     def rank(self) -> tuple[float, float]:
@@ -69,5 +71,5 @@ callbacks, on the run's data, evaluating on validation; never reads the test spl
 def evaluations_from_log_history(log_history: Iterable[Mapping[str, Any]]) -> list[Evaluation]:
     """The validation passes in a Trainer's ``state.log_history`` (entries with ``eval_macro_f1``)."""
     return [Evaluation(epoch=float(entry.get("epoch", 0.0)), macro_f1=float(entry["eval_macro_f1"]),
-                       loss=float(entry.get("eval_loss", math.nan)))
+                       loss=float(entry.get("eval_loss", math.nan)), step=entry.get("step"))
             for entry in log_history if "eval_macro_f1" in entry]

@@ -41,7 +41,7 @@ class PruningCallback(TrainerCallback):
         if not metrics or MACRO_F1_METRIC not in metrics or self.pruned:
             return
         evaluation = Evaluation(epoch=float(state.epoch or 0.0), macro_f1=float(metrics[MACRO_F1_METRIC]),
-                                loss=float(metrics.get(LOSS_METRIC, math.nan)))
+                                loss=float(metrics.get(LOSS_METRIC, math.nan)), step=state.global_step)
         step = len(self.evaluations)
         self.evaluations.append(evaluation)
         self.trial.report(evaluation.score, step=step)

@@ -22,6 +22,7 @@ from distilora.routes.space_file import apply_space_file
 from distilora.run_dir import RESULTS, RunLayout, StageStore, read_results, read_tuning, write_tuning
 from distilora.tune.install import install_tuned, tuned_name
 from distilora.tune.outcome import Evaluation, TrialOutcome, evaluations_from_log_history
+from distilora.tune.processes import AnnouncingRunner, end_trials, follow_trials
 from distilora.tune.study import Budget, TuneError, open_storage, open_study, tune_dir
 from distilora.tune.tuner import RouteTuning, tune_route
 
@@ -81,10 +82,6 @@ def _finished_teacher(config: ExperimentConfig, run_dir: Path) -> TeacherStage:
 def plan_tuning(run_dir: str | Path, tune: TuneConfig, teacher_depth: int) -> TuningPlan:
     """Every input checked (run, routes, spaces, space file, defaults inside the spaces, the finished teacher);
     a one-line TuneError / SpaceError / RouteError naming what to fix. Writes nothing."""
-    if distributed.is_distributed():
-        raise TuneError(f"tune runs its trials in one process, not under torchrun ({distributed.world_size()} "
-                        "processes): run `distilora tune` without torchrun, or start one per machine on a shared "
-                        "--storage")
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     setup = RouteSetup(teacher_depth, student_depth(config, teacher_depth))
@@ -129,19 +126,28 @@ class RouteRunner:
 
 def run_tuning(plan: TuningPlan, storage: BaseStorage, progress: bool = True) -> list[RouteTuning]:
     """Each planned route's study, run to the budget on one context; ``tune.json`` written after each route, and
-    the best trial's model installed as the run's stage ``<route>-tuned``."""
+    the best trial's model installed as the run's stage ``<route>-tuned``. Under torchrun the main process runs
+    the studies (and returns them), the others train the trials it picks (and return none)."""
     context = RunContext(plan.config, check_writable=False)
     context.teacher.stage = plan.teacher  # the run's finished teacher: never trained here
+    runners = {route.name: RouteRunner(plan.config, route.name, context, tune_dir(plan.run_dir) / "work")
+               for route in plan.routes}
+    if not distributed.is_main_process():  # under torchrun: train the trials the main process picks
+        follow_trials(runners)
+        distributed.wait_for_everyone()
+        return []
     budget = Budget.of(plan.tune)
     tunings = []
     for route in plan.routes:
         study = open_study(storage, route.name, route.space, route.defaults, plan.tune)
-        runner = RouteRunner(plan.config, route.name, context, tune_dir(plan.run_dir) / "work")
+        runner = AnnouncingRunner(route.name, runners[route.name])
         tunings.append(tune_route(study, route.name, route.space, runner, budget,
                                   model_root=tune_dir(plan.run_dir) / route.name, progress=progress))
         write_tune_file(plan.run_dir, tunings)
         install_tuned(context, tunings[-1])
+    end_trials()
     shutil.rmtree(tune_dir(plan.run_dir) / "work", ignore_errors=True)
+    distributed.wait_for_everyone()  # tune.json and the installed models are written before any process reads them
     return tunings
 
 
@@ -150,9 +156,12 @@ def write_tune_file(run_dir: Path, tunings: list[RouteTuning]) -> Path:
     return write_tuning(RunLayout(run_dir), [tuning.record for tuning in tunings])
 
 
-def open_run_storage(plan: TuningPlan) -> BaseStorage:
-    """The study storage (the first thing written: the default journal in ``<run>/.tune/``)."""
-    return open_storage(plan.tune.storage, plan.run_dir)
+def open_run_storage(plan: TuningPlan) -> BaseStorage | None:
+    """The study storage (the first thing written: the default journal in ``<run>/.tune/``); under torchrun the
+    main process alone opens it (None elsewhere), and its error stops every process."""
+    opened: list[BaseStorage] = []
+    distributed.from_main_process(lambda: opened.append(open_storage(plan.tune.storage, plan.run_dir)))
+    return opened[0] if opened else None
 
 
 def tuned_routes(run_dir: Path) -> list[str]:
