@@ -131,7 +131,7 @@ def test_cases_mentioning_no_identity_are_background_only():
     identities = ["A", "A", "(none)", "(none)", "B", "B"]
     report = measure_bias(identities, [True, False, True, False, True, False], {"m": [0.9, 0.2, 0.8, 0.1, 0.7, 0.3]},
                           None, BiasSettings("target", ("neutral", "toxic"), resamples=50), background="(none)")
-    assert [i["identity"] for i in report.identities] == ["A", "B"]
+    assert [i.identity for i in report.identities] == ["A", "B"]
     assert next(a for a in report.models["m"].aucs if a.identity == "A" and a.metric == "bpsn").n == 1 + 2
     assert report.changes == {}
 

@@ -23,6 +23,7 @@ from distilora.checks.bias_records import (
     BiasChange,
     BiasReport,
     Estimate,
+    IdentityCount,
     ModelBias,
     ModelBiasChange,
     Skipped,
@@ -212,8 +213,8 @@ def measure_bias(identities: Sequence[str], positive: Sequence[bool], scores: Ma
     ids = np.asarray(identities, dtype=object)
     report = BiasReport(
         identity_column=settings.identity_column, positive_label=settings.labels[1],
-        identities=[{"identity": g, "n": int((ids == g).sum()), "positives": int(((ids == g) & positive).sum()),
-                     "negatives": int(((ids == g) & ~positive).sum())} for g in names],
+        identities=[IdentityCount(g, int((ids == g).sum()), int(((ids == g) & positive).sum()),
+                                  int(((ids == g) & ~positive).sum())) for g in names],
         power=settings.power, resamples=settings.resamples, seed=settings.seed, confidence=settings.confidence,
         interval=f"{settings.confidence:.0%} percentile bootstrap ({settings.resamples} resamples of the suite's "
                  f"cases, seed {settings.seed}; the same resamples for every model, so differences are paired)",

@@ -23,6 +23,16 @@ class AucEstimate:
 
 
 @dataclass(frozen=True)
+class IdentityCount:
+    """The cases mentioning an identity, and how many of them are positive and negative."""
+
+    identity: str
+    n: int
+    positives: int
+    negatives: int
+
+
+@dataclass(frozen=True)
 class Skipped:
     """A metric left undefined for an identity: its cases hold one class only."""
 
@@ -79,8 +89,8 @@ class BiasReport:
 
     identity_column: str
     positive_label: str
-    identities: list[dict[str, int | str]]
-    """Per identity (first-appearance order): its cases, positive and negative."""
+    identities: list[IdentityCount]
+    """In first-appearance order."""
     power: float
     resamples: int
     seed: int
