@@ -191,3 +191,27 @@ def test_bias_metrics_of_the_mini_suite_reach_the_json_report_and_api(tiny_run, 
     assert served == bias
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     assert "BiasReport" in schema and "bias" in schema["CheckEntry"]["properties"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_the_pages_checks_panel_shows_the_bias_tables(tiny_run, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    from server_process import ServerProcess
+
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns(".work", ".cache")))
+    assert main(["check", "--run", str(run), "--suite", str(PACKAGED_SUITE)]) == 0
+    errors: list[str] = []
+    with ServerProcess(run, tmp_path / "server.log") as server, sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                              args=["--no-sandbox", "--disable-gpu"])
+        page = chromium.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(server.url + "/")
+        table = page.locator('[data-check="mini_hatecheck"] .bias-table')
+        expect(table.locator("tbody tr")).to_have_count(1 + 9 + 3 + 1)  # overall, 3 identities × 3, power means, final
+        assert "Bias metrics by target_ident" in table.locator("caption").inner_text()
+        changes = page.locator('[data-check="mini_hatecheck"] .bias-change-table')
+        expect(changes.locator("tr.bias-final-row")).to_have_count(3)
+        chromium.close()
+    assert errors == []
