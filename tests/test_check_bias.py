@@ -215,3 +215,16 @@ def test_the_pages_checks_panel_shows_the_bias_tables(tiny_run, tmp_path):
         expect(changes.locator("tr.bias-final-row")).to_have_count(3)
         chromium.close()
     assert errors == []
+
+
+def test_a_check_whose_bias_block_does_not_fit_the_schema_is_left_out_and_logged(tiny_run, tmp_path, caplog):
+    from distilora.serve import create_app
+
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns(".work", ".cache")))
+    (run / "checks").mkdir()
+    (run / "checks" / "broken.json").write_text(json.dumps({"name": "broken", "bias": {"power": "minus five"}}))
+    (run / "checks" / "plain.json").write_text(json.dumps({"name": "plain", "bias": None}))
+    with caplog.at_level("WARNING", logger="distilora.serve.app"):
+        client = TestClient(create_app(run), base_url="http://127.0.0.1")
+    assert [c["name"] for c in client.get("/api/v1/checks").json()["checks"]] == ["plain"]
+    assert any("checks/broken.json" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
