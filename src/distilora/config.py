@@ -521,9 +521,18 @@ class CheckConfig:
     """Example cases (teacher right, model wrong) per worst group."""
     alpha: float = 0.05
     """Significance level of the Holm-adjusted McNemar tests."""
+    identity_column: str | None = option(
+        None, help="column naming the identity each case mentions, for the bias metrics (subgroup, BPSN and BNSP "
+                   "AUC per identity); default: target_ident when the suite has it, else no bias metrics")
+    bias_power: float = -5.0
+    """Exponent of the generalised mean over identities in the final bias metric (Jigsaw's -5)."""
+    bias_resamples: int = 1000
+    """Bootstrap resamples of the suite's cases behind the bias metrics' intervals and paired comparisons."""
 
     def __post_init__(self) -> None:
         self.group_columns = tuple(self.group_columns)
+        if self.bias_power == 0 or self.bias_resamples < 1:
+            raise ValueError("bias_power must be non-zero and bias_resamples >= 1")
         if not 0 < self.confidence < 1 or not 0 < self.alpha < 1:
             raise ValueError("confidence and alpha must be in (0, 1)")
         if self.worst_groups < 1 or self.examples_per_group < 0:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from distilora.checks.bias_render import bias_tables
+from distilora.checks.bias_render import lead as bias_lead
 from distilora.checks.files import RunChecks
 from distilora.checks.plots import accuracy_heatmap
 from distilora.render import formatting as fmt
@@ -104,6 +106,8 @@ def check_section(run_dir: RunLayout, checks: Mapping[str, Mapping]) -> tuple[Se
                 if cases:
                     blocks += ["Example cases the teacher got right and the model got wrong (from the suite file):",
                                Bullets(cases)]
+        if check.get("bias"):
+            blocks += [bias_lead(check), *bias_tables(check)]
         if check.get("notes"):
             blocks.append(Bullets([f"Note: {note}" for note in check["notes"]]))
     return Section(SECTION_TITLE, blocks), written
@@ -132,5 +136,6 @@ def terminal_summary(check: Mapping, worst: int) -> str:
                                           caption=f"What compression broke: the {worst} largest falls per model "
                                                   f"against the teacher '{check['teacher']}'",
                                           numeric=[False, False] + [True] * 8)))
+    parts += [text_table(table) for table in bias_tables(check, worst)]
     parts += [f"Note: {note}" for note in check.get("notes", [])]
     return "\n\n".join(parts)

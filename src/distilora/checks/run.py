@@ -7,10 +7,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from distilora.checks.bias import BiasSettings, measure_bias, skipped_notes
 from distilora.checks.compute import summarise
 from distilora.checks.files import RunChecks
 from distilora.checks.plots import accuracy_heatmap
-from distilora.checks.suite import load_suite
+from distilora.checks.suite import NO_GROUP, Suite, load_suite
 from distilora.config import CheckConfig
 from distilora.inference import load_classifier
 from distilora.results import ModelResult, RunResults
@@ -38,6 +39,21 @@ def choose_models(models: Mapping[str, ModelResult], wanted: Sequence[str] | Non
     return [n for n in names if n in chosen]
 
 
+def bias_block(suite: Suite, scores: Mapping[str, Sequence[float]], positive_index: int | None,
+               labels: Sequence[str], teacher: str | None, config: CheckConfig) -> tuple[dict | None, list[str]]:
+    """The check's ``bias`` block (None without an identity column or on a run that is not binary) and its notes."""
+    if suite.identity_column is None or suite.identities is None:
+        return None, []
+    if len(labels) != 2 or positive_index is None:
+        return None, [f"bias metrics need a binary run (a positive class to score); this run has {len(labels)} "
+                      "labels"]
+    settings = BiasSettings(suite.identity_column, (labels[1 - positive_index], labels[positive_index]),
+                            config.bias_power, config.bias_resamples, confidence=config.confidence)
+    positive = [gold == positive_index for gold in suite.gold]
+    report = measure_bias(suite.identities, positive, scores, teacher, settings, background=NO_GROUP)
+    return report.to_dict(), skipped_notes(report)
+
+
 def run_check(run_dir: RunLayout, suite_file: str | Path, name: str | None = None,
               models: Sequence[str] | None = None, config: CheckConfig | None = None,
               label_map: Mapping[str, str] | None = None) -> tuple[Path, dict]:
@@ -56,15 +72,25 @@ def run_check(run_dir: RunLayout, suite_file: str | Path, name: str | None = Non
     names = choose_models(results.models, models)
     if not names:
         raise ValueError(f"{run_dir.root}: its results list no models")
-    predictions = {}
+    predictions, scores, positive_index = {}, {}, None
     for model in names:
         classifier = load_classifier(run_dir.root, model)
         if classifier.labels != labels:
             raise ValueError(f"{model}: its labels {classifier.labels} differ from the run's {labels}")
         logger.info("check %s: %s on %d cases", name, model, len(suite.texts))
-        predictions[model] = classifier.predict_proba(suite.texts).argmax(axis=1).tolist()
+        probabilities = classifier.predict_proba(suite.texts)
+        predictions[model] = probabilities.argmax(axis=1).tolist()
+        if len(labels) == 2:  # the positive class's probability is the score the bias metrics rank by
+            if positive_index not in (None, classifier.positive_index):
+                raise ValueError(f"{model}: its positive class {labels[classifier.positive_index]} differs from "
+                                 f"the other models' {labels[positive_index]}")
+            positive_index = classifier.positive_index
+            scores[model] = probabilities[:, positive_index].tolist()
+    teacher = teacher_of(results.models)
     check = {"name": name, "run": str(run_dir.root), "created": datetime.now(UTC).isoformat(timespec="seconds"),
-             **summarise(suite, predictions, labels, teacher_of(results.models), config)}
+             **summarise(suite, predictions, labels, teacher, config)}
+    check["bias"], notes = bias_block(suite, scores, positive_index, labels, check["teacher"], config)
+    check["notes"] += notes
     checks.write(name, check)
     for grouping in check["groupings"]:
         accuracy_heatmap(check, grouping, checks.plot(name, grouping["column"]))

@@ -25,6 +25,8 @@ HATECHECK_COLUMNS = ("functionality", "test_case", "label_gold")
 """Columns that mark a file as HateCheck's format."""
 HATECHECK_TEXT, HATECHECK_LABEL = "test_case", "label_gold"
 HATECHECK_GROUPS = ("functionality", "target_ident")
+IDENTITY_COLUMN = "target_ident"
+"""The identity column the bias metrics use when ``--identity-column`` is not given (HateCheck's)."""
 HATECHECK_POSITIVE, HATECHECK_NEGATIVE = "hateful", "non-hateful"
 NO_GROUP = "(none)"
 """The group of a case whose grouping cell is empty."""
@@ -53,6 +55,10 @@ class Suite:
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
     """Grouping column → group → cases dropped for a blank text."""
     notes: list[str] = field(default_factory=list)
+    identity_column: str | None = None
+    """The column naming each case's identity (bias metrics), None when the suite has none."""
+    identities: list[str] | None = None
+    """Each kept case's identity (``NO_GROUP`` when its cell is empty)."""
 
     @property
     def group_columns(self) -> list[str]:
@@ -140,6 +146,20 @@ def map_labels(gold_values: Sequence[str], run_labels: Sequence[str], label_map:
     return {v: mapping[v] for v in present}, source
 
 
+def identity_column(config: CheckConfig, columns: Sequence[str], file: Path) -> tuple[str | None, list[str]]:
+    """The identity column for the bias metrics and a note when there is none; a column named with
+    ``--identity-column`` that the suite lacks is an error."""
+    if config.identity_column is not None:
+        if config.identity_column not in columns:
+            raise ValueError(f"--identity-column {config.identity_column!r}: {file.name} has no such column "
+                             f"(its columns: {', '.join(columns)})")
+        return config.identity_column, []
+    if IDENTITY_COLUMN in columns:
+        return IDENTITY_COLUMN, []
+    return None, [f"no identity column ({IDENTITY_COLUMN!r} absent; name one with --identity-column): no bias "
+                  "metrics"]
+
+
 def load_suite(file: str | Path, run_labels: Sequence[str], config: CheckConfig | None = None,
                label_map: Mapping[str, str] | None = None) -> Suite:
     """Read ``file``, detect its layout, map gold labels, drop (and count) blank texts; errors before any model."""
@@ -156,11 +176,11 @@ def load_suite(file: str | Path, run_labels: Sequence[str], config: CheckConfig 
     missing = [c for c in (text_column, label_column, *group_columns) if c not in columns]
     if missing:
         raise ValueError(f"{file}: no column {', '.join(map(repr, missing))} (its columns: {', '.join(columns)})")
+    identity, notes = identity_column(config, columns, file)
     if len(table) == 0:
         raise ValueError(f"{file}: the suite has no cases")
     raw_texts = ["" if t is None else str(t) for t in table[text_column]]
     gold_raw = [_cell(v) for v in table[label_column]]
-    notes: list[str] = []
     if group_columns:
         groups = {c: [_cell(v) or NO_GROUP for v in table[c]] for c in group_columns}
     else:
@@ -185,7 +205,9 @@ def load_suite(file: str | Path, run_labels: Sequence[str], config: CheckConfig 
         texts=[t for t, k in zip(raw_texts, keep, strict=True) if k],
         gold=[label_id[mapping[g]] for g, k in zip(gold_raw, keep, strict=True) if k],
         groups=kept_groups, text_column=text_column, label_column=label_column, label_mapping=mapping,
-        mapping_source=source, rows=len(table), dropped=dropped, notes=notes,
+        mapping_source=source, rows=len(table), dropped=dropped, notes=notes, identity_column=identity,
+        identities=None if identity is None else [_cell(v) or NO_GROUP for v, k in zip(table[identity], keep,
+                                                                                      strict=True) if k],
     )
     logger.info("%s: %s format, %d cases (%d dropped); labels: %s", file, suite.format, len(suite.texts),
                 suite.dropped_total, source)

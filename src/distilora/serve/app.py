@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from pydantic import ValidationError
 
 from distilora.checks.files import RunChecks
 from distilora.config import MAX_TEXT_CHARS, MAX_TEXTS, PerspectiveConfig, ServeConfig
@@ -24,6 +26,7 @@ from distilora.serve.limits import BodySizeLimit
 from distilora.serve.parsing import BodyParser, parse_classify
 from distilora.serve.registry import ModelRegistry
 from distilora.serve.schemas import (
+    CheckEntry,
     ChecksResponse,
     ClassifyRequest,
     ClassifyResponse,
@@ -35,6 +38,8 @@ from distilora.serve.schemas import (
 )
 from distilora.serve.security import Hardening
 from distilora.versions import __version__
+
+logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 DESCRIPTION = f"""Classify text with the models of one distilora run: the fine-tuned teacher, the half-depth
@@ -91,6 +96,18 @@ def _public_check(check: dict) -> dict:
     if isinstance(public.get("suite"), dict) and "file" in public["suite"]:
         public["suite"] = {**public["suite"], "file": Path(str(public["suite"]["file"])).name}
     return public
+
+
+def _check_entries(checks: dict[str, dict]) -> list[CheckEntry]:
+    """The run's checks as the API serves them; one whose content does not fit the schema is logged, left out."""
+    entries = []
+    for name, check in checks.items():
+        try:
+            entries.append(CheckEntry.model_validate(_public_check(check)))
+        except ValidationError as error:
+            logger.warning("checks/%s.json: left out of the page and /api/v1/checks, it does not fit the schema "
+                           "(%d problems, first: %s)", name, error.error_count(), error.errors()[0]["msg"])
+    return entries
 
 
 def _load_registry(run_dir: str | Path, settings: ServeConfig,
@@ -154,7 +171,7 @@ def _install_pages(app: FastAPI, registry: ModelRegistry) -> None:
     """The page, readiness, the model list and the run's checks."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     run_checks = RunChecks(RunLayout(registry.run_dir)).read_all()
-    checks = ChecksResponse(checks=[_public_check(c) for c in run_checks.values()])
+    checks = ChecksResponse(checks=_check_entries(run_checks))
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from distilora.checks.bias_records import BiasReport
 from distilora.config import MAX_TEXT_CHARS, MAX_TEXTS
 from distilora.serve.parsing import VISIBLE
 
@@ -132,14 +133,27 @@ class ModelsResponse(BaseModel):
     models: list[ModelInfo]
 
 
+class CheckEntry(BaseModel):
+    """One check as its checks/NAME.json holds it (less local paths); its other keys pass through unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    bias: BiasReport | None = Field(
+        None, description="Bias metrics by identity (null when the suite has no identity column or the run is not "
+                          "binary): per model the overall AUC, per identity the subgroup, BPSN and BNSP AUC with n "
+                          "and a bootstrap interval, the power means and the final bias metric; per compressed "
+                          "model the change of each against the teacher (paired bootstrap interval and p).")
+
+
 class ChecksResponse(BaseModel):
     """The run's behavioural checks (``distilora check``), as their checks/NAME.json hold them, by name."""
 
-    checks: list[dict[str, Any]] = Field(
+    checks: list[CheckEntry] = Field(
         default_factory=list,
         description="One entry per check: suite, label mapping, overall scores, and per grouping column the "
                     "accuracy of every model per group (Wilson intervals) and what compression broke against the "
-                    "teacher. Empty when the run has no checks yet.")
+                    "teacher, and the bias metrics by identity. Empty when the run has no checks yet.")
 
 
 class Health(BaseModel):

@@ -459,6 +459,66 @@ function checkBrokeTable(check, grouping) {
     el("thead", {}, head), body));
 }
 
+const BIAS_METRICS = { overall: "overall AUC", subgroup: "subgroup AUC", bpsn: "BPSN AUC", bnsp: "BNSP AUC" };
+const acc3 = (x) => (typeof x === "number" ? x.toFixed(3) : "–");
+const withCi = (v, low, high) => (typeof low === "number" ? `${acc3(v)} [${acc3(low)}, ${acc3(high)}]` : acc3(v));
+
+function checkBiasTable(check) {
+  const bias = check.bias;
+  const models = Object.keys(bias.models);
+  const head = el("tr", {}, ...["identity", "metric", "n", ...models].map((h, i) =>
+    el("th", { scope: "col", class: i >= 2 ? "num" : "", text: h })));
+  const body = el("tbody");
+  const row = (identity, metric, n, cells) => body.append(el("tr", {}, el("th", { scope: "row", text: identity }),
+    el("td", { text: metric }), el("td", { class: "num", text: n }),
+    ...cells.map((c) => el("td", { class: "num", text: c }))));
+  const first = bias.models[models[0]];
+  if (first.overall) {
+    row("(all cases)", BIAS_METRICS.overall, String(first.overall.n),
+      models.map((m) => { const o = bias.models[m].overall; return withCi(o.auc, o.low, o.high); }));
+  }
+  first.aucs.forEach((a, i) => row(a.identity, BIAS_METRICS[a.metric], String(a.n),
+    models.map((m) => { const b = bias.models[m].aucs[i]; return withCi(b.auc, b.low, b.high); })));
+  for (const metric of ["subgroup", "bpsn", "bnsp"]) {
+    row(`power mean (p = ${bias.power})`, BIAS_METRICS[metric], "", models.map((m) => acc3(bias.models[m].power_means[metric])));
+  }
+  row("final bias metric", "", "", models.map((m) => {
+    const f = bias.models[m].final; return withCi(f.estimate, f.low, f.high);
+  }));
+  return el("div", { class: "table-wrap" }, el("table", { class: "bias-table" },
+    el("caption", { text: `Bias metrics by ${bias.identity_column} (score: P(${bias.positive_label}); ${bias.interval})` }),
+    el("thead", {}, head), body));
+}
+
+function checkBiasChangeTable(check) {
+  const headers = ["model", "identity", "metric", "teacher AUC", "model AUC", "change [interval]", "Holm p"];
+  const head = el("tr", {}, ...headers.map((h, i) => el("th", { scope: "col", class: i >= 3 ? "num" : "", text: h })));
+  const body = el("tbody");
+  const signed = (v) => (typeof v === "number" ? `${v >= 0 ? "+" : ""}${v.toFixed(3)}` : "–");
+  for (const [model, change] of Object.entries(check.bias.changes)) {
+    const f = change.final;
+    body.append(el("tr", { class: "bias-final-row", "data-model": model }, el("th", { scope: "row", text: model }),
+      el("td", { text: "(all)" }), el("td", { text: "final bias metric" }), el("td", {}), el("td", {}),
+      el("td", { class: "num", text: `${signed(f.estimate)} [${signed(f.low)}, ${signed(f.high)}]` }), el("td", {})));
+    const fell = change.rows.filter((r) => r.change < 0);
+    for (const r of fell) {
+      body.append(el("tr", { class: "bias-fell-row", "data-model": model, "data-identity": r.identity },
+        el("th", { scope: "row", text: model }), el("td", { text: r.identity }), el("td", { text: BIAS_METRICS[r.metric] }),
+        el("td", { class: "num", text: acc3(r.teacher_auc) }), el("td", { class: "num", text: acc3(r.model_auc) }),
+        el("td", { class: "num fell", text: `${signed(r.change)} [${signed(r.low)}, ${signed(r.high)}]` }),
+        el("td", { class: "num", text: r.p_holm < 0.001 ? "< 0.001" : r.p_holm.toFixed(3) })));
+    }
+    if (!fell.length) {
+      body.append(el("tr", {}, el("th", { scope: "row", text: model }),
+        el("td", { colspan: String(headers.length - 1), text: "no identity AUC fell below the teacher's" })));
+    }
+  }
+  return el("div", { class: "table-wrap" }, el("table", { class: "bias-change-table" },
+    el("caption", { text: "Which identity got worse against the teacher: identity AUCs that fell, largest fall first " +
+      "(paired bootstrap on the same resampled cases; Holm across one model's identity AUCs)" }),
+    el("thead", {}, head), body));
+}
+
 function renderCheck(check) {
   const mapping = Object.entries(check.label_mapping).map(([gold, run]) => `${gold} → ${run}`).join(", ");
   const box = el("article", { class: "check", "data-check": check.name });
@@ -470,6 +530,10 @@ function renderCheck(check) {
   for (const grouping of check.groupings) {
     box.append(checkAccuracyTable(check, grouping));
     if (Object.keys(grouping.broke).length) box.append(checkBrokeTable(check, grouping));
+  }
+  if (check.bias) {
+    box.append(checkBiasTable(check));
+    if (Object.keys(check.bias.changes).length) box.append(checkBiasChangeTable(check));
   }
   for (const note of check.notes || []) box.append(el("p", { class: "note", text: `Note: ${note}` }));
   return box;
