@@ -11,6 +11,11 @@ the same output whatever the order, batch or process it comes in, and another se
 ``word_share`` of the words a kind can change are changed, and always at least one (a text no kind can change, such
 as one without letters, is returned as it is).
 
+``--augment`` adds one perturbed copy (same label) of a seeded share of the training rows once per run, before
+tokenising, rather than new copies every epoch: the teacher's targets for distillation are cached over the training
+rows, so copies made once get the teacher's own outputs on the perturbed text, and the same copies let a rerun reuse
+its finished stages. :func:`augment_texts` perturbs any list of texts the same way (e.g. unlabelled transfer texts).
+
 Hand-written rather than a library, after checking the maintained candidates: nlpaug 1.1.11 covers inserted,
 substituted, swapped and deleted characters and split words, but not leetspeak, removed spaces or case, and it draws
 from the global ``random`` / ``numpy.random`` state (no seed of its own, so it would disturb the training seeds);
