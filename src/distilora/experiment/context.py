@@ -17,6 +17,7 @@ from distilora import distributed
 from distilora.artifacts import verified_snapshot
 from distilora.config import ExperimentConfig
 from distilora.data import TaskData, encode_splits, load_task_data, token_rows
+from distilora.data.perturb import augment_training_split
 from distilora.evaluation.metrics import classification_metrics
 from distilora.inference import forward_in_batches
 from distilora.models import load_tokenizer, resolve_checkpoint
@@ -76,6 +77,8 @@ class RunContext:
         self.labels = self.data.labels
         config.calibration.check_labels(self.labels)  # refused before anything is trained
         self.data_fingerprint = self.data.fingerprint
+        self.training_fingerprint = augment_training_split(self.data, config.data, config.seed)
+        """The training rows as trained on: the data's fingerprint, with the augmentation when there is one."""
         self.tokenizer = load_tokenizer(self.checkpoint)
         self.tokenizer.model_max_length = config.data.max_length
         self.encoded = encode_splits(self.data.splits, self.tokenizer, config.data.max_length)
@@ -114,7 +117,7 @@ class RunContext:
         """The teacher's logits and per-layer [CLS] states on the training split, cached by the teacher's *weights*."""
         if self.teacher.targets is None:
             _, weights = self.teacher_identity()
-            key = cache_key(weights, self.data_fingerprint, self.config.data.max_length, self.precision)
+            key = cache_key(weights, self.training_fingerprint, self.config.data.max_length, self.precision)
             cache_file = self.run.teacher_targets_file(key)
             if not cache_file.exists():
                 cache_file = self.writes_to.teacher_targets_file(key)

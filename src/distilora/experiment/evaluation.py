@@ -19,6 +19,7 @@ from distilora.evaluation.evaluate import count_saved_parameters, evaluate_logit
 from distilora.evaluation.speed import speed_report, timing_texts
 from distilora.evaluation.statistics import metric_intervals
 from distilora.experiment.context import RunContext
+from distilora.experiment.robustness import RobustnessProbe
 from distilora.experiment.stages import StageRunner
 from distilora.inference import Classifier, load_classifier
 from distilora.model_card import render_model_card
@@ -47,6 +48,8 @@ class ModelEvaluation:
     size_mb: float
     adapter_size_mb: float | None
     eval_seconds: float
+    robustness: dict[str, Any] | None = None
+    robustness_seconds: float | None = None
 
 
 @dataclass
@@ -107,6 +110,7 @@ class Evaluator:
         """Each evaluated model's calibration by (name, seed), written into its directory at the end of the run."""
         self.classifiers: dict[str, Classifier] = {}
         """The main-seed models as loaded and calibrated, timed together by :meth:`speed`."""
+        self._robustness_probe: RobustnessProbe | None = None
 
     def evaluate_models(self) -> list[ModelEvaluation]:
         """Every main-seed model on validation and test (predictions saved), in training order."""
@@ -125,6 +129,9 @@ class Evaluator:
         calibration, summary, at_threshold = calibrate(self.ctx, name, logits)
         self.calibrations[(name, self.ctx.config.seed)] = calibration
         classifier.calibration = calibration  # timed below as it will serve
+        robustness_started = time.perf_counter()
+        robustness = self.robustness_probe().measure(classifier, calibration, logits["test"])
+        robustness_seconds = time.perf_counter() - robustness_started
         adapter = model_dir / ADAPTER_DIR
         return ModelEvaluation(
             name=name, route=route, record=record, metrics=metrics,
@@ -132,7 +139,14 @@ class Evaluator:
             calibration=summary, collapse=self.collapse(name, predictions) if route.can_collapse else None,
             params=count_saved_parameters(model_dir), size_mb=round(weights_size_mb(model_dir), 3),
             adapter_size_mb=round(weights_size_mb(adapter), 3) if adapter.exists() else None,
-            eval_seconds=time.perf_counter() - started)
+            eval_seconds=time.perf_counter() - started, robustness=robustness, robustness_seconds=robustness_seconds)
+
+    def robustness_probe(self) -> RobustnessProbe:
+        """The perturbed copies of the test split, made on first use and shared by every model."""
+        if self._robustness_probe is None:
+            test = self.ctx.data.splits["test"]
+            self._robustness_probe = RobustnessProbe(test["text"], test["label"], len(self.ctx.labels))
+        return self._robustness_probe
 
     def collapse(self, name: str, predictions: dict[str, Any]) -> dict[str, Any]:
         """Whether ``name`` answers (almost) one class on validation or is no better than the majority class."""

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from distilora.data.perturb import WORD_SHARE
 from distilora.experiment.context import RunContext
 from distilora.experiment.evaluation import ModelEvaluation, SeedEvaluation
 from distilora.experiment.stages import StageRunner
@@ -31,6 +32,7 @@ def build_results(ctx: RunContext, stages: StageRunner, evaluations: list[ModelE
         "seed": config.seed,
         "precision": precision_report(config.precision, ctx.precision, ctx.device_type),
         "world_size": ctx.world_size,
+        "augmentation": _augmentation(ctx),
         "models": models,
         "speed": speed,
         "stage_seconds": ctx.stage_seconds,
@@ -75,6 +77,17 @@ def _model_entry(ctx: RunContext, evaluation: ModelEvaluation) -> dict[str, Any]
         "training": asdict(route.training(ctx.config)) if route.tokenized else None,
         "history": record.history,
     }
+    if evaluation.robustness is not None:
+        entry["robustness"] = {**evaluation.robustness, "seconds": round(evaluation.robustness_seconds or 0.0, 3)}
     if evaluation.adapter_size_mb is not None:
         entry["adapter_size_mb"] = evaluation.adapter_size_mb
     return {**entry, **record.details}
+
+
+def _augmentation(ctx: RunContext) -> dict[str, Any] | None:
+    """results.json's ``augmentation``: the settings and how many copies the train split got (None: none)."""
+    augmentation = ctx.config.data.augmentation()
+    if augmentation is None:
+        return None
+    return {**augmentation, "word_share": WORD_SHARE, "seed": ctx.config.seed,
+            "rows_added": ctx.data.report["train"].get("augmented_rows", 0)}

@@ -23,6 +23,7 @@ from distilora.report.analysis import run_statistics
 from distilora.report.calibration import calibrated, calibration_blocks
 from distilora.report.context import BASELINE, ReportContext, load_predictions, majority_baseline
 from distilora.report.findings import findings
+from distilora.report.robustness import augmentation_line, robustness_blocks, robustness_findings
 from distilora.report.tuning import tuning_plots, tuning_section
 from distilora.results import RunResults, RunStatistics
 from distilora.run_dir import RunLayout, read_results, read_tuning, write_report, write_results
@@ -172,13 +173,16 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
     sections = [
         Section("Overview", [overview]),
         Section("Leaderboard", [tables.leaderboard(ctx)]),
-        Section("What the numbers say", [Bullets(findings(ctx))]),
+        Section("What the numbers say", [Bullets(findings(ctx) + robustness_findings(ctx))]),
         Section("Test results", [tables.test_table(ctx),
                                  Image(figures["macro_f1"], "Test macro-F1 with 95 % CIs",
                                        "Points: test macro-F1; bars: 95 % bootstrap CI; dashed: majority baseline.")]),
         Section("Validation results", [tables.validation_table(ctx)]),
         Section("Calibration and operating point", calibration_blocks(ctx, figures)),
     ]
+    robustness = robustness_blocks(ctx)
+    if robustness:
+        sections.append(Section("Robustness to spelling perturbations", robustness))
     seed_table = tables.seed_table(ctx)
     if seed_table:
         sections.append(Section("Across seeds", [seed_table]))
@@ -203,6 +207,7 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
             f"Paired test: {method.paired_test}.",
             f"Multiple comparisons: {method.multiple_comparisons}.",
             _precision_line(r),
+            augmentation_line(r),
             "Speed: " + (f"measured during the run's evaluation on {ctx.speed.texts}; median single-text latency "
                          "after a warm-up, and texts per second for one batch of all of them"
                          + (f", in {ctx.speed.precision} (how `distilora serve` runs the models by default)"

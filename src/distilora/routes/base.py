@@ -141,7 +141,9 @@ class Route(ABC):
         return (parts,) if parts else ()
 
     def fingerprint(self, ctx: RouteContext, seed: int) -> str:
-        return fingerprint(*self.fingerprint_parts(ctx), ctx.config.class_weight, seed, *self.execution_parts(ctx))
+        augmentation = ctx.config.data.augmentation()  # added only when set: unaugmented stages keep their fingerprint
+        return fingerprint(*self.fingerprint_parts(ctx), ctx.config.class_weight, seed, *self.execution_parts(ctx),
+                           *([{"augmentation": augmentation}] if augmentation else []))
 
     def restore(self, record: StageRecord) -> None:
         """Take back what a reused stage decided when it was trained (e.g. the layers importance chose)."""
