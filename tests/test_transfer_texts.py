@@ -236,6 +236,19 @@ def test_the_distilled_stages_fingerprint_changes_with_the_transfer_files_conten
         "routes that do not distil ignore the transfer texts"
 
 
+def test_a_trial_refuses_a_context_built_for_other_transfer_texts(tiny_dataset, tiny_teacher, tmp_path):
+    from conftest import tiny_experiment_config
+
+    from distilora.experiment import RunContext, train_route
+
+    config = tiny_experiment_config(tiny_dataset, tiny_teacher, tmp_path / "run", routes=("odd",))
+    context = RunContext(config, check_writable=False)
+    other = tiny_experiment_config(tiny_dataset, tiny_teacher, tmp_path / "run", routes=("odd",))
+    other.transfer = TransferConfig(files=(str(_transfer_file(tmp_path / "transfer.txt")),))
+    with pytest.raises(ValueError, match="the context was built for another transfer than the config's"):
+        train_route(other, "odd", context=context)
+
+
 # ---- bad input: one line, exit status 2, nothing written ---------------------------------------------------------
 
 def _bad_transfer(kind: str, root: Path, dataset: Path) -> tuple[Path, list[str], str]:

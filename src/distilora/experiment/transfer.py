@@ -38,8 +38,9 @@ class TransferRows:
     targets: dict[str, np.ndarray] | None = None
 
     def encode(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> datasets.Dataset:
+        if self.texts is None:
+            raise RuntimeError("the run has no transfer texts to encode")
         if self.encoded is None:
-            assert self.texts is not None
             table = datasets.Dataset.from_dict(
                 {"text": self.texts.texts, "label": [IGNORE_INDEX] * len(self.texts.texts)},
                 features=datasets.Features({"text": datasets.Value("string"), "label": datasets.Value("int64")}))
