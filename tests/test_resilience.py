@@ -169,4 +169,4 @@ def test_a_threshold_target_on_a_multi_class_run_is_refused_before_any_training(
     [line] = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"distilora run: error: {flag} sets a threshold for the positive class of a binary task")
     assert "3 classes (neutral, toxic, mixed)" in line and line.endswith(f"drop {flag}")
-    assert not [path.name for path in output.iterdir() if not path.name.startswith(".")]
+    assert not output.exists(), "refused before the run directory is made"

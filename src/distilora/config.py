@@ -170,6 +170,33 @@ class TfidfConfig:
             raise ValueError("tfidf max_features and ngram_max must be > 0, and every C > 0")
 
 
+@dataclass
+class TransferConfig:
+    """Unlabelled texts the fine-tuned teacher labels once for the distillation routes (its logits and [CLS] states).
+
+    A transfer row adds the teacher terms only (no CE: it has no label), beside the labelled rows' full objective,
+    shuffled into the same epoch; ``weight`` scales its teacher terms against a labelled row's. The defaults weigh
+    every row alike: how much transfer text a run mixes in is ``max_texts``.
+    """
+
+    files: tuple[str, ...] = option((), name="texts", items="comma", metavar="FILE[,FILE]",
+                                    help="unlabelled texts the teacher labels for the distillation routes: .txt (one "
+                                         "a line), CSV, JSON Lines or Parquet; default: none")
+    text_column: str = option("text", help="the column of the transfer texts in a CSV / JSONL / Parquet file")
+    max_texts: int | None = option(None, name="max", parse=positive(int), metavar="N",
+                                   help="a seeded sample of N transfer texts (after cleaning); default: all")
+    weight: float = option(1.0, parse=positive(float),
+                           help="weight of a transfer row's teacher terms (KL, cosine, hidden) against a labelled "
+                                "row's")
+
+    def __post_init__(self) -> None:
+        self.files = tuple(self.files)
+        if self.max_texts is not None and self.max_texts <= 0:
+            raise ValueError(f"--transfer-max must be > 0, got {self.max_texts}")
+        if self.weight <= 0:
+            raise ValueError(f"--transfer-weight must be > 0, got {self.weight}")
+
+
 def check_tuning_budget(trials: int | None, timeout_s: float | None) -> None:
     """A study's budget: trials > 0 and/or a wall-clock limit > 0 (one of them, or it has no end)."""
     if trials is None and timeout_s is None:
@@ -341,6 +368,8 @@ class ExperimentConfig:
     distillation: DistillationConfig = option_group(
         DistillationConfig, "distillation: L = w_ce·CE + w_kd·T²·KL + w_cos·(1 − cos) + w_hidden·hidden")
     lora: LoraConfig = option_group(LoraConfig, "LoRA", prefix="lora-")
+    transfer: TransferConfig = option_group(TransferConfig, "transfer texts (distillation routes)",
+                                            prefix="transfer-")
     tfidf: TfidfConfig = not_an_option(default_factory=TfidfConfig)
     calibration: CalibrationConfig = option_group(
         CalibrationConfig,

@@ -242,7 +242,7 @@ def _prior_shift(entry: ModelResult) -> str | None:
             "threshold not to hold on text like the test split's.")
 
 
-def _data(entry: ModelResult, results: RunResults) -> list[str]:
+def _data(name: str, entry: ModelResult, results: RunResults) -> list[str]:
     known = known_dataset(results.dataset)
     lines = [f"Dataset: `{_dataset_name(results.dataset)}`" + (f" — {known.description}." if known else ".")]
     for split, info in results.data_report.items():
@@ -253,6 +253,8 @@ def _data(entry: ModelResult, results: RunResults) -> list[str]:
         lines.append(f"- {split}: {info.rows:,} rows" + (f" ({counted})" if counted else "")
                      + (f", {info.dropped} dropped (empty text or unusable label)" if info.dropped else "")
                      + (f", plus {info.augmented_rows:,} perturbed copies (--augment)" if info.augmented_rows else ""))
+    if results.transfer and name in results.transfer.models:
+        lines.append(f"- transfer texts (no labels): {results.transfer.summary()}")
     limits = list(known.limits) if known else []
     shift = _prior_shift(entry)
     if shift:
@@ -386,7 +388,7 @@ def render_model_card(name: str, entry: ModelResult | Mapping[str, Any], results
         *([("Robustness to spelling perturbations", _robustness(entry.robustness))] if entry.robustness else []),
         ("Speed" + (" of the PyTorch model (`make bench` times the ONNX exports)" if export else ""),
          _speed(name, entry, results)),
-        ("Data and its known limits", _data(entry, results)),
+        ("Data and its known limits", _data(name, entry, results)),
         ("Intended use", _intended_use(name, entry, results)),
         ("How to use", _onnx_usage(export) if export else _usage(name, entry)),
     ]

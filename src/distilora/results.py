@@ -17,6 +17,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 OMIT_NONE = {"omit_none": True}
@@ -389,6 +390,59 @@ class SplitReport(JsonRecord):
 
 
 @dataclass
+class TransferFile(JsonRecord):
+    """One file of transfer texts, as read."""
+
+    path: str
+    sha256: str
+    """The hash of the file's bytes."""
+    rows_read: int
+
+
+@dataclass
+class TransferReport(JsonRecord):
+    """The unlabelled texts the teacher labelled for the distillation routes, and what cleaning removed.
+
+    Texts are compared after whitespace and case normalisation; a text removed for one reason is not counted again.
+    """
+
+    files: list[TransferFile] = field(default_factory=list)
+    text_column: str | None = None
+    rows_read: int = 0
+    blank: int = 0
+    duplicates_of_evaluation: int = 0
+    """Texts equal to a validation or test text: never trained on what is evaluated."""
+    duplicates_of_train: int = 0
+    """Texts equal to a labelled training text (it is trained on with its label already)."""
+    duplicates_within: int = 0
+    """Repeats of an earlier transfer text."""
+    over_max: int = 0
+    """Left out by the ``--transfer-max`` sample."""
+    kept: int = 0
+    weight: float = 1.0
+    """The weight of a transfer row's teacher terms against a labelled row's."""
+    fingerprint: str | None = None
+    """Hash of the kept texts, in order: part of the distillation stages' fingerprints and of the teacher-target
+    cache's key."""
+    models: list[str] = field(default_factory=list)
+    """The models trained on them (the distillation routes)."""
+
+    def removed(self) -> dict[str, int]:
+        """The nonzero counts of texts removed, by reason."""
+        counts = {"blank": self.blank, "duplicates of validation / test": self.duplicates_of_evaluation,
+                  "duplicates of train": self.duplicates_of_train, "repeated": self.duplicates_within,
+                  "over --transfer-max": self.over_max}
+        return {reason: n for reason, n in counts.items() if n}
+
+    def summary(self) -> str:
+        """One line: how many, from where, what was removed."""
+        removed = "; ".join(f"{n:,} {reason}" for reason, n in self.removed().items()) or "none"
+        files = ", ".join(f"{Path(f.path).name} (sha256 {f.sha256[:12]})" for f in self.files)
+        return (f"{self.kept:,} of {self.rows_read:,} unlabelled texts from {files}, labelled by the fine-tuned "
+                f"teacher (teacher terms only, weight {self.weight:g}); removed: {removed}")
+
+
+@dataclass
 class ModelSpeed(JsonRecord):
     latency_ms: float
     """Median single-text latency."""
@@ -538,6 +592,8 @@ class RunResults(JsonRecord):
     created: str | None = None
     seed_runs: dict[str, list[SeedRun]] | None = field(default=None, metadata=OMIT_NONE)
     statistics: RunStatistics | None = field(default=None, metadata=OMIT_NONE)
+    transfer: TransferReport | None = field(default=None, metadata=OMIT_NONE)
+    """The transfer texts of the distillation routes (``--transfer-texts``); absent without them."""
 
     @classmethod
     def of(cls, results: RunResults | Mapping[str, Any]) -> RunResults:

@@ -18,7 +18,9 @@ from distilora.artifacts import verified_snapshot
 from distilora.config import ExperimentConfig
 from distilora.data import TaskData, encode_splits, load_task_data, token_rows
 from distilora.data.perturb import augment_training_split
+from distilora.data.transfer import TransferTexts, load_transfer_texts
 from distilora.evaluation.metrics import classification_metrics
+from distilora.experiment.transfer import TransferRows, check_transfer_routes
 from distilora.inference import forward_in_batches
 from distilora.models import load_tokenizer, resolve_checkpoint
 from distilora.models.architectures import encoder_depth
@@ -70,12 +72,15 @@ class RunContext:
         self.checkpoint = resolve_checkpoint(config.teacher)
         self.teacher_depth = encoder_depth(AutoConfig.from_pretrained(self.checkpoint))
         self.routes: list[Route] = configured_routes(config, self.teacher_depth)
-        if check_writable:
-            self.run.ensure_writable()
+        check_transfer_routes(config, self.routes)
         with distributed.main_process_first():  # the datasets cache is filled once
             self.data: TaskData = load_task_data(config.data, config.seed)
         self.labels = self.data.labels
         config.calibration.check_labels(self.labels)  # refused before anything is trained
+        self.transfer = TransferRows(load_transfer_texts(config.transfer, self.data, config.seed)
+                                     if config.transfer.files else None)
+        if check_writable:  # after every check of the input: a refused run leaves nothing behind
+            self.run.ensure_writable()
         self.data_fingerprint = self.data.fingerprint
         self.training_fingerprint = augment_training_split(self.data, config.data, config.seed)
         """The training rows as trained on: the data's fingerprint, with the augmentation when there is one."""
@@ -114,23 +119,43 @@ class RunContext:
         return self.teacher.identity
 
     def teacher_targets(self) -> dict[str, np.ndarray]:
-        """The teacher's logits and per-layer [CLS] states on the training split, cached by the teacher's *weights*."""
+        """The teacher's logits and per-layer [CLS] states on the training split, then on the transfer texts if any;
+        cached by the teacher's *weights* and the rows' content."""
         if self.teacher.targets is None:
-            _, weights = self.teacher_identity()
-            key = cache_key(weights, self.training_fingerprint, self.config.data.max_length, self.precision)
-            cache_file = self.run.teacher_targets_file(key)
-            if not cache_file.exists():
-                cache_file = self.writes_to.teacher_targets_file(key)
-            started = time.perf_counter()
-            with distributed.main_process_first():  # the main process computes and saves, the others read the file
-                self.teacher.targets = cached_teacher_targets(self.teacher_model(), self.tokenizer,
-                                                              self.encoded["train"], cache_file, self.precision)
-            self.stage_seconds["teacher_targets"] = time.perf_counter() - started
-        return self.teacher.targets
+            self.teacher.targets = self._cached_targets(self.encoded["train"], self.training_fingerprint,
+                                                        "teacher_targets", "training examples")
+        if self.transfer.texts is None:
+            return self.teacher.targets
+        if self.transfer.targets is None:
+            rows = self.transfer.encode(self.tokenizer, self.config.data.max_length)
+            targets = self._cached_targets(rows, self.transfer.texts.fingerprint, "transfer_targets",
+                                           "transfer texts")
+            self.transfer.targets = {key: np.concatenate([self.teacher.targets[key], targets[key]])
+                                     for key in self.teacher.targets}
+        return self.transfer.targets
+
+    def _cached_targets(self, rows: datasets.Dataset, rows_fingerprint: str, stage: str,
+                        what: str) -> dict[str, np.ndarray]:
+        _, weights = self.teacher_identity()
+        key = cache_key(weights, rows_fingerprint, self.config.data.max_length, self.precision)
+        cache_file = self.run.teacher_targets_file(key)
+        if not cache_file.exists():
+            cache_file = self.writes_to.teacher_targets_file(key)
+        started = time.perf_counter()
+        with distributed.main_process_first():  # the main process computes and saves, the others read the file
+            targets = cached_teacher_targets(self.teacher_model(), self.tokenizer, rows, cache_file, self.precision,
+                                             what)
+        self.stage_seconds[stage] = time.perf_counter() - started
+        return targets
 
     # ---- data ----------------------------------------------------------------------------------------------------
     def training_data(self, route: Route) -> datasets.Dataset:
-        return with_example_index(self.encoded["train"]) if route.needs_teacher_targets else self.encoded["train"]
+        if not route.needs_teacher_targets:
+            return self.encoded["train"]
+        train = with_example_index(self.encoded["train"])
+        if self.transfer.texts is None:
+            return train
+        return self.transfer.after(train, self.tokenizer, self.config.data.max_length)
 
     def class_weights(self) -> torch.Tensor | None:
         if self.config.class_weight == "none":
@@ -149,6 +174,9 @@ class RunContext:
 
     def train_texts(self) -> tuple[list[str], list[int]]:
         return list(self.data.splits["train"]["text"]), list(self.data.splits["train"]["label"])
+
+    def transfer_texts(self) -> TransferTexts | None:
+        return self.transfer.texts
 
     def validation_texts(self) -> tuple[list[str], list[int]]:
         return list(self.data.splits["validation"]["text"]), list(self.data.splits["validation"]["label"])

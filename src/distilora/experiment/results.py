@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,10 @@ def build_results(ctx: RunContext, stages: StageRunner, evaluations: list[ModelE
         "versions": library_versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    transfer = ctx.transfer_texts()
+    if transfer is not None:
+        trained = [evaluation.name for evaluation in evaluations if evaluation.route.needs_teacher_targets]
+        results["transfer"] = replace(transfer.report, models=trained).to_json()
     if stages.seed_records:
         runs = {name: [{"seed": config.seed, "metrics": entry["metrics"]}] for name, entry in models.items()}
         for run in seed_runs:

@@ -27,9 +27,9 @@ from distilora.training.trainer import TrainResult
 
 logger = logging.getLogger(__name__)
 
-CONTEXT_FIELDS = ("data", "teacher", "precision", "seed", "output_dir")
-"""What a :class:`RunContext` was built from (its data, tokenizer, teacher and run): a trial's config must agree
-with its context on them."""
+CONTEXT_FIELDS = ("data", "teacher", "precision", "seed", "output_dir", "transfer")
+"""What a :class:`RunContext` was built from (its data, tokenizer, teacher, transfer texts and run): a trial's config
+must agree with its context on them."""
 
 
 @dataclass

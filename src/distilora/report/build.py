@@ -208,6 +208,8 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
             f"Multiple comparisons: {method.multiple_comparisons}.",
             _precision_line(r),
             augmentation_line(r),
+            *([f"Transfer texts: {r.transfer.summary()}; trained on by {', '.join(r.transfer.models) or 'no model'}."]
+              if r.transfer else []),
             "Speed: " + (f"measured during the run's evaluation on {ctx.speed.texts}; median single-text latency "
                          "after a warm-up, and texts per second for one batch of all of them"
                          + (f", in {ctx.speed.precision} (how `distilora serve` runs the models by default)"

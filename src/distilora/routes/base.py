@@ -19,6 +19,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
 from distilora.config import ExperimentConfig, TrainConfig
+from distilora.data.transfer import TransferTexts
 from distilora.precision import FP32
 from distilora.routes.kinds import RouteKind
 from distilora.routes.space import SearchSpace, distillation_space, trainer_space
@@ -73,6 +74,10 @@ class RouteContext(Protocol):
         ...
 
     def validation_texts(self) -> tuple[list[str], list[int]]:
+        ...
+
+    def transfer_texts(self) -> TransferTexts | None:
+        """The cleaned transfer texts (``--transfer-texts``) the distilling routes train on, or None."""
         ...
 
 
@@ -140,10 +145,20 @@ class Route(ABC):
             parts["world_size"] = ctx.world_size
         return (parts,) if parts else ()
 
+    def transfer_parts(self, ctx: RouteContext) -> tuple[Any, ...]:
+        """The transfer texts a distilling route trains on (their content and weight).
+
+        Empty without them (and for routes that do not distil), so other stages keep their fingerprints.
+        """
+        if not (self.needs_teacher_targets and ctx.config.transfer.files):
+            return ()
+        texts = ctx.transfer_texts()
+        return ({"transfer": texts.fingerprint, "transfer_weight": ctx.config.transfer.weight},) if texts else ()
+
     def fingerprint(self, ctx: RouteContext, seed: int) -> str:
         augmentation = ctx.config.data.augmentation()  # added only when set: unaugmented stages keep their fingerprint
         return fingerprint(*self.fingerprint_parts(ctx), ctx.config.class_weight, seed, *self.execution_parts(ctx),
-                           *([{"augmentation": augmentation}] if augmentation else []))
+                           *([{"augmentation": augmentation}] if augmentation else []), *self.transfer_parts(ctx))
 
     def restore(self, record: StageRecord) -> None:
         """Take back what a reused stage decided when it was trained (e.g. the layers importance chose)."""

@@ -39,7 +39,8 @@ class DistilledStudent(TrainerRoute):
         return build_student(ctx.teacher_model(), self.layers)
 
     def objective(self, ctx: RouteContext) -> Objective:
-        return DistillationObjective(ctx.config.distillation, self.layers, ctx.class_weights())
+        return DistillationObjective(ctx.config.distillation, self.layers, ctx.class_weights(),
+                                     ctx.config.transfer.weight)
 
     def describe(self, config: ExperimentConfig) -> str:
         d = config.distillation

@@ -151,7 +151,8 @@ class LoraDistilled(Lora):
 
     def objective(self, ctx: RouteContext) -> Objective:
         layer_map = self.layers or list(range(1, self.teacher_depth + 1))
-        return DistillationObjective(ctx.config.distillation, layer_map, ctx.class_weights())
+        return DistillationObjective(ctx.config.distillation, layer_map, ctx.class_weights(),
+                                     ctx.config.transfer.weight)
 
     def describe(self, config: ExperimentConfig) -> str:
         return super().describe(config) + ", distilled from the teacher"

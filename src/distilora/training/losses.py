@@ -64,23 +64,48 @@ TEACHER_LAYER_CLS = "teacher_layer_cls"
 """The teacher's [CLS] state after the embeddings and after each layer: ``(batch, depth + 1, hidden)``."""
 
 
+IGNORE_INDEX = -100
+"""The label of a row that has none (a transfer text): it gets no CE term, only the teacher terms."""
+
+
 def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    return F.cross_entropy(logits, labels, weight=None if weights is None else weights.to(logits))
+    """The (class-weighted) mean CE over the labelled rows; 0 for a batch without any."""
+    weights = None if weights is None else weights.to(logits)
+    total = F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE_INDEX, reduction="sum")
+    labelled = (labels != IGNORE_INDEX).to(logits.dtype)
+    if weights is not None:
+        labelled = labelled * weights[labels.clamp(min=0)]
+    # Clamped, not branched on: no device sync per step, and 0 (with zero gradients) for a batch of transfer rows.
+    return total / labelled.sum().clamp(min=torch.finfo(logits.dtype).tiny)
+
+
+def row_weights(labels: torch.Tensor, transfer_weight: float) -> torch.Tensor:
+    """Each row's weight in the teacher terms: 1 for a labelled row, ``transfer_weight`` for a transfer row."""
+    ones = torch.ones(labels.shape, dtype=torch.float32, device=labels.device)
+    return torch.where(labels == IGNORE_INDEX, ones * transfer_weight, ones)
+
+
+def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if weights is None:
+        return values.mean()
+    weights = weights.to(values)
+    return (values * weights).sum() / weights.sum()
 
 
 def hidden_matching_loss(student_states: Sequence[torch.Tensor], teacher_states: torch.Tensor,
-                         layer_map: Sequence[int]) -> torch.Tensor:
+                         layer_map: Sequence[int], weights: torch.Tensor | None = None) -> torch.Tensor:
     """Patient KD: ``mean_j ‖norm(h_s[j]) − norm(h_t[m(j)])‖²`` over the [CLS] states, batch-averaged.
 
     ``student_states[j]`` is the student's [CLS] after its layer ``j`` (1-based; 0 is the embeddings),
     ``teacher_states[:, i]`` the teacher's after its layer ``i``, and ``layer_map[j - 1]`` the teacher layer the
-    student's layer ``j`` was copied from. For unit vectors the squared distance is ``2 − 2·cos``.
+    student's layer ``j`` was copied from. For unit vectors the squared distance is ``2 − 2·cos``. ``weights``: each
+    row's weight in the mean (:func:`row_weights`).
     """
     terms = []
     for j, teacher_layer in enumerate(layer_map, start=1):
         s = F.normalize(student_states[j], dim=-1)
         t = F.normalize(teacher_states[:, teacher_layer].to(s.dtype), dim=-1)
-        terms.append((s - t).pow(2).sum(dim=-1).mean())
+        terms.append(_weighted_mean((s - t).pow(2).sum(dim=-1), weights))
     return torch.stack(terms).mean()
 
 
@@ -92,17 +117,22 @@ def distillation_loss(
     teacher_cls: torch.Tensor,
     config: DistillationConfig,
     class_weights: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """``w_ce·CE(s, y) + w_kd·T²·KL(softmax(t/T) ‖ softmax(s/T)) + w_cos·(1 − cos(h_t, h_s))``, batch-averaged."""
+    """``w_ce·CE(s, y) + w_kd·T²·KL(softmax(t/T) ‖ softmax(s/T)) + w_cos·(1 − cos(h_t, h_s))``, batch-averaged.
+
+    CE is the mean over the labelled rows (label :data:`IGNORE_INDEX`: none); the teacher terms are means over every
+    row, weighted by ``weights`` (:func:`row_weights`; None: alike).
+    """
     temperature = config.temperature
     ce = _cross_entropy(student_logits, labels, class_weights)
-    kd = F.kl_div(
+    kd = _weighted_mean(F.kl_div(
         F.log_softmax(student_logits / temperature, dim=-1),
         F.log_softmax(teacher_logits / temperature, dim=-1),
-        reduction="batchmean",
+        reduction="none",
         log_target=True,
-    ) * temperature**2
-    cos = (1 - F.cosine_similarity(student_cls, teacher_cls, dim=-1)).mean()
+    ).sum(dim=-1), weights) * temperature**2
+    cos = _weighted_mean(1 - F.cosine_similarity(student_cls, teacher_cls, dim=-1), weights)
     total = config.w_ce * ce + config.w_kd * kd + config.w_cos * cos
     return {"loss": total, CE.key: ce, KD.key: kd, COS.key: cos}
 
@@ -133,11 +163,13 @@ class DistillationObjective:
     Falls back to CE where no teacher targets are in the batch, so validation loss is the same for every model.
 
     ``layer_map[j - 1]`` is the teacher layer the model's layer ``j`` comes from (needed only for ``w_hidden``).
+    Rows labelled :data:`IGNORE_INDEX` (transfer texts) get the teacher terms only, weighted ``transfer_weight``.
     """
 
     config: DistillationConfig
     layer_map: Sequence[int] | None = None
     class_weights: torch.Tensor | None = None
+    transfer_weight: float = 1.0
     wants_hidden_states = True
 
     def __post_init__(self) -> None:
@@ -148,11 +180,12 @@ class DistillationObjective:
         if TEACHER_LOGITS not in teacher:
             return {"loss": _cross_entropy(outputs.logits, labels, self.class_weights)}
         student_cls = outputs.hidden_states[-1][:, 0]
+        weights = row_weights(labels, self.transfer_weight)
         losses = distillation_loss(outputs.logits, teacher[TEACHER_LOGITS].to(outputs.logits.dtype), labels,
                                    student_cls, teacher[TEACHER_CLS].to(student_cls.dtype), self.config,
-                                   self.class_weights)
+                                   self.class_weights, weights)
         if self.config.w_hidden > 0:
             states = [h[:, 0] for h in outputs.hidden_states]
-            losses[HIDDEN.key] = hidden_matching_loss(states, teacher[TEACHER_LAYER_CLS], self.layer_map)
+            losses[HIDDEN.key] = hidden_matching_loss(states, teacher[TEACHER_LAYER_CLS], self.layer_map, weights)
             losses["loss"] = losses["loss"] + self.config.w_hidden * losses[HIDDEN.key]
         return losses

@@ -47,14 +47,16 @@ def compute_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedToken
 
 
 def cached_teacher_targets(teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, train: datasets.Dataset,
-                           cache_file: Path, precision: str = FP32) -> dict[str, np.ndarray]:
+                           cache_file: Path, precision: str = FP32,
+                           what: str = "training examples") -> dict[str, np.ndarray]:
     """Load the targets from ``cache_file`` (named by :func:`cache_key`) or compute and save them; a cache file that
-    cannot be read or does not fit is computed again (with a warning), never a failed run."""
+    cannot be read or does not fit is computed again (with a warning), never a failed run. ``what``: the rows, for
+    the log."""
     targets = _read_cache(cache_file, len(train))
     if targets is not None:
         logger.info("Teacher targets: reusing %s", cache_file)
         return targets
-    logger.info("Teacher targets: one teacher pass over %d training examples", len(train))
+    logger.info("Teacher targets: one teacher pass over %d %s", len(train), what)
     targets = compute_teacher_targets(teacher, tokenizer, train, precision=precision)
     _write_cache(targets, cache_file)
     return targets
