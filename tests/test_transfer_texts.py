@@ -19,6 +19,7 @@ from distilora.cli import main
 from distilora.config import DataConfig, DistillationConfig, TransferConfig
 from distilora.data import load_task_data
 from distilora.data.loading import DataError
+from distilora.data.perturb import augment_transfer_texts
 from distilora.data.transfer import load_transfer_texts
 from distilora.training.losses import (
     CE,
@@ -111,6 +112,22 @@ def test_transfer_texts_that_repeat_evaluation_train_or_each_other_are_removed_a
             report.duplicates_within, report.kept) == (len(texts), 3, 3, 1, 1, 3)
     sampled = load_transfer_texts(TransferConfig(files=(str(source),), text_column="tweet", max_texts=2), data, 42)
     assert len(sampled.texts) == 2 and sampled.report.over_max == 1 and sampled.fingerprint != transfer.fingerprint
+
+
+def test_augment_adds_perturbed_copies_of_transfer_texts_and_changes_their_fingerprint(tiny_dataset, tmp_path):
+    source = tmp_path / "transfer.txt"
+    source.write_text("\n".join(f"some unlabelled text number {i} about gardens" for i in range(20)) + "\n")
+    data = load_task_data(DataConfig(dataset=str(tiny_dataset)))
+    transfer = load_transfer_texts(TransferConfig(files=(str(source),)), data, seed=42)
+    clean, fingerprint = list(transfer.texts), transfer.fingerprint
+    augment_transfer_texts(transfer, DataConfig(dataset=str(tiny_dataset), augment=("char",), augment_rate=0.5), 42)
+    copies = transfer.texts[len(clean):]
+    assert transfer.texts[:len(clean)] == clean and transfer.report.augmented == len(copies) == 10
+    assert all(copy not in clean for copy in copies) and transfer.fingerprint != fingerprint
+    assert "plus 10 perturbed copies (--augment)" in transfer.report.summary()
+    unchanged = load_transfer_texts(TransferConfig(files=(str(source),)), data, seed=42)
+    augment_transfer_texts(unchanged, DataConfig(dataset=str(tiny_dataset)), 42)
+    assert unchanged.texts == clean and unchanged.fingerprint == fingerprint and unchanged.report.augmented == 0
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".csv", ".jsonl", ".parquet"])

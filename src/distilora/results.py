@@ -419,6 +419,8 @@ class TransferReport(JsonRecord):
     over_max: int = 0
     """Left out by the ``--transfer-max`` sample."""
     kept: int = 0
+    augmented: int = 0
+    """Perturbed copies of kept texts added by ``--augment`` (the teacher labels them too)."""
     weight: float = 1.0
     """The weight of a transfer row's teacher terms against a labelled row's."""
     fingerprint: str | None = None
@@ -438,8 +440,9 @@ class TransferReport(JsonRecord):
         """One line: how many, from where, what was removed."""
         removed = "; ".join(f"{n:,} {reason}" for reason, n in self.removed().items()) or "none"
         files = ", ".join(f"{Path(f.path).name} (sha256 {f.sha256[:12]})" for f in self.files)
-        return (f"{self.kept:,} of {self.rows_read:,} unlabelled texts from {files}, labelled by the fine-tuned "
-                f"teacher (teacher terms only, weight {self.weight:g}); removed: {removed}")
+        copies = f" plus {self.augmented:,} perturbed copies (--augment)," if self.augmented else ""
+        return (f"{self.kept:,} of {self.rows_read:,} unlabelled texts from {files},{copies} labelled by the "
+                f"fine-tuned teacher (teacher terms only, weight {self.weight:g}); removed: {removed}")
 
 
 @dataclass

@@ -36,6 +36,7 @@ import datasets
 
 from distilora.config import PERTURBATION_FAMILIES, PERTURBATION_KINDS, DataConfig, perturbation_kinds
 from distilora.data.loading import TaskData
+from distilora.data.transfer import TransferTexts, text_fingerprint
 
 WORD_SHARE = 0.2
 """The share of the words a perturbation changes in a text (at least one)."""
@@ -135,17 +136,33 @@ def augment_texts(texts: Sequence[str], kinds: Sequence[str], seed: int,
     return out
 
 
+def perturbed_copies(texts: Sequence[str], kinds: Sequence[str], rate: float, seed: int) -> dict[int, str]:
+    """``{row: its perturbed copy}`` for a seeded ``rate`` share of ``texts``, in row order; copies equal to their
+    source (a text no kind can change) are left out."""
+    chosen = sorted(random.Random(seed).sample(range(len(texts)), round(rate * len(texts))))
+    copies = augment_texts([texts[i] for i in chosen], kinds, seed)
+    return {row: copy for row, copy in zip(chosen, copies, strict=True) if copy != texts[row]}
+
+
 def augmented_split(split: datasets.Dataset, kinds: Sequence[str], rate: float, seed: int) -> datasets.Dataset:
-    """``split`` followed by one perturbed copy (same label) of a seeded ``rate`` share of its rows, in row order;
-    copies equal to their source (a text no kind can change) are left out."""
-    rng = random.Random(seed)
-    chosen = sorted(rng.sample(range(len(split)), round(rate * len(split))))
-    sources = split.select(chosen)
-    copies = augment_texts(sources["text"], kinds, seed)
-    kept = [i for i, (copy, text) in enumerate(zip(copies, sources["text"], strict=True)) if copy != text]
-    added = datasets.Dataset.from_dict({"text": [copies[i] for i in kept],
-                                        "label": [sources["label"][i] for i in kept]}, features=split.features)
+    """``split`` followed by one perturbed copy (same label) of a seeded ``rate`` share of its rows."""
+    copies = perturbed_copies(split["text"], kinds, rate, seed)
+    labels = split["label"]
+    added = datasets.Dataset.from_dict({"text": list(copies.values()), "label": [labels[row] for row in copies]},
+                                       features=split.features)
     return datasets.concatenate_datasets([split, added])
+
+
+def augment_transfer_texts(transfer: TransferTexts, config: DataConfig, seed: int) -> None:
+    """Add ``--augment``'s copies of a seeded share of the transfer texts (the teacher labels them like the rest),
+    counted in their report as ``augmented``; their fingerprint then includes the copies."""
+    augmentation = config.augmentation()
+    if augmentation is None:
+        return
+    copies = perturbed_copies(transfer.texts, augmentation["kinds"], augmentation["rate"], seed)
+    transfer.texts.extend(copies.values())
+    transfer.report.augmented = len(copies)
+    transfer.report.fingerprint = text_fingerprint(transfer.texts)
 
 
 def augment_training_split(data: TaskData, config: DataConfig, seed: int) -> str:
@@ -162,4 +179,4 @@ def augment_training_split(data: TaskData, config: DataConfig, seed: int) -> str
 
 
 __all__ = ["LEET", "PERTURBATION_FAMILIES", "PERTURBATION_KINDS", "WORD_SHARE", "augment_texts",
-           "augment_training_split", "augmented_split", "perturb"]
+           "augment_training_split", "augment_transfer_texts", "augmented_split", "perturbed_copies", "perturb"]

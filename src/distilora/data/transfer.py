@@ -88,7 +88,7 @@ def load_transfer_texts(config: TransferConfig, data: TaskData, seed: int) -> Tr
                         f"({_removed_line(report) or 'the files hold no rows'}); give texts that are not blank and "
                         "not in the dataset")
     report.kept = len(kept)
-    report.fingerprint = _fingerprint(kept)
+    report.fingerprint = text_fingerprint(kept)
     logger.info("Transfer texts: %d kept of %d read (removed: %s)", report.kept, report.rows_read,
                 _removed_line(report) or "none")
     return TransferTexts(kept, report)
@@ -128,7 +128,8 @@ def _sampled(texts: list[str], limit: int | None, seed: int, report: TransferRep
     return [texts[i] for i in chosen]
 
 
-def _fingerprint(texts: list[str]) -> str:
+def text_fingerprint(texts: list[str]) -> str:
+    """Hash of ``texts``, in order."""
     digest = hashlib.sha256()
     for text in texts:
         digest.update(text.encode())

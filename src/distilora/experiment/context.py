@@ -17,7 +17,7 @@ from distilora import distributed
 from distilora.artifacts import verified_snapshot
 from distilora.config import ExperimentConfig
 from distilora.data import TaskData, encode_splits, load_task_data, token_rows
-from distilora.data.perturb import augment_training_split
+from distilora.data.perturb import augment_training_split, augment_transfer_texts
 from distilora.data.transfer import TransferTexts, load_transfer_texts
 from distilora.evaluation.metrics import classification_metrics
 from distilora.experiment.transfer import TransferRows, check_transfer_routes
@@ -84,6 +84,8 @@ class RunContext:
         self.data_fingerprint = self.data.fingerprint
         self.training_fingerprint = augment_training_split(self.data, config.data, config.seed)
         """The training rows as trained on: the data's fingerprint, with the augmentation when there is one."""
+        if self.transfer.texts is not None:
+            augment_transfer_texts(self.transfer.texts, config.data, config.seed)
         self.tokenizer = load_tokenizer(self.checkpoint)
         self.tokenizer.model_max_length = config.data.max_length
         self.encoded = encode_splits(self.data.splits, self.tokenizer, config.data.max_length)
