@@ -13,6 +13,7 @@ from distilora.evaluation.metrics import classification_metrics
 from distilora.results import (
     BaselineSummary,
     CollapseCheck,
+    Comparison,
     MetricIntervals,
     ModelResult,
     ModelSpeed,
@@ -181,6 +182,15 @@ class ReportContext:
         test = self.models[name].metrics.get("test") if name in self.models else None
         value = test.macro_f1 if test is not None else None
         return float(value) if isinstance(value, int | float) else None
+
+    def comparison(self, a: str, b: str) -> Comparison | None:
+        """The paired comparison of ``a`` and ``b`` oriented as ``a − b`` (flipped if it was stored the other way)."""
+        for stored in self.statistics.comparisons:
+            if (stored.a, stored.b) == (a, b):
+                return stored
+            if (stored.a, stored.b) == (b, a):
+                return stored.flipped()
+        return None
 
     def collapse(self, name: str) -> CollapseCheck | None:
         """The model's collapse check (None when it has none)."""

@@ -30,16 +30,6 @@ def findings(ctx: ReportContext) -> list[str]:
     return [s for s in sentences if s]
 
 
-def _find_comparison(ctx: ReportContext, a: str, b: str) -> Comparison | None:
-    """The comparison of ``a`` and ``b`` oriented as ``a − b`` (flipped if it was stored the other way)."""
-    for c in ctx.statistics.comparisons:
-        if (c.a, c.b) == (a, b):
-            return c
-        if (c.a, c.b) == (b, a):
-            return c.flipped()
-    return None
-
-
 def _significance(c: Comparison) -> str:
     d, mc = c.macro_f1_difference, c.mcnemar
     discordant = mc.a_only_correct + mc.b_only_correct
@@ -76,7 +66,7 @@ def _best(ctx: ReportContext) -> list[str]:
     if runner_up is None:
         return [sentence + "."]
     sentence += f", {score[best] - score[runner_up]:.3f} above the next best, {runner_up} ({score[runner_up]:.3f})."
-    comparison = _find_comparison(ctx, best, runner_up)
+    comparison = ctx.comparison(best, runner_up)
     if comparison:
         sentence += " Paired on the test items: " + _significance(comparison)
     return [sentence]
@@ -106,7 +96,7 @@ def _baseline(ctx: ReportContext) -> list[str]:
 def _distillation_gain(ctx: ReportContext) -> list[str]:
     """What the teacher adds: the student against the same student trained on labels alone (its ablation)."""
     ablation = ablation_of(ctx.models)
-    c = _find_comparison(ctx, *ablation) if ablation else None
+    c = ctx.comparison(*ablation) if ablation else None
     if c is None:
         return []
     d = c.macro_f1_difference

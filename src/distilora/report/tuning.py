@@ -28,15 +28,6 @@ def tuned_models(ctx: ReportContext) -> dict[str, str]:
     return {default: tuned for tuned, default in tuned_defaults(ctx.models).items()}
 
 
-def _comparison(ctx: ReportContext, tuned: str, default: str) -> Comparison | None:
-    for comparison in ctx.statistics.comparisons:
-        if (comparison.a, comparison.b) == (tuned, default):
-            return comparison
-        if (comparison.a, comparison.b) == (default, tuned):
-            return comparison.flipped()
-    return None
-
-
 def _test(ctx: ReportContext, name: str | None) -> str:
     if name is None:
         return "not evaluated"
@@ -45,7 +36,7 @@ def _test(ctx: ReportContext, name: str | None) -> str:
 
 
 def _route_row(ctx: ReportContext, record: TunedRoute, tuned: str | None) -> list[str]:
-    comparison = _comparison(ctx, tuned, record.route) if tuned else None
+    comparison = ctx.comparison(tuned, record.route) if tuned else None
     paired = [fmt.signed_ci(comparison.macro_f1_difference), fmt.p_value(comparison.mcnemar.p_value),
               fmt.p_value(comparison.mcnemar.p_holm)] if comparison else [fmt.DASH] * 3
     return [record.route, f"{record.trials} ({record.complete} / {record.pruned} / {record.failed})",
@@ -112,7 +103,7 @@ def distillation_sentence(ctx: ReportContext) -> str | None:
     tuned = next((c for c in ctx.statistics.comparisons if c.kind == TUNED_ABLATION), None)
     if tuned is None:
         return None
-    default = _comparison(ctx, ctx.models[tuned.a].details[TUNED_FROM], ctx.models[tuned.b].details[TUNED_FROM])
+    default = ctx.comparison(ctx.models[tuned.a].details[TUNED_FROM], ctx.models[tuned.b].details[TUNED_FROM])
     def words(c: Comparison) -> str:
         sign = "adds" if c.macro_f1_difference.estimate > 0 else "subtracts"
         verdict = "significant" if c.difference_significant else "the CI contains 0"
