@@ -101,3 +101,33 @@ def test_the_stage_fingerprint_changes_with_the_augment_settings(tiny_teacher, t
         assert ctx.data_fingerprint == plain.data_fingerprint  # the data as read: exports still match it
         assert len(ctx.encoded["train"]) > len(plain.encoded["train"])
     assert len(seen) == len(training) == 5
+
+
+def test_the_finding_names_the_kind_a_model_loses_most_on_by_points_below_the_teacher():
+    from distilora.report.context import Baseline, ReportContext
+    from distilora.report.robustness import robustness_findings
+    from distilora.results import (
+        ModelResult,
+        PerturbedScores,
+        Proportion,
+        Robustness,
+        RunStatistics,
+        StatisticsMethod,
+    )
+
+    def robustness(overall: float, by_kind: dict[str, float]) -> Robustness:
+        def share(value: float) -> Proportion:
+            return Proportion(value, value - 0.01, value + 0.01, count=round(value * 100), n=100)
+        return Robustness(consistency=share(overall),
+                          kinds={kind: PerturbedScores(consistency=share(v)) for kind, v in by_kind.items()})
+
+    models = {"teacher": ModelResult(route="fine-tune", robustness=robustness(0.80, {"leet": 0.90, "swap": 0.85})),
+              "odd": ModelResult(route="distil", robustness=robustness(0.70, {"leet": 0.88, "swap": 0.75})),
+              "even": ModelResult(route="distil", robustness=robustness(0.82, {"leet": 0.92, "swap": 0.86}))}
+    method = StatisticsMethod(split="test", n_items=100, confidence=0.95, bootstrap="percentile", resamples=10,
+                              seed=0, paired_test="McNemar", multiple_comparisons="Holm", alpha=0.05)
+    ctx = ReportContext(RunResults(labels=["no", "yes"], models=models), Baseline(0, "no", [1, 1], "train"),
+                        RunStatistics(method))
+    odd, even = robustness_findings(ctx)
+    assert "(-10.0 points; the Wilson intervals do not overlap); it loses most on swap (10.0 points below" in odd
+    assert "(+2.0 points;" in even and "loses most" not in even

@@ -60,7 +60,7 @@ def robustness_findings(ctx: ReportContext) -> list[str]:
         drops = {k: base.kinds[k].consistency.estimate - s.consistency.estimate for k, s in r.kinds.items()
                  if k in base.kinds and s.consistency and base.kinds[k].consistency}
         worst = max(drops, key=drops.get) if drops else None
-        lost = (f"; it loses most on {worst} ({drops[worst] * 100:+.1f} points against the teacher)"
+        lost = (f"; it loses most on {worst} ({drops[worst] * 100:.1f} points below the teacher)"
                 if worst and drops[worst] > 0 else "")
         sentences.append(f"Robustness: {name} keeps its decision under every spelling perturbation on "
                          f"{fmt.share(r.consistency)} of test items, the teacher on {fmt.share(base.consistency)} "
