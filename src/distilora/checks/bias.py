@@ -28,7 +28,7 @@ from distilora.checks.bias_records import (
     ModelBiasChange,
     Skipped,
 )
-from distilora.evaluation.statistics import holm
+from distilora.evaluation.statistics import holm, percentile_interval
 
 OVERALL, SUBGROUP, BPSN, BNSP = "overall", "subgroup", "bpsn", "bnsp"
 IDENTITY_METRICS = (SUBGROUP, BPSN, BNSP)
@@ -64,9 +64,8 @@ def interval(replicates: np.ndarray, estimate: float | None, confidence: float) 
     defined = replicates[~np.isnan(replicates)]
     if estimate is None or not len(defined):
         return Estimate(estimate, None, None)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(defined, [tail, 100 - tail])
-    return Estimate(float(estimate), float(low), float(high))
+    bounds = percentile_interval(defined, estimate, confidence)
+    return Estimate(bounds.estimate, bounds.low, bounds.high)
 
 
 def paired_p_value(differences: np.ndarray) -> float:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distilora.artifacts import sha256_file
 from distilora.config import TransferConfig
 from distilora.data.loading import FORMATS, DataError, TaskData, read_table
 from distilora.results import TransferFile, TransferReport
@@ -41,14 +42,6 @@ class TransferTexts:
 def normalised(text: str) -> str:
     """What two texts are compared by: whitespace runs as one space, no outer spaces, case folded."""
     return " ".join(text.split()).casefold()
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_transfer_file(file: Path, text_column: str) -> list[str | None]:
@@ -78,7 +71,7 @@ def load_transfer_texts(config: TransferConfig, data: TaskData, seed: int) -> Tr
     for name in config.files:
         file = Path(name).expanduser()
         texts = read_transfer_file(file, config.text_column)
-        files.append(TransferFile(path=str(file), sha256=_sha256(file), rows_read=len(texts)))
+        files.append(TransferFile(path=str(file), sha256=sha256_file(file), rows_read=len(texts)))
         raw.extend(texts)
     report = TransferReport(files=files, text_column=config.text_column, rows_read=len(raw), weight=config.weight)
     kept = _cleaned(raw, data, report)
