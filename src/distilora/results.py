@@ -146,8 +146,29 @@ class MetricIntervals(JsonRecord):
 
 
 @dataclass
+class LabelScores(JsonRecord):
+    """One label of a multi-label task on one split: its own binary precision / recall / F1 / ROC-AUC."""
+
+    label: str
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    roc_auc: float | None = None
+    """None when the split holds only positives or only negatives of the label."""
+    support: int = 0
+    """Items the label is on in the gold data."""
+    predicted: int = 0
+    """Items the model turns the label on for."""
+
+
+@dataclass
 class SplitMetrics(JsonRecord):
-    """:func:`distilora.evaluation.metrics.classification_metrics` of one model on one split."""
+    """:func:`distilora.evaluation.metrics.classification_metrics` of one model on one split.
+
+    Multi-label tasks: ``accuracy`` is subset accuracy (every label right), ``macro_f1`` / ``precision`` / ``recall``
+    the unweighted means over labels, ``f1_per_class`` each label's F1, ``roc_auc`` the macro mean over labels, and
+    the keys below are set; ``confusion_matrix`` holds one ``[tn, fp, fn, tp]`` row per label.
+    """
 
     n: int | None = None
     loss: float | None = None
@@ -161,7 +182,15 @@ class SplitMetrics(JsonRecord):
     confusion_matrix: list[list[int]] = field(default_factory=list)
     """Rows: true class, columns: predicted class."""
     roc_auc: float | None = field(default=None, metadata=OMIT_NONE)
-    """Binary tasks only."""
+    """Binary and multi-label tasks only."""
+    micro_f1: float | None = field(default=None, metadata=OMIT_NONE)
+    """Multi-label only: F1 over every (item, label) decision."""
+    hamming_loss: float | None = field(default=None, metadata=OMIT_NONE)
+    """Multi-label only: the share of (item, label) decisions that are wrong."""
+    label_ranking_ap: float | None = field(default=None, metadata=OMIT_NONE)
+    """Multi-label only: label-ranking average precision of the scores."""
+    per_label: list[LabelScores] | None = field(default=None, metadata=OMIT_NONE)
+    """Multi-label only: each label's scores, in label order."""
 
 
 # ---- calibration, collapse ----------------------------------------------------------------------------------------
@@ -217,6 +246,10 @@ class CalibrationSummary(JsonRecord):
     positive_share: dict[str, Proportion | None] | None = field(default=None, metadata=OMIT_NONE)
     decision: str | None = field(default=None, metadata=OMIT_NONE)
     prior_shift: bool | None = field(default=None, metadata=OMIT_NONE)
+    temperatures: list[float] | None = field(default=None, metadata=OMIT_NONE)
+    """Multi-label only: one temperature per label (``temperature`` is then their geometric mean)."""
+    thresholds: list[float] | None = field(default=None, metadata=OMIT_NONE)
+    """Multi-label only: one decision threshold per label (a label is on at or above its own)."""
 
     def rate(self, split: str) -> Proportion | None:
         """The share of ``split`` called positive by the applied decision, if recorded."""
@@ -384,6 +417,7 @@ class SplitReport(JsonRecord):
     sampled_from: int | None = field(default=None, metadata=OMIT_NONE)
     """The rows before a ``--max-rows`` sample."""
     label_counts: list[int] | None = field(default=None, metadata=OMIT_NONE)
+    """Kept rows per class; for a multi-label task, the rows each label is on in."""
     warnings: list[str] | None = field(default=None, metadata=OMIT_NONE)
     augmented_rows: int | None = field(default=None, metadata=OMIT_NONE)
     """Perturbed copies added to the split (``--augment``; train only), counted in ``label_counts``."""
@@ -579,6 +613,8 @@ class RunResults(JsonRecord):
     teacher: str | None = None
     teacher_checkpoint: str | None = None
     labels: list[str] = field(default_factory=list)
+    multi_label: bool | None = field(default=None, metadata=OMIT_NONE)
+    """True for a multi-label task (``labels`` are independent 0/1 labels); absent for single-label runs."""
     data_report: dict[str, SplitReport] = field(default_factory=dict)
     data_fingerprint: str | None = None
     seed: int | None = None
