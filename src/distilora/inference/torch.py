@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from distilora.evaluation.calibration import Calibration
-from distilora.inference.base import Classifier, config_labels
+from distilora.inference.base import Classifier, config_labels, config_multi_label
 from distilora.inference.registry import LoadOptions, register_backend
 from distilora.precision import FP32, autocast, resolve_precision
 
@@ -79,7 +79,8 @@ class TorchClassifier(Classifier):
         super().__init__(config_labels(model.config), name=name, tokenizer=tokenizer, max_length=max_length,
                          batch_size=batch_size, device=str(device),
                          layers=getattr(model.config, "distilora_layers", None),
-                         precision=resolve_precision(precision, device.type), calibration=calibration)
+                         precision=resolve_precision(precision, device.type), calibration=calibration,
+                         multi_label=config_multi_label(model.config))
 
     def forward(self, rows: list[dict[str, list[int]]]) -> np.ndarray:
         """Logits of tokenized rows (length-sorted batches of ``batch_size``), in input order."""

@@ -16,8 +16,10 @@ from safetensors.numpy import load_file, save_file
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
+from sklearn.multiclass import OneVsRestClassifier
 
 from distilora.config import TfidfConfig
+from distilora.label_space import MULTI_LABEL_PROBLEM
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -40,13 +42,17 @@ class TextBaseline:
     weights: dict[str, np.ndarray]
     vocabulary: dict[str, int]
     settings: dict
+    multi_label: bool = False
+    """Independent labels: one-vs-rest logistic regressions (TF-IDF) or each label's train prior (majority), whose
+    logits are read through a sigmoid."""
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         if self.kind == "majority":
             return np.tile(self.weights["log_prior"], (len(texts), 1)).astype(np.float32)
         vectorizer = self._vectorizer()
         features = vectorizer.transform(list(texts))
-        return decision_logits(features @ self.weights["coef"].T + self.weights["intercept"])
+        scores = features @ self.weights["coef"].T + self.weights["intercept"]
+        return np.asarray(scores, dtype=np.float32) if self.multi_label else decision_logits(scores)
 
     def _vectorizer(self) -> TfidfVectorizer:
         vectorizer = tfidf_vectorizer(self.settings["ngram_max"], vocabulary=self.vocabulary)
@@ -59,7 +65,8 @@ class TextBaseline:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        config = {BASELINE_KEY: self.kind, "id2label": dict(enumerate(self.labels)), **self.settings}
+        config = {BASELINE_KEY: self.kind, "id2label": dict(enumerate(self.labels)), **self.settings,
+                  **({"problem_type": MULTI_LABEL_PROBLEM} if self.multi_label else {})}
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         (directory / VOCABULARY_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False))
         save_file({k: np.ascontiguousarray(v) for k, v in self.weights.items()}, str(directory / WEIGHTS_FILE))
@@ -70,8 +77,9 @@ class TextBaseline:
         kind = config.pop(BASELINE_KEY)
         id2label = config.pop("id2label")
         labels = [id2label[str(i)] for i in range(len(id2label))]
+        multi_label = config.pop("problem_type", None) == MULTI_LABEL_PROBLEM
         vocabulary = json.loads((directory / VOCABULARY_FILE).read_text())
-        return cls(kind, labels, load_file(str(directory / WEIGHTS_FILE)), vocabulary, config)
+        return cls(kind, labels, load_file(str(directory / WEIGHTS_FILE)), vocabulary, config, multi_label)
 
 
 def tfidf_vectorizer(ngram_max: int, **options) -> TfidfVectorizer:
@@ -79,8 +87,13 @@ def tfidf_vectorizer(ngram_max: int, **options) -> TfidfVectorizer:
     return TfidfVectorizer(ngram_range=(1, ngram_max), sublinear_tf=True, lowercase=True, **options)
 
 
-def fit_majority(labels: list[str], y_train: Sequence[int]) -> TextBaseline:
-    """Always the most frequent training class (its scores are the training class frequencies)."""
+def fit_majority(labels: list[str], y_train: Sequence[int] | Sequence[Sequence[int]]) -> TextBaseline:
+    """Always the most frequent training class (its scores are the training class frequencies); multi-label: each
+    label's training frequency as its probability (on for a text when the label is on in most training texts)."""
+    if np.ndim(y_train) == 2:
+        share = np.clip(np.asarray(y_train, dtype=np.float64).mean(axis=0), 1e-9, 1 - 1e-9)
+        log_odds = np.log(share / (1 - share)).astype(np.float32)
+        return TextBaseline("majority", labels, {"log_prior": log_odds}, {}, {}, multi_label=True)
     counts = np.bincount(np.asarray(y_train), minlength=len(labels)).astype(np.float64)
     prior = (counts + 1e-9) / counts.sum()
     return TextBaseline("majority", labels, {"log_prior": np.log(prior).astype(np.float32)}, {}, {})
@@ -90,8 +103,10 @@ def fit_tfidf(labels: list[str], train: tuple[list[str], list[int]], validation:
               settings: TfidfConfig, class_weight: str = "none", seed: int = 42) -> tuple[TextBaseline, dict]:
     """TF-IDF (word 1..n-grams, sublinear tf) + logistic regression, C chosen on validation macro-F1.
 
-    Returns the model fitted with the best C, and every C's validation macro-F1.
+    Returns the model fitted with the best C, and every C's validation macro-F1. Multi-label gold rows (0/1 per
+    label) fit one-vs-rest: a logistic regression per label, each label on where its decision score is above 0.
     """
+    multi_label = np.ndim(train[1]) == 2
     vectorizer = tfidf_vectorizer(settings.ngram_max, max_features=settings.max_features)
     x_train = vectorizer.fit_transform(train[0])
     x_val = vectorizer.transform(validation[0])
@@ -99,19 +114,31 @@ def fit_tfidf(labels: list[str], train: tuple[list[str], list[int]], validation:
     for c in settings.c_grid:
         model = LogisticRegression(C=c, max_iter=2000, class_weight=None if class_weight == "none" else class_weight,
                                    random_state=seed)
-        model.fit(x_train, train[1])
-        predicted = decision_logits(model.decision_function(x_val)).argmax(axis=1)
+        if multi_label:
+            model = OneVsRestClassifier(model).fit(x_train, np.asarray(train[1]))
+            predicted = (model.decision_function(x_val) > 0).astype(np.int64)
+        else:
+            model.fit(x_train, train[1])
+            predicted = decision_logits(model.decision_function(x_val)).argmax(axis=1)
         scores[c] = f1_score(validation[1], predicted, labels=list(range(len(labels))), average="macro",
                              zero_division=0)
         fitted[c] = model
     best = max(settings.c_grid, key=lambda c: (scores[c], -c))
-    model = fitted[best]
+    coef, intercept = _linear_weights(fitted[best])
     vocabulary = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
-    weights = {"idf": vectorizer.idf_.astype(np.float64), "coef": model.coef_.astype(np.float64),
-               "intercept": model.intercept_.astype(np.float64)}
+    weights = {"idf": vectorizer.idf_.astype(np.float64), "coef": coef, "intercept": intercept}
     settings_saved = {"ngram_max": settings.ngram_max, "C": best, "class_weight": class_weight}
     search = {"C": best, "validation_macro_f1_by_C": {str(c): round(float(s), 4) for c, s in scores.items()}}
-    return TextBaseline("tfidf", labels, weights, vocabulary, settings_saved), search
+    return TextBaseline("tfidf", labels, weights, vocabulary, settings_saved, multi_label), search
+
+
+def _linear_weights(model: LogisticRegression | OneVsRestClassifier) -> tuple[np.ndarray, np.ndarray]:
+    """The coefficients and intercepts of a logistic regression, or of a one-vs-rest set of them (a row each)."""
+    if isinstance(model, OneVsRestClassifier):
+        coef = np.vstack([estimator.coef_ for estimator in model.estimators_])
+        intercept = np.concatenate([estimator.intercept_ for estimator in model.estimators_])
+        return coef.astype(np.float64), intercept.astype(np.float64)
+    return model.coef_.astype(np.float64), model.intercept_.astype(np.float64)
 
 
 def decision_logits(scores: np.ndarray) -> np.ndarray:
