@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distilora.inference import load_classifier
-from distilora.scoring import InputFile, ScoreJob, Scorer
+from distilora.scoring import InputFile, ScoreJob, Scorer, backends
 from distilora.scoring.job import METADATA_KEY
 from distilora.scoring.scorer import EMPTY_TEXT, safe_column_names
 from tests.multi_label_model import LABELS, make_multi_label_model
@@ -102,3 +102,9 @@ def test_a_scored_file_holds_the_decided_set_in_every_format_and_its_metadata_na
     assert summary.flagged == len(TEXTS)
     assert f"{len(TEXTS)} with at least one label on" in summary.describe()
     assert f"insult {len(TEXTS)}, threat 0, obscene {counts['obscene']}" in summary.describe()
+
+
+def test_runtimes_are_compared_on_the_decided_set_of_each_text(classifier):
+    decided, _ = backends._time(classifier, TEXTS)
+    assert decided == [tuple(prediction.labels) for prediction in classifier.predict(TEXTS)]
+    assert ("insult",) in decided or ("insult", "obscene") in decided
