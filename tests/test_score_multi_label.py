@@ -12,8 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from distilora.artifacts import write_manifest
+from distilora.config import ScoreConfig
 from distilora.inference import load_classifier
-from distilora.scoring import InputFile, ScoreJob, Scorer, backends
+from distilora.scoring import InputFile, ScoreJob, Scorer, backends, score_file
 from distilora.scoring.job import METADATA_KEY
 from distilora.scoring.scorer import EMPTY_TEXT, safe_column_names
 from tests.multi_label_model import LABELS, make_multi_label_model
@@ -108,3 +110,28 @@ def test_runtimes_are_compared_on_the_decided_set_of_each_text(classifier):
     decided, _ = backends._time(classifier, TEXTS)
     assert decided == [tuple(prediction.labels) for prediction in classifier.predict(TEXTS)]
     assert ("insult",) in decided or ("insult", "obscene") in decided
+
+
+@pytest.fixture(scope="module")
+def model_run(tmp_path_factory):
+    """A run directory holding the multi-label model as ``tiny`` (checksummed, as a run's models are)."""
+    run = tmp_path_factory.mktemp("multi-label-run")
+    write_manifest(make_multi_label_model(run / "tiny"), {"model": "tiny"})
+    return run
+
+
+def test_score_file_and_the_ray_scorer_write_the_same_multi_label_columns(model_run, tmp_path):
+    from distilora.integrations.ray import RayScorer
+
+    given = [*TEXTS * 5, ""]
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(len(given))], "text": given}), source)
+    config = ScoreConfig(backend="pytorch", precision="fp32", id_column="id", chunk_rows=8, progress=False)
+    summary = score_file(model_run, "tiny", source, tmp_path / "out.parquet", config)
+    scored = pq.read_table(tmp_path / "out.parquet")
+    assert scored.column_names[:2] == ["row", "id"] and "labels" in scored.column_names
+    assert summary.flagged == len(given) - 1 and summary.flagged_labels["insult"] == len(given) - 1
+    by_ray = RayScorer(str(model_run), "tiny", keep_columns=["id"])(pq.read_table(source))
+    assert by_ray.column_names == scored.column_names[1:]
+    assert by_ray.column("labels").to_pylist() == scored.column("labels").to_pylist()
+    assert by_ray.column("flag_obscene").to_pylist() == scored.column("flag_obscene").to_pylist()
