@@ -48,8 +48,9 @@ def test_a_label_map_names_the_gold_column_of_a_label(tmp_path):
 
 @pytest.mark.parametrize(("rows", "header", "label_map", "phrase"), [
     (ROWS, ("text", "insult", "menace", "obscene", "kind"), None, "no gold column for 'threat'"),
-    ([("you idiot", "1", "2", "0", "x")], None, None, "column 'threat' row 1: '2'"),
-    ([("you idiot", "1", "", "0", "x")], None, None, "1 gold cell(s) not 0/1"),
+    ([("you idiot", "1", "yes", "0", "x")], None, None, "s.csv case 1: column 'threat' holds 'yes'"),
+    ([("ok", "1", "0", "0", "x"), ("you idiot", "1", "", "0", "x")], None, None,
+     "s.csv case 2: column 'threat' is empty"),
     (ROWS, None, {"insult": "hate"}, "names labels the run lacks: hate"),
     (ROWS, None, {"abusive": "insult"}, "names columns s.csv lacks: abusive"),
 ])

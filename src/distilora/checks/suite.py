@@ -20,6 +20,7 @@ import datasets
 from distilora.config import CheckConfig
 from distilora.data.loading import FORMATS, DataError
 from distilora.data.loading import read_table as read_table_file
+from distilora.data.multi_label import flag
 
 logger = logging.getLogger(__name__)
 
@@ -149,10 +150,6 @@ def map_labels(gold_values: Sequence[str], run_labels: Sequence[str], label_map:
     return {v: mapping[v] for v in present}, source
 
 
-FLAG_VALUES = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
-"""The spellings of a multi-label gold cell (as the training data accepts them), lower-cased."""
-
-
 def gold_columns(columns: Sequence[str], run_labels: Sequence[str], label_map: Mapping[str, str] | None,
                  file: Path) -> tuple[dict[str, str], str]:
     """A multi-label suite's gold column → run label for every run label, and how they were found; ValueError
@@ -180,16 +177,19 @@ def gold_columns(columns: Sequence[str], run_labels: Sequence[str], label_map: M
 
 
 def gold_rows(table: datasets.Dataset, mapping: Mapping[str, str], keep: Sequence[bool], file: Path) -> list[list[int]]:
-    """The kept cases' 0/1 gold rows (columns in run-label order); ValueError naming the first cells that are not
-    0/1, 0.0/1.0 or true/false."""
-    columns = {column: [FLAG_VALUES.get(_cell(v).lower()) for v in table[column]] for column in mapping}
-    bad = [(row, column) for column, values in columns.items() for row, value in enumerate(values)
-           if value is None and keep[row]]
-    if bad:
-        shown = "; ".join(f"column {column!r} row {row + 1}: {_cell(table[row][column])!r}"
-                          for row, column in sorted(bad)[:3])
-        raise ValueError(f"{file}: {len(bad)} gold cell(s) not 0/1 (also 0.0/1.0, true/false): {shown}")
-    return [[columns[column][row] for column in mapping] for row in range(len(keep)) if keep[row]]
+    """The kept cases' 0/1 gold rows (columns in run-label order), each cell read as the training data's are; a
+    ValueError names the first case whose cell is not 0 / 1 (also 0.0 / 1.0, True / False) or is empty."""
+    rows = []
+    for index, record in enumerate(table.select_columns(list(mapping))):
+        if not keep[index]:
+            continue
+        where = f"{file} case {index + 1}"
+        row = [flag(record[column], where, column) for column in mapping]
+        if None in row:
+            empty = next(column for column, value in zip(mapping, row, strict=True) if value is None)
+            raise ValueError(f"{where}: column {empty!r} is empty; every case needs 0 or 1 in each gold column")
+        rows.append(row)
+    return rows
 
 
 def class_gold(gold_raw: Sequence[str], keep: Sequence[bool], run_labels: Sequence[str],
