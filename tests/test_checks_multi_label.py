@@ -30,6 +30,13 @@ def suite_file(path: Path, rows=ROWS, header=("text", *LABELS, "kind")) -> Path:
     return path
 
 
+def test_a_label_no_case_has_on_is_named_in_the_notes(tmp_path):
+    rows = [(text, insult, threat, "0", kind) for text, insult, threat, _, kind in ROWS]
+    suite = load_suite(suite_file(tmp_path / "s.csv", rows), LABELS, multi_label=True)
+    check = summarise(suite, {"teacher": suite.gold}, list(LABELS), "teacher")
+    assert any("no case with 'obscene' in the suite: that label's F1 is 0" in note for note in check["notes"])
+
+
 def test_gold_columns_named_as_the_labels_give_0_1_rows_in_label_order(tmp_path):
     shuffled = [(r[0], r[3], r[1], r[2], r[4]) for r in ROWS]
     suite = load_suite(suite_file(tmp_path / "s.csv", shuffled, ("text", "obscene", "insult", "threat", "kind")),
@@ -53,6 +60,7 @@ def test_a_label_map_names_the_gold_column_of_a_label(tmp_path):
      "s.csv case 2: column 'threat' is empty"),
     (ROWS, None, {"insult": "hate"}, "names labels the run lacks: hate"),
     (ROWS, None, {"abusive": "insult"}, "names columns s.csv lacks: abusive"),
+    (ROWS, None, {"insult": "threat", "threat": "threat"}, "maps several columns onto threat"),
 ])
 def test_missing_or_ill_valued_gold_columns_are_one_line_errors(tmp_path, rows, header, label_map, phrase):
     path = suite_file(tmp_path / "s.csv", rows, header or ("text", *LABELS, "kind"))
@@ -78,6 +86,7 @@ def test_a_case_is_right_when_all_its_labels_are_and_each_labels_f1_is_reported(
     expected = f1_score(gold, odd, average=None, zero_division=0)
     assert overall["per_label_f1"] == pytest.approx(dict(zip(LABELS, expected, strict=True)))
     assert check["overall"]["teacher"]["per_label_f1"] == dict.fromkeys(LABELS, 1.0)
+    assert not any("F1 is 0" in note for note in check["notes"])
     grouping = check["groupings"][0]
     assert [r["accuracy"] for r in grouping["accuracy"]["odd"]] == [0.0, 1.0, 1.0]  # insults, threats, none
     worst = grouping["broke"]["odd"][0]

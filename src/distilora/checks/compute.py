@@ -123,8 +123,8 @@ def _absent_classes_note(gold: np.ndarray, labels: Sequence[str]) -> list[str]:
     absent = [label for label, count in _gold_counts(gold, labels).items() if not count]
     if not absent or not len(gold):
         return []
-    what = "case with" if is_multi_label(gold) else "case of"
-    return [f"no {what} {', '.join(map(repr, absent))} in the suite: that class's F1 is 0 for every model, so "
+    what, kind = ("case with", "label") if is_multi_label(gold) else ("case of", "class")
+    return [f"no {what} {', '.join(map(repr, absent))} in the suite: that {kind}'s F1 is 0 for every model, so "
             f"macro-F1 is at most {1 - len(absent) / len(labels):.2f} here"]
 
 

@@ -161,6 +161,9 @@ def gold_columns(columns: Sequence[str], run_labels: Sequence[str], label_map: M
         if unknown:
             raise ValueError(f"--label-map names labels the run lacks: {', '.join(unknown)} "
                              f"(the run's labels: {', '.join(run_labels)})")
+        twice = sorted({label for label in label_map.values() if list(label_map.values()).count(label) > 1})
+        if twice:
+            raise ValueError(f"--label-map maps several columns onto {', '.join(twice)}: one gold column per label")
         absent = [c for c in label_map if c not in columns]
         if absent:
             raise ValueError(f"--label-map names columns {file.name} lacks: {', '.join(absent)} "

@@ -48,7 +48,9 @@ def safe_column_names(labels: Sequence[str], prefix: str, taken: Sequence[str]) 
 
 class Scorer:
     """``Scorer(classifier)(batch)``: the batch's kept columns, then ``score_<label>`` per class, ``label``,
-    ``threshold``, ``policy``, ``windows`` and ``reason`` (null where the row was scored).
+    ``threshold``, ``policy``, ``windows`` and ``reason`` (null where the row was scored); a multi-label model's:
+    ``score_<label>`` and ``flag_<label>`` per label (names in :attr:`score_columns` / :attr:`flag_columns`),
+    ``labels``, ``windows`` and ``reason``.
 
     Rows whose text is missing, empty or not a string are kept with null scores and their reason; long texts follow
     ``long_text`` (``windows``: the most positive overlapping window, as ``Classifier.predict`` and the service).
