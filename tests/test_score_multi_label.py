@@ -135,3 +135,24 @@ def test_score_file_and_the_ray_scorer_write_the_same_multi_label_columns(model_
     assert by_ray.column_names == scored.column_names[1:]
     assert by_ray.column("labels").to_pylist() == scored.column("labels").to_pylist()
     assert by_ray.column("flag_obscene").to_pylist() == scored.column("flag_obscene").to_pylist()
+
+
+def test_the_ray_engine_writes_what_the_local_engine_writes_for_a_multi_label_model(model_run, tmp_path):
+    ray = pytest.importorskip("ray")
+    from distilora.integrations.ray import score_file_with_ray
+
+    given = [f"{text} {i}" for i in range(60) for text in TEXTS[:5]] + [""]
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(len(given))], "text": given}), source)
+    config = ScoreConfig(backend="pytorch", precision="fp32", id_column="id", chunk_rows=100, progress=False,
+                         workers=1)
+    local = score_file(model_run, "tiny", source, tmp_path / "local.parquet", config)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        distributed = score_file_with_ray(model_run, "tiny", source, tmp_path / "ray.parquet", config)
+    finally:
+        ray.shutdown()
+    ours, theirs = pq.read_table(tmp_path / "local.parquet"), pq.read_table(tmp_path / "ray.parquet")
+    assert ours.schema.remove_metadata() == theirs.schema.remove_metadata()
+    assert theirs.column("labels").to_pylist() == ours.column("labels").to_pylist()
+    assert distributed.flagged_labels == local.flagged_labels and distributed.flagged == local.flagged == 300
