@@ -460,13 +460,15 @@ def fit_label_calibration(logits: np.ndarray, y_true: Sequence[Sequence[int]], l
                       ThresholdPolicy(), config.temperature_bounds)
             for j, (label, t) in enumerate(zip(labels, targets, strict=True))]
     temperatures, thresholds = [f.temperature for f in fits], [f.threshold for f in fits]
-    decided = decide_labels(label_probabilities(logits, True, temperatures), thresholds)
-    precision, recall, f1, _ = precision_recall_fscore_support(y_true, decided, average="macro", zero_division=0)
+    validation = {}
+    if len(y_true):
+        decided = decide_labels(label_probabilities(logits, True, temperatures), thresholds)
+        precision, recall, f1, _ = precision_recall_fscore_support(y_true, decided, average="macro", zero_division=0)
+        validation = {"precision": float(precision), "recall": float(recall), "macro_f1": float(f1)}
     notes = [f.note for f in fits if f.note]
     return Calibration(
         list(labels), float(np.exp(np.mean(np.log(temperatures)))), policy=kind, target=target,
-        n_fitted=len(y_true), ece_bins=config.ece_bins, note="; ".join(notes) or None,
-        validation={"precision": float(precision), "recall": float(recall), "macro_f1": float(f1)},
+        n_fitted=len(y_true), ece_bins=config.ece_bins, note="; ".join(notes) or None, validation=validation,
         temperatures=temperatures, thresholds=thresholds, targets=targets,
         label_validation=[f.point.to_dict() if f.point else None for f in fits])
 
