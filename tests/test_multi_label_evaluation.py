@@ -37,9 +37,20 @@ from distilora.evaluation.collapse import collapse_check
 from distilora.evaluation.metrics import classification_metrics
 from distilora.evaluation.robustness import robustness_summary
 from distilora.experiment.robustness import RobustnessProbe
+from distilora.inference import load_classifier
 from distilora.report.analysis import run_statistics
 from distilora.report.context import SplitPredictions, majority_baseline
-from distilora.results import CalibrationSummary, Comparison, Interval, McNemar, ModelResult, SplitMetrics, SplitReport
+from distilora.results import (
+    CalibrationSummary,
+    Comparison,
+    Interval,
+    McNemar,
+    ModelResult,
+    RunResults,
+    SplitMetrics,
+    SplitReport,
+)
+from distilora.run_dir import RunLayout, read_predictions
 
 LABELS = ["insult", "threat", "obscene"]
 
@@ -398,3 +409,24 @@ def test_the_probe_decides_multi_label_copies_per_label_and_counts_whole_items()
                                                                             zero_division=0))
     assert summary["consistency"]["count"] == int(unchanged.sum()) < len(texts)  # some keyword got misspelt
     assert summary["clean_accuracy"] == 1.0
+
+
+# ---- a whole multi-label run -----------------------------------------------------------------------------------
+def test_a_multi_label_run_keeps_per_label_calibration_statistics_and_robustness(multi_label_run):
+    results = RunResults.from_json(json.loads((multi_label_run / "results.json").read_text()))
+    labels = results.labels
+    for name in ("teacher", "odd", "lora", "tfidf"):
+        model = results.models[name]
+        stored = Calibration.from_json((multi_label_run / name / "calibration.json").read_text(), labels)
+        assert stored.thresholds == model.calibration.thresholds
+        assert stored.temperatures == model.calibration.temperatures
+        assert model.metrics_at_threshold["test"].per_label[0].label == labels[0]
+        assert model.robustness.consistency.n == model.metrics["test"].n and model.collapse is not None
+        predictions = read_predictions(RunLayout(multi_label_run), name)["test"]
+        y, probs = np.asarray(predictions["y_true"]), np.asarray(predictions["probs"])
+        assert model.intervals["test"].macro_f1.estimate == pytest.approx(
+            f1_score(y, (probs >= 0.5).astype(int), average="macro", zero_division=0), abs=1e-6)
+    classifier = load_classifier(multi_label_run / "odd")
+    assert classifier.label_thresholds() == results.models["odd"].calibration.thresholds
+    comparisons = results.statistics.comparisons
+    assert comparisons and all([t.label for t in c.per_label] == labels for c in comparisons)
