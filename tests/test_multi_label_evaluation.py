@@ -165,6 +165,15 @@ def test_a_label_with_a_single_gold_value_keeps_temperature_one_and_one_half(val
     assert calibration.temperatures[0] != 1.0
 
 
+def test_a_label_with_the_same_score_for_every_item_keeps_one_half_and_the_note_says_so():
+    y, logits = synthetic(200, seed=16)
+    logits[:, 2] = -0.7  # a prior-only label
+    calibration = fit_calibration(logits, y, LABELS, CalibrationConfig(target_recall=0.9))
+    assert calibration.thresholds[2] == 0.5 and calibration.label_validation[2] is None
+    assert calibration.note == "obscene: the same score for every validation item, so it keeps threshold 0.5"
+    assert calibration.decision()["targets"] == {"insult": 0.9, "threat": 0.9, "obscene": 0.9}
+
+
 def test_label_calibration_round_trips_and_a_single_label_file_keeps_its_keys():
     y, logits = synthetic(300, seed=6)
     calibration = fit_calibration(logits, y, LABELS, CalibrationConfig(target_recall=0.8))
@@ -185,7 +194,9 @@ def test_label_calibration_decides_and_describes_each_label():
     probs = calibration.probabilities(np.array([[0.0, -2.0, 2.0], [1.0, 0.0, 3.0]]))
     assert probs == pytest.approx(expit(np.array([[0.0, -1.0, 4.0], [1.0, 0.0, 6.0]])))
     assert calibration.decide(probs).tolist() == [[1, 0, 1], [1, 1, 1]]
-    assert calibration.decision()["thresholds"] == {"insult": 0.5, "threat": 0.3, "obscene": 0.9}
+    decision = calibration.decision()
+    assert decision["rule"] == "threshold" and decision["threshold"] is None
+    assert decision["thresholds"] == {"insult": 0.5, "threat": 0.3, "obscene": 0.9}
     assert calibration.describe() == ("P(insult) ≥ 0.500, P(threat) ≥ 0.300, P(obscene) ≥ 0.900 (the highest "
                                       "validation macro-F1, per label); temperatures 1, 2, 0.5")
 
