@@ -88,8 +88,8 @@ def per_label_detail_table(ctx: ReportContext, split: str = "test") -> Table:
                              fmt.num(s.roc_auc), str(s.support), str(s.predicted)])
     return Table(["label", "model", "precision", "recall", "F1", "ROC-AUC", "texts with it", "texts given it"], rows,
                  numeric=[False, False] + [True] * 6,
-                 caption=f"{split.capitalize()} scores per label; ROC-AUC — where the split holds only positives "
-                         "or only negatives of the label")
+                 caption=f"{split.capitalize()} scores per label; ROC-AUC '—': the split holds only positives or "
+                         "only negatives of the label")
 
 
 def teacher_differences(ctx: ReportContext, split: str = "test") -> dict[str, dict[str, float]]:
