@@ -16,12 +16,15 @@ from distilora.report import build, labels, plots, tables
 from distilora.report.calibration import calibration_blocks
 from distilora.report.context import BASELINE, Baseline, ReportContext
 from distilora.report.findings import findings
+from distilora.report.robustness import robustness_blocks
 from distilora.results import (
     CalibrationSummary,
     Interval,
     LabelScores,
     MetricIntervals,
     ModelResult,
+    Proportion,
+    Robustness,
     RunResults,
     RunStatistics,
     SplitMetrics,
@@ -205,6 +208,15 @@ def test_a_multi_label_report_has_the_per_label_section_and_no_words_of_exclusiv
                   "always 'insult'"):
         assert wrong not in md, wrong
     assert not re.search(r"(?<!subset )accuracy \[95", md)
+
+
+def test_the_robustness_table_of_a_multi_label_run_speaks_of_the_set_of_labels():
+    results = multi_label_results()
+    results.models["teacher"].robustness = Robustness(consistency=Proportion(0.9, 0.8, 0.95, 36, 40), accuracy=0.4,
+                                                      macro_f1=0.8, clean_accuracy=0.425, clean_macro_f1=0.85)
+    summary = robustness_blocks(multi_label_context(results))[1]
+    assert summary.headers[4] == "test subset accuracy clean"
+    assert "decided set of labels" in summary.caption
 
 
 # ---- the model card and results.md -------------------------------------------------------------------------------
