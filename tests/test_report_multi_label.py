@@ -251,3 +251,18 @@ def test_results_markdown_of_a_multi_label_run_has_subset_accuracy_micro_and_mac
     assert column["test micro-F1"] == f"{sum(F1['teacher']) / 3 + 0.01:.4f}"
     assert column["test macro-F1"] == f"{sum(F1['teacher']) / 3:.4f}"
     assert "multi-label" in text
+
+
+def test_the_card_of_a_multi_label_onnx_export_names_each_labels_served_threshold_and_no_argmax():
+    results = multi_label_results()
+    export = {"export": "odd-onnx", "passed": True, "multi_label": True, "thresholds": {"insult": 0.4, "threat": 0.55},
+              "settings": {"inputs": ["input_ids", "attention_mask"], "max_length": 32},
+              "gate": {"agreement": 0.99, "labels": "argmax", "split": "test", "min_agreement": 0.98},
+              "decision": {}, "test": {"n": N, "agreement": 0.99, "decision_agreement": 0.98}}
+    card = render_model_card("odd", results.models["odd"], results, export)
+    assert ("each label when its calibrated probability is ≥ its threshold (`insult` 0.4000, `threat` 0.5500"
+            in card)
+    assert "(every label at 0.5, on test), required ≥ 0.98 at 0.5 and as served" in card
+    assert "| label agreement (every label at 0.5) | label agreement (as served) |" in card
+    assert "raw logits; a sigmoid per label" in card
+    assert "argmax" not in card and "softmax" not in card

@@ -398,8 +398,8 @@ def _export_parity(export: Mapping) -> list[str]:
                      f"`{quantization.get('variant')}` ({_num(share * 100 if share is not None else None, 0)} % of "
                      f"the MatMul weights in int8; activations {activations}), chosen on validation of "
                      + ", ".join(f"`{v}` {_variant_agreement(t)}" for v, t in tried.items())
-                     + " label agreement (argmax / as served). Its answers can depend slightly on which texts share "
-                       "a batch.")
+                     + f" label agreement ({_unserved(export)} / as served). Its answers can depend slightly on which "
+                       "texts share a batch.")
     lines += [*_parity_gate(export), "", *markdown_table(_parity_table(export)).splitlines()]
     cpu = (settings.get("cpu") or {}).get("model")
     lines += ["", "Paired bootstrap over the items for the difference (ONNX − PyTorch)"
@@ -409,7 +409,7 @@ def _export_parity(export: Mapping) -> list[str]:
 
 def _parity_table(export: Mapping) -> Table:
     """Per split: label agreement at the argmax and as served, the largest probability change, macro-F1 of both."""
-    table = Table(["split", "n", "label agreement (argmax)", "label agreement (as served)", "max abs Δp",
+    table = Table(["split", "n", f"label agreement ({_unserved(export)})", "label agreement (as served)", "max abs Δp",
                    "macro-F1 PyTorch", "macro-F1 ONNX", "difference [95 % CI]"], [])
     for split in ("validation", "test"):
         p = export.get(split)
@@ -428,11 +428,23 @@ def _parity_gate(export: Mapping) -> list[str]:
     verdict = "passed" if export.get("passed") else "**failed** (distilora refuses to load or serve it)"
     served = (f"`{decision.get('positive_label')}` when its calibrated probability is ≥ "
               f"{_num(decision['threshold'], 4)}" if decision.get("threshold") is not None else "the argmax")
-    return [f"- **Served decision**: {served} (temperature {_num(decision.get('temperature'))}), from the model's "
+    served += f" (temperature {_num(decision.get('temperature'))})"
+    labels, at = gate.get("labels", "argmax"), "at the argmax"
+    which = f"{labels} labels"
+    if export.get("multi_label"):
+        thresholds = ", ".join(f"`{label}` {_num(t, 4)}" for label, t in (export.get("thresholds") or {}).items())
+        served = f"each label when its calibrated probability is ≥ its threshold ({thresholds}; a temperature each)"
+        which, at = ("every label at 0.5" if labels == "argmax" else "the served decisions"), "at 0.5"
+    return [f"- **Served decision**: {served}, from the model's "
             "`calibration.json` as it was when exported (copied into this export).",
             f"- **Parity gate**: {verdict} — lowest label agreement with the PyTorch model "
-            f"{_num(gate.get('agreement'), 4)} ({gate.get('labels', 'argmax')} labels, on {gate.get('split', '?')}), "
-            f"required ≥ {gate.get('min_agreement', '?')} at the argmax and as served, on validation and on test."]
+            f"{_num(gate.get('agreement'), 4)} ({which}, on {gate.get('split', '?')}), "
+            f"required ≥ {gate.get('min_agreement', '?')} {at} and as served, on validation and on test."]
+
+
+def _unserved(export: Mapping) -> str:
+    """How the plain (uncalibrated) labels are decided: the argmax, or every label at 0.5."""
+    return "every label at 0.5" if export.get("multi_label") else "argmax"
 
 
 def _variant_agreement(tried: Mapping) -> str:
@@ -446,7 +458,9 @@ def _onnx_usage(export: Mapping) -> list[str]:
     return ["```python", "from distilora import load_classifier", "",
             "clf = load_classifier(\"path/to/this/directory\")  # onnxruntime; calibration applied",
             "clf.predict([\"some text\"])", "```", "",
-            "With onnxruntime and `transformers`' tokenizer alone (raw logits; argmax, no threshold):", "",
+            "With onnxruntime and `transformers`' tokenizer alone (raw logits; "
+            + ("a sigmoid per label, no temperatures or thresholds" if export.get("multi_label") else
+               "argmax, no threshold") + "):", "",
             "```python", "import onnxruntime", "from transformers import AutoTokenizer", "",
             "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/directory\")",
             "session = onnxruntime.InferenceSession(\"path/to/this/directory/model.onnx\")",
