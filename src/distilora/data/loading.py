@@ -148,6 +148,10 @@ def _multi_label_splits(raw: dict, label_columns: list[str], source: str
     except MultiLabelError as error:
         raise DataError(str(error)) from error
     logger.info("Multi-label task: %d labels (%s)", len(label_columns), ", ".join(label_columns))
+    for split, table in splits.items():
+        on = np.asarray(table["label"], dtype=np.int64).reshape(-1, len(label_columns)).sum(axis=0)
+        logger.info("%-10s positives per label: %s", split,
+                    ", ".join(f"{label} {count}" for label, count in zip(label_columns, on, strict=True)))
     return list(label_columns), splits, report
 
 
