@@ -19,8 +19,10 @@ from distilora.report.findings import findings
 from distilora.report.robustness import robustness_blocks
 from distilora.results import (
     CalibrationSummary,
+    Comparison,
     Interval,
     LabelScores,
+    McNemar,
     MetricIntervals,
     ModelResult,
     Proportion,
@@ -188,6 +190,21 @@ def test_the_calibration_section_gives_each_labels_temperature_and_threshold(ctx
     summary = next(b for b in blocks if getattr(b, "headers", [None])[0] == "model" and b is not per_label)
     assert rows_of(summary)["teacher"][-1] == "each label: P(label) ≥ its threshold"
     assert any("sigmoid(logit / T)" in b for b in blocks if isinstance(b, str))
+
+
+def test_the_paired_comparisons_add_mcnemar_on_each_label(ctx):
+    ctx.statistics.comparisons = [Comparison(
+        a="odd", b="teacher", kind="student vs teacher", macro_f1_difference=Interval(-0.07, -0.15, 0.01),
+        accuracy_difference=Interval(-0.035, -0.1, 0.03), difference_significant=False,
+        mcnemar=McNemar(a_only_correct=3, b_only_correct=5, p_value=0.727, p_holm=0.727), mcnemar_significant=False,
+        per_label=[McNemar(a_only_correct=1, b_only_correct=6, p_value=0.125, p_holm=0.375, label="insult"),
+                   McNemar(a_only_correct=0, b_only_correct=0, p_value=1.0, p_holm=1.0, label="threat"),
+                   McNemar(a_only_correct=0, b_only_correct=9, p_value=0.004, p_holm=0.012, label="obscene")])]
+    table = labels.label_comparison_table(ctx)
+    assert table.rows == [["odd vs teacher", "insult", "1", "6", "0.125", "0.375", "no"],
+                          ["odd vs teacher", "threat", "0", "0", "1.000", "1.000", "no"],
+                          ["odd vs teacher", "obscene", "0", "9", "0.004", "0.012", "yes"]]
+    assert "every label of the item right" in tables.comparison_table(ctx).caption
 
 
 def multi_label_markdown(ctx: ReportContext, out: Path) -> str:

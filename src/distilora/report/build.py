@@ -23,7 +23,13 @@ from distilora.report.analysis import run_statistics
 from distilora.report.calibration import calibrated, calibration_blocks
 from distilora.report.context import BASELINE, ReportContext, load_predictions, majority_baseline
 from distilora.report.findings import findings
-from distilora.report.labels import baseline_rule, per_label_detail_table, per_label_f1_series, per_label_f1_table
+from distilora.report.labels import (
+    baseline_rule,
+    label_comparison_table,
+    per_label_detail_table,
+    per_label_f1_series,
+    per_label_f1_table,
+)
 from distilora.report.robustness import augmentation_line, robustness_blocks, robustness_findings
 from distilora.report.tuning import tuning_plots, tuning_section
 from distilora.results import RunResults, RunStatistics
@@ -226,7 +232,8 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
     if seed_table:
         sections.append(Section("Across seeds", [seed_table]))
     sections += [
-        Section("Paired comparisons", [tables.comparison_table(ctx)]),
+        Section("Paired comparisons", [tables.comparison_table(ctx),
+                                       *([label_comparison_table(ctx)] if ctx.multi_label else [])]),
         *filter(None, [tuning_section(ctx, figures)]),
         Section("Size, cost and speed", [tables.cost_table(ctx),
                                          Image(figures["tradeoff"], "Trade-off chart", "One point per model; "

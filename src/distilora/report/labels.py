@@ -31,7 +31,7 @@ def accuracy_name(ctx: ReportContext) -> str:
 def baseline_rule(ctx: ReportContext) -> str:
     """What the majority baseline answers: ``always 'neutral'``, or each label at its train majority."""
     if ctx.multi_label:
-        return "each label on only if most training texts have it"
+        return f"each label on only if most training texts have it: {ctx.baseline.label}"
     return f"always '{ctx.baseline.label}'"
 
 
@@ -157,3 +157,17 @@ def label_calibration_table(ctx: ReportContext, entries: Mapping[str, Calibratio
                  caption="Per label, fitted on validation: its temperature T (its score is sigmoid(logit / T)) and "
                          "its decision threshold (the label is on at a calibrated probability ≥ it)")
 
+
+
+def label_comparison_table(ctx: ReportContext) -> Table:
+    """Each paired comparison's McNemar test on each label's decisions, Holm-adjusted over all of them."""
+    alpha = ctx.statistics.method.alpha
+    rows = [[f"{c.a} vs {c.b}", test.label or "?", str(test.a_only_correct), str(test.b_only_correct),
+             fmt.p_value(test.p_value), fmt.p_value(test.p_holm) if test.p_holm is not None else fmt.DASH,
+             "yes" if test.p_holm is not None and test.p_holm < alpha else "no"]
+            for c in ctx.statistics.comparisons for test in c.per_label or []]
+    return Table(["A vs B", "label", "only A right", "only B right", "McNemar p", "Holm-adjusted p", "differ?"], rows,
+                 numeric=[False, False, True, True, True, True, False],
+                 caption=f"Per label, paired on the same test items: the items on which only one of the two decides "
+                         f"that label right (at 0.5), McNemar's exact test, Holm-adjusted over every label of every "
+                         f"comparison; 'differ?' at {alpha:g}")

@@ -174,9 +174,11 @@ def comparison_table(ctx: ReportContext) -> Table:
             "yes" if c.mcnemar_significant else "no",
         ])
     alpha = ctx.statistics.method.alpha
+    right = " ('right': every label of the item right; per label in the next table)" if ctx.multi_label else ""
     return Table(headers, rows, numeric=[False, False] + [True] * 3 + [False, True, True, True, True, False],
-                 caption=f"Paired on the same test items. Significance at {alpha:g}: macro-F1 difference when its "
-                         f"paired-bootstrap CI excludes 0; errors when McNemar's exact p (Holm-adjusted) < {alpha:g}")
+                 caption=f"Paired on the same test items{right}. Significance at {alpha:g}: macro-F1 difference "
+                         f"when its paired-bootstrap CI excludes 0; errors when McNemar's exact p (Holm-adjusted) < "
+                         f"{alpha:g}")
 
 
 def seed_table(ctx: ReportContext) -> Table | None:
