@@ -239,7 +239,10 @@ def test_the_robustness_table_of_a_multi_label_run_speaks_of_the_set_of_labels()
 # ---- the model card and results.md -------------------------------------------------------------------------------
 def test_the_model_card_of_a_multi_label_model_has_its_labels_per_label_scores_thresholds_and_sigmoid_usage():
     results = multi_label_results()
+    results.models["odd"].robustness = Robustness(consistency=Proportion(0.9, 0.8, 0.95, 36, 40), accuracy=0.3,
+                                                  macro_f1=0.7, clean_accuracy=0.39, clean_macro_f1=0.78)
     card = render_model_card("odd", results.models["odd"], results)
+    assert "subset accuracy 0.300 (clean 0.390)" in card
     assert "- **Labels** (multi-label" in card and "`insult`, `threat`, `obscene`" in card
     assert "| label | precision | recall | F1 | ROC-AUC | texts with it | texts given it |" in card
     assert "| threat | 0.830 | 0.730 | 0.780 | 0.880 | 12 | 13 |" in card
@@ -283,3 +286,25 @@ def test_the_card_of_a_multi_label_onnx_export_names_each_labels_served_threshol
     assert "| label agreement (every label at 0.5) | label agreement (as served) |" in card
     assert "raw logits; a sigmoid per label" in card
     assert "argmax" not in card and "softmax" not in card
+
+
+# ---- a finished multi-label run -----------------------------------------------------------------------------------
+def test_the_report_of_a_multi_label_run_has_the_per_label_table_plot_and_finding(multi_label_run):
+    md = (multi_label_run / "report.md").read_text()
+    section = md.split("## Per-label results (test)\n")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| model | F1 insult | F1 threat | F1 obscene | macro-F1 (mean over labels) |"
+    assert {row.split(" | ")[0].strip("| ") for row in rows[1:6]} == {"teacher", "odd", "lora", "tfidf", "majority"}
+    assert "![Test F1 per label and model](plots/per_label_f1.png)" in section
+    with Image.open(multi_label_run / "plots" / "per_label_f1.png") as image:
+        assert image.format == "PNG" and min(image.size) >= 300
+    assert "Per label, odd's test F1 minus the teacher's (teacher): insult " in md
+    assert "Per label, lora's test F1 minus the teacher's (teacher): insult " in md
+    assert re.search(r"Compression (hurts '(insult|threat|obscene)' most|costs no label F1 on average)", md)
+    assert "| test macro-F1 over labels [95 % CI] |" in md and "| subset accuracy [95 % CI] |" in md
+    for wrong in ("Confusion matri", "positive class", "class counts", "argmax", "softmax"):
+        assert wrong not in md, wrong
+    card = (multi_label_run / "odd" / "README.md").read_text()
+    assert "| label | precision | recall | F1 | ROC-AUC | texts with it | texts given it |" in card
+    assert 'top_k=None, function_to_apply="sigmoid"' in card
+    assert "| test subset acc | test micro-F1 | test macro-F1 |" in (multi_label_run / "results.md").read_text()

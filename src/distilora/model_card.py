@@ -244,12 +244,13 @@ def _multi_label_calibration(entry: ModelResult, labels: list[str]) -> list[str]
     return lines
 
 
-def _robustness(r: Robustness) -> list[str]:
+def _robustness(r: Robustness, multi_label: bool = False) -> list[str]:
     kinds = ", ".join(f"{kind} {fmt.share(k.consistency)}" for kind, k in r.kinds.items())
     return [f"- **Label consistency**: its decision (as served) stays the same under every perturbation on "
             f"{fmt.share(r.consistency)} of the test items (95 % Wilson interval); per kind: {kinds}.",
             f"- **On the perturbed copies** (mean over the kinds): test macro-F1 {_num(r.macro_f1)} "
-            f"(clean {_num(r.clean_macro_f1)}), accuracy {_num(r.accuracy)} (clean {_num(r.clean_accuracy)}).",
+            f"(clean {_num(r.clean_macro_f1)}), {'subset ' if multi_label else ''}accuracy {_num(r.accuracy)} "
+            f"(clean {_num(r.clean_accuracy)}).",
             f"- Perturbations seeded ({r.seed}), about {(r.word_share or 0) * 100:.0f} % of the words a kind can "
             "change changed: leet, repeated, swapped or dropped letters, case, spaces inserted or removed."]
 
@@ -490,7 +491,8 @@ def render_model_card(name: str, entry: ModelResult | Mapping[str, Any], results
          _evaluation(entry, results)),
         ("Calibration and decision threshold" + ("s" if results.multi_label else ""),
          _multi_label_calibration(entry, results.labels) if results.multi_label else _calibration(entry)),
-        *([("Robustness to spelling perturbations", _robustness(entry.robustness))] if entry.robustness else []),
+        *([("Robustness to spelling perturbations", _robustness(entry.robustness, bool(results.multi_label)))]
+          if entry.robustness else []),
         ("Speed" + (" of the PyTorch model (`make bench` times the ONNX exports)" if export else ""),
          _speed(name, entry, results)),
         ("Data and its known limits", _data(name, entry, results)),

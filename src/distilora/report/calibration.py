@@ -34,9 +34,9 @@ SINGLE_LABEL_RELIABILITY = (
     "Per model: accuracy against mean confidence in each bin of the top-class probability on test; grey: raw "
     "softmax, blue: after temperature scaling; on the dotted diagonal a model's confidence matches its accuracy.")
 MULTI_LABEL_RELIABILITY = (
-    "Per model: the share of (text, label) pairs where the label is on against their mean probability, in each bin "
-    "of the per-label probabilities on test; grey: raw sigmoid, blue: after temperature scaling; on the dotted "
-    "diagonal a model's probabilities match how often the labels are on.")
+    "Per model: accuracy against mean confidence in each bin of the (text, label) decisions on test, a decision's "
+    "confidence being max(p, 1 − p) of the label's probability; grey: raw sigmoid, blue: after temperature scaling; "
+    "on the dotted diagonal a model's confidence matches its accuracy.")
 
 
 def calibrated(ctx: ReportContext) -> dict[str, CalibrationSummary]:
@@ -70,7 +70,8 @@ def calibration_table(ctx: ReportContext, entries: Mapping[str, CalibrationSumma
     bins = next(iter(entries.values())).ece_bins
     rows = [[name, fmt.num(c.temperature), _arrow(c.ece.get("validation")), _arrow(c.ece.get("test")), _rule(c)]
             for name, c in entries.items()]
-    scores = "each label's probability, raw sigmoid" if ctx.multi_label else "the top-class probability, raw softmax"
+    scores = ("each label's decision confidence, max(p, 1 − p), raw sigmoid" if ctx.multi_label else
+              "the top-class probability, raw softmax")
     return Table(["model", "temperature" + (" (geometric mean over labels)" if ctx.multi_label else ""),
                   "ECE validation (before → after)", "ECE test (before → after)", "decision"],
                  rows, numeric=[False, True, True, True, False],

@@ -252,16 +252,16 @@ def reliability_diagrams(entries: Mapping[str, CalibrationSummary], num_classes:
                          split: str = "test", multi_label: bool = False) -> Path:
     """One panel per model: accuracy against mean confidence (top-class probability) per bin on ``split``, before
     (raw softmax) and after temperature scaling, with the diagonal of perfect calibration. ``multi_label``: the
-    share of labels on against the per-label probability (raw sigmoid), from 0."""
-    raw, x_label, y_label = (("raw sigmoid", "probability (each label)", "share of labels on") if multi_label else
-                             ("raw softmax", "confidence (top-class probability)", "accuracy"))
+    bins are of each (item, label) decision's confidence, max(p, 1 − p) of the raw sigmoid."""
+    raw, x_label = (("raw sigmoid", "confidence (each label's decision)") if multi_label else
+                    ("raw softmax", "confidence (top-class probability)"))
     names = list(entries)
     columns = min(4, max(1, len(names)))
     rows = -(-len(names) // columns)
     width = 3.6 * columns + 0.4
     fig = Figure(figsize=(width, 3.4 * rows + 0.9), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)).ravel()
-    low = 1 / num_classes if num_classes and not multi_label else 0.0
+    low = 0.5 if multi_label else 1 / num_classes if num_classes else 0.0
     for ax, name in zip(axes, names, strict=False):
         calibration = entries[name]
         curves = calibration.reliability[split]
@@ -283,9 +283,8 @@ def reliability_diagrams(entries: Mapping[str, CalibrationSummary], num_classes:
     for ax in axes[(rows - 1) * columns:]:
         ax.set_xlabel(x_label)
     for ax in axes[::columns]:
-        ax.set_ylabel(y_label)
-    measure = "share of labels on against probability" if multi_label else "accuracy against confidence"
-    lines = (f"Reliability on {split}: {measure} per bin, before and after temperature scaling "
+        ax.set_ylabel("accuracy")
+    lines = (f"Reliability on {split}: accuracy against confidence per bin, before and after temperature scaling "
              "(fitted on validation)", f"marker area: share of the {split} items in the bin")
     fig.suptitle("\n".join(textwrap.fill(line, width=int(width * 11)) for line in lines), fontsize=10)
     return save_figure(fig, path)
