@@ -13,7 +13,6 @@ from scipy.special import expit, softmax
 from sklearn.metrics import f1_score
 
 from distilora.config import ExportConfig
-from distilora.evaluation import metrics
 from distilora.export import build
 from distilora.export.parity import ParityGate, label_macro_f1, split_parity
 from distilora.inference import OnnxClassifier, load_classifier
@@ -71,8 +70,6 @@ def test_macro_f1_is_over_labels_as_scikit_learn_counts_it_with_a_paired_interva
 def exported(tmp_path_factory):
     """A tiny multi-label model exported (int8) by the export's own writer on hand-made validation and test
     splits."""
-    if not hasattr(metrics, "multi_label_metrics"):
-        pytest.skip("the export's own metrics need multi-label classification_metrics (evaluation)")
     root = tmp_path_factory.mktemp("multi-label-export")
     reference = load_classifier(make_multi_label_model(root / "model"), verify=False)
     splits = {split: ([row[0] for row in rows], [list(row[1:]) for row in rows])

@@ -14,7 +14,6 @@ import pytest
 
 from distilora.checks.run import run_check
 from distilora.config import CheckConfig, ExportConfig, ScoreConfig
-from distilora.evaluation import metrics
 from distilora.export import OnnxClassifier, export_model
 from distilora.inference import load_classifier
 from distilora.label_space import decide_labels
@@ -26,14 +25,12 @@ LABELS = list(MULTI_LABELS)
 
 
 @pytest.fixture(scope="module")
-def exported_run(request, tmp_path_factory) -> Path:
+def exported_run(multi_label_run, tmp_path_factory) -> Path:
     """A copy of the multi-label run with its ``odd`` student exported to ONNX (fp32: the tiny run's students score
     every item within 1e-3 of their calibrated thresholds, where int8's rounding flips decisions; the int8 gate is
     tests/test_export_multi_label.py's)."""
-    if not hasattr(metrics, "multi_label_metrics"):
-        pytest.skip("a multi-label run needs multi-label classification_metrics (evaluation)")
     run = tmp_path_factory.mktemp("multi-label-ship") / "run"
-    shutil.copytree(request.getfixturevalue("multi_label_run"), run)
+    shutil.copytree(multi_label_run, run)
     export_model(run, "odd", ExportConfig(bootstrap_resamples=200))
     return run
 
