@@ -148,3 +148,20 @@ def test_tfidf_fits_one_vs_rest_and_majority_the_per_label_prior(tmp_path, multi
     assert (decided == gold).mean() > (always_prior == gold).mean() + 0.15  # each label's words decide it
     prior = 1 / (1 + np.exp(-majority.logits(["anything"])[0]))
     assert prior == pytest.approx(np.asarray(train[1]).mean(axis=0), abs=1e-6)
+
+
+def test_class_weight_auto_weighs_each_labels_positives_on_multi_label_data_and_nothing_on_single_label(
+        tiny_teacher, multi_label_dataset, tiny_dataset, tmp_path):
+    from distilora.experiment.context import RunContext
+    from tests.conftest import tiny_experiment_config
+
+    multi = RunContext(tiny_experiment_config(multi_label_dataset, tiny_teacher, tmp_path / "a"), check_writable=False)
+    assert multi.config.class_weight == "auto" and multi.class_weight == "balanced"
+    gold = np.asarray(multi.data.splits["train"]["label"])
+    expected = (len(gold) - gold.sum(axis=0)) / gold.sum(axis=0)
+    assert multi.class_weights().numpy() == pytest.approx(expected)
+    single = RunContext(tiny_experiment_config(tiny_dataset, tiny_teacher, tmp_path / "b"), check_writable=False)
+    assert single.class_weight == "none" and single.class_weights() is None
+    explicit = RunContext(tiny_experiment_config(multi_label_dataset, tiny_teacher, tmp_path / "c",
+                                                 class_weight="none"), check_writable=False)
+    assert explicit.class_weights() is None

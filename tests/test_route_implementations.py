@@ -202,6 +202,7 @@ def test_pissa_saves_the_merged_model_that_predicts_like_the_trained_one(tiny_te
         config = ExperimentConfig(lora=LoraConfig(r=4))
         checkpoint = str(tiny_teacher)
         labels = LABELS
+        multi_label = False
         encoded = {"train": list(range(16))}
 
     torch.manual_seed(0)

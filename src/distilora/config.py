@@ -243,7 +243,16 @@ class TuneConfig:
             raise ValueError("startup trials and warm-up evaluations must be >= 0")
 
 
-CLASS_WEIGHTS = ("none", "balanced")
+AUTO_CLASS_WEIGHT = "auto"
+CLASS_WEIGHTS = (AUTO_CLASS_WEIGHT, "none", "balanced")
+
+
+def resolve_class_weight(setting: str, multi_label: bool) -> str:
+    """``auto``: ``balanced`` for a multi-label task (with rare labels, plain BCE learns to leave them off at 0.5),
+    ``none`` for a single-label one; ``none`` / ``balanced`` as given."""
+    if setting != AUTO_CLASS_WEIGHT:
+        return setting
+    return "balanced" if multi_label else "none"
 PRECISIONS = ("fp32", "bf16", "auto")
 WINDOWS = "windows"
 TRUNCATE = "truncate"
@@ -361,9 +370,11 @@ class ExperimentConfig:
                                             "or 1-based teacher layers like 1,3,5 (repeatable)")
     student_depth: int | None = option(None, help="layers of the first / last / importance students (default: half "
                                                   "the teacher's)")
-    class_weight: str = option("none", choices=CLASS_WEIGHTS,
+    class_weight: str = option(AUTO_CLASS_WEIGHT, choices=CLASS_WEIGHTS,
                                help="balanced: weight each class's cross-entropy (every route) by the inverse of its "
-                                    "training frequency, n / (classes · count)")
+                                    "training frequency, n / (classes · count); multi-label: each label's positives "
+                                    "by negatives / positives (BCE pos_weight). auto: balanced for multi-label data, "
+                                    "none for single-label data")
     collapse_share: float = not_an_option(0.98)
     """A model that gives one class to at least this share of validation is flagged as collapsed."""
     precision: str = option("auto", choices=PRECISIONS,

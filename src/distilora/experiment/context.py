@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrai
 
 from distilora import distributed
 from distilora.artifacts import verified_snapshot
-from distilora.config import ExperimentConfig
+from distilora.config import ExperimentConfig, resolve_class_weight
 from distilora.data import TaskData, encode_splits, load_task_data, token_rows
 from distilora.data.perturb import augment_training_split, augment_transfer_texts
 from distilora.data.transfer import TransferTexts, load_transfer_texts
@@ -160,8 +160,13 @@ class RunContext:
             return train
         return self.transfer.after(train, self.tokenizer, self.config.data.max_length)
 
+    @property
+    def class_weight(self) -> str:
+        """``--class-weight`` for this run's data (``auto`` resolved): ``none`` or ``balanced``."""
+        return resolve_class_weight(self.config.class_weight, self.multi_label)
+
     def class_weights(self) -> torch.Tensor | None:
-        if self.config.class_weight == "none":
+        if self.class_weight == "none":
             return None
         counts = np.asarray(self.data.label_counts("train"), dtype=np.float64)
         if self.multi_label:  # each label's negatives per positive: BCE's pos_weight

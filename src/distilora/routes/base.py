@@ -37,6 +37,8 @@ class RouteContext(Protocol):
     labels: list[str]
     multi_label: bool
     """Independent 0/1 labels (sigmoid, BCE) rather than exclusive classes."""
+    class_weight: str
+    """``--class-weight`` resolved for the data: ``none`` or ``balanced``."""
     data_fingerprint: str
     teacher_depth: int
     tokenizer: PreTrainedTokenizerBase
@@ -160,7 +162,7 @@ class Route(ABC):
 
     def fingerprint(self, ctx: RouteContext, seed: int) -> str:
         augmentation = ctx.config.data.augmentation()  # added only when set: unaugmented stages keep their fingerprint
-        return fingerprint(*self.fingerprint_parts(ctx), ctx.config.class_weight, seed, *self.execution_parts(ctx),
+        return fingerprint(*self.fingerprint_parts(ctx), ctx.class_weight, seed, *self.execution_parts(ctx),
                            *([{"augmentation": augmentation}] if augmentation else []), *self.transfer_parts(ctx))
 
     def restore(self, record: StageRecord) -> None:

@@ -49,7 +49,7 @@ class TextBaselineRoute(Route):
 class Tfidf(TextBaselineRoute):
     def fit(self, ctx: RouteContext, seed: int) -> TextBaseline:
         model, search = fit_tfidf(ctx.labels, ctx.train_texts(), ctx.validation_texts(), ctx.config.tfidf,
-                                  ctx.config.class_weight, seed)
+                                  ctx.class_weight, seed)
         self.search = {"tfidf_search": search}
         return model
 
