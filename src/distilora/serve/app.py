@@ -214,8 +214,8 @@ def _install_classify(app: FastAPI, registry: ModelRegistry, scheduler: BatchSch
         name = parsed.model or registry.default_model
         job = scheduler.submit(name, registry.get(name), parsed.texts)
         result = await _answer(job, request, scheduler, settings.timeout_s)
-        results = [ClassifyResult(label=p.label, scores=p.scores, truncated=p.truncated, windows=p.windows)
-                   for p in result.predictions]
+        results = [ClassifyResult(label=p.label, scores=p.scores, truncated=p.truncated, windows=p.windows,
+                                  labels=p.labels) for p in result.predictions]
         return ClassifyResponse(model=name, results=results, decision=Decision(**registry.decision(name)),
                                 elapsed_ms=round(result.model_ms, 3))
 

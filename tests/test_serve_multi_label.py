@@ -1,0 +1,212 @@
+"""Serving a multi-label model: every label's score and the decided set through /api/v1/classify and the model
+list, through the model process, and several Perspective attributes from one model in one forward pass."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from distilora.config import AttributeSpec, PerspectiveConfig, ServeConfig
+from distilora.inference import Classifier, load_classifier
+from distilora.serve import ModelRegistry, create_app
+from distilora.serve.model_process import ModelProcess
+from distilora.serve.perspective.attributes import AttributePlan, perspective_config, read_attribute_file
+from tests.multi_label_model import ALL_OFF, LABELS, make_multi_label_model
+
+LOCAL = "http://127.0.0.1:8000"
+ANALYZE = "/v1alpha1/comments:analyze"
+RESULTS = {"labels": list(LABELS), "models": {}}
+SIGMOID_3 = 1 / (1 + math.exp(-3.0))
+
+
+@pytest.fixture(scope="module")
+def served_run(tmp_path_factory) -> Path:
+    """A folder holding two multi-label models: ``multi`` (insult on, threat and obscene off) and ``quiet`` (none
+    on)."""
+    run = tmp_path_factory.mktemp("multi-label-serve")
+    make_multi_label_model(run / "multi")
+    make_multi_label_model(run / "quiet", ALL_OFF)
+    return run
+
+
+class CountingClassifier:
+    """A loaded classifier whose forward passes are counted (calls and rows)."""
+
+    def __init__(self, classifier: Classifier):
+        self.classifier, self.calls, self.rows = classifier, 0, 0
+        forward = classifier.forward
+
+        def counted(rows):
+            self.calls += 1
+            self.rows += len(rows)
+            return forward(rows)
+
+        classifier.forward = counted  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="module")
+def classifiers(served_run) -> dict[str, Classifier]:
+    return {name: load_classifier(served_run / name) for name in ("multi", "quiet")}
+
+
+@pytest.fixture(scope="module")
+def client(served_run, classifiers) -> TestClient:
+    registry = ModelRegistry(served_run, dict(classifiers), RESULTS)
+    return TestClient(create_app(registry=registry), raise_server_exceptions=False, base_url=LOCAL)
+
+
+def classify(client: TestClient, texts: list[str], model: str) -> dict:
+    response = client.post("/api/v1/classify", json={"texts": texts, "model": model})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_classify_gives_every_labels_sigmoid_and_the_labels_that_are_on(client):
+    body = classify(client, ["you absolute clown", "have a nice day"], "multi")
+    for result in body["results"]:
+        assert result["labels"] == ["insult"]
+        assert result["label"] == "insult"
+        assert result["scores"] == pytest.approx({"insult": SIGMOID_3, "threat": 1 - SIGMOID_3,
+                                                  "obscene": 1 - SIGMOID_3}, abs=1e-5)
+    decision = body["decision"]
+    assert decision["rule"] == "label-thresholds" and decision["policy"] == "default"
+    assert decision["thresholds"] == {"insult": 0.5, "threat": 0.5, "obscene": 0.5}
+    assert decision["threshold"] is None and decision["positive_label"] is None
+
+
+def test_a_text_with_no_label_on_gets_an_empty_list(client):
+    [result] = classify(client, ["have a nice day"], "quiet")["results"]
+    assert result["labels"] == []
+    assert result["label"] in LABELS, "the most probable label is still named"
+
+
+def test_each_labels_own_threshold_decides_it_and_the_decision_states_it(served_run):
+    classifier = load_classifier(served_run / "multi")
+    classifier.label_thresholds = lambda calibrated=True: [0.99, 0.01, 0.5]  # type: ignore[method-assign]
+    registry = ModelRegistry(served_run, {"multi": classifier}, RESULTS)
+    with TestClient(create_app(registry=registry), base_url=LOCAL) as tuned:
+        body = classify(tuned, ["hello there"], "multi")
+    assert body["results"][0]["labels"] == ["threat"], "insult 0.95 < 0.99 is off, threat 0.05 >= 0.01 is on"
+    assert body["decision"]["thresholds"] == {"insult": 0.99, "threat": 0.01, "obscene": 0.5}
+
+
+def test_a_single_label_answer_has_no_multi_label_keys(tmp_path):
+    from all_kinds import FakeClassifier
+
+    from distilora.inference import Prediction
+
+    class Answering(FakeClassifier):
+        def predict(self, texts):
+            return [Prediction("toxic", {"neutral": 0.25, "toxic": 0.75}) for _ in texts]
+
+    registry = ModelRegistry(tmp_path, {"fake": Answering()}, {"labels": ["neutral", "toxic"], "models": {}})
+    with TestClient(create_app(registry=registry), base_url=LOCAL) as single:
+        body = classify(single, ["hello"], "fake")
+        model = single.get("/api/v1/models").json()["models"][0]
+    assert set(body["results"][0]) == {"label", "scores", "truncated", "windows"}
+    assert set(body["decision"]) == {"rule", "threshold", "positive_label", "policy", "target", "temperature"}
+    assert "multi_label" not in model and "thresholds" not in model["decision"]
+
+
+def test_the_model_list_marks_a_multi_label_model_and_its_thresholds(client):
+    body = client.get("/api/v1/models").json()
+    assert body["labels"] == list(LABELS)
+    multi = {m["name"]: m for m in body["models"]}["multi"]
+    assert multi["multi_label"] is True and multi["labels"] == list(LABELS)
+    assert multi["decision"]["rule"] == "label-thresholds"
+    assert multi["decision"]["thresholds"] == {"insult": 0.5, "threat": 0.5, "obscene": 0.5}
+
+
+def test_openapi_documents_the_decided_labels_and_the_thresholds(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    result = schemas.get("ClassifyResult") or schemas["ClassifyResult-Output"]
+    assert "labels" in result["properties"] and "labels" not in result.get("required", [])
+    decision = schemas["Decision"]
+    assert "label-thresholds" in decision["properties"]["rule"]["enum"]
+    assert {"thresholds", "temperatures"} <= set(decision["properties"])
+
+
+def test_the_model_process_carries_the_labels_on_and_the_thresholds(served_run):
+    process = ModelProcess({"multi": served_run / "multi"}, ServeConfig(torch_threads=1))
+    try:
+        remote = process.predictor("multi")
+        [prediction] = remote.predict(["you absolute clown"])
+        assert prediction.labels == ["insult"]
+        assert prediction.thresholds == {"insult": 0.5, "threat": 0.5, "obscene": 0.5}
+        assert remote.multi_label is True and remote.decision["rule"] == "label-thresholds"
+        registry = ModelRegistry(served_run, {"multi": remote}, RESULTS)
+        with TestClient(create_app(registry=registry), base_url=LOCAL) as through_process:
+            body = classify(through_process, ["you absolute clown"], "multi")
+        assert body["results"][0]["labels"] == ["insult"]
+        assert body["decision"]["thresholds"] == {"insult": 0.5, "threat": 0.5, "obscene": 0.5}
+    finally:
+        process.close()
+
+
+# ---- the Perspective endpoint ------------------------------------------------------------------------------------
+def perspective_client(served_run: Path, specs: list[str]) -> tuple[TestClient, CountingClassifier]:
+    counting = CountingClassifier(load_classifier(served_run / "multi"))
+    registry = ModelRegistry(served_run, {"multi": counting.classifier}, RESULTS)
+    config = perspective_config(specs, None)
+    return TestClient(create_app(registry=registry, perspective_config=config), base_url=LOCAL), counting
+
+
+def test_two_attributes_of_one_multi_label_model_are_scored_in_one_forward_pass(served_run):
+    client, counting = perspective_client(served_run, [f"INSULT={served_run}:multi:insult",
+                                                       f"THREAT={served_run}:multi:threat"])
+    with client:
+        counting.calls = counting.rows = 0
+        body = {"comment": {"text": "you absolute clown"}, "requestedAttributes": {"INSULT": {}, "THREAT": {}}}
+        response = client.post(ANALYZE, json=body)
+        assert response.status_code == 200, response.text
+        assert (counting.calls, counting.rows) == (1, 1), "one forward pass of one row serves both attributes"
+        scores = response.json()["attributeScores"]
+        assert scores["INSULT"]["summaryScore"]["value"] == pytest.approx(SIGMOID_3, abs=1e-5)
+        assert scores["THREAT"]["summaryScore"]["value"] == pytest.approx(1 - SIGMOID_3, abs=1e-5)
+
+        counting.calls = counting.rows = 0
+        spans = {**body, "comment": {"text": "You are a clown. I will find you."}, "spanAnnotations": True}
+        response = client.post(ANALYZE, json=spans)
+        assert response.status_code == 200, response.text
+        assert (counting.calls, counting.rows) == (1, 3), "the comment and its two sentences, once for both"
+        for name, value in (("INSULT", SIGMOID_3), ("THREAT", 1 - SIGMOID_3)):
+            span_scores = response.json()["attributeScores"][name]["spanScores"]
+            assert [s["score"]["value"] for s in span_scores] == pytest.approx([value, value], abs=1e-5)
+
+
+def test_an_attribute_naming_a_label_the_model_lacks_stops_the_start(served_run):
+    with pytest.raises(ValueError, match=r"attribute IDENTITY_ATTACK: model multi has no label 'hateful'; "
+                                         r"its labels: insult, threat, obscene"):
+        perspective_client(served_run, [f"INSULT={served_run}:multi:insult",
+                                        f"IDENTITY_ATTACK={served_run}:multi:hateful"])
+
+
+def test_a_multi_label_attribute_must_name_its_label(served_run):
+    with pytest.raises(ValueError, match="model multi is multi-label .* name the label to score"):
+        perspective_client(served_run, [f"INSULT={served_run}:multi"])
+
+
+def test_a_multi_label_default_model_serves_no_default_attribute(served_run, classifiers):
+    registry = ModelRegistry(served_run, {"multi": classifiers["multi"]}, RESULTS)
+    with TestClient(create_app(registry=registry), base_url=LOCAL) as client:
+        assert client.get("/v1alpha1/attributes").json()["attributes"] == []
+
+
+def test_an_attribute_file_maps_two_labels_of_another_runs_model_to_one_loaded_model(served_run, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps(RESULTS))
+    (other / "multi").symlink_to(served_run / "multi")
+    attributes = tmp_path / "attributes.toml"
+    attributes.write_text('[attributes.INSULT]\nrun = "other"\nmodel = "multi"\nlabel = "insult"\n\n'
+                          '[attributes.THREAT]\nrun = "other"\nmodel = "multi"\nlabel = "threat"\n')
+    specs = read_attribute_file(attributes)
+    assert specs == [AttributeSpec("INSULT", other, "multi", "insult"),
+                     AttributeSpec("THREAT", other, "multi", "threat")]
+    plan = AttributePlan.make(PerspectiveConfig(attributes=tuple(specs)), tmp_path / "served")
+    assert plan.registry_names == {"INSULT": "other/multi", "THREAT": "other/multi"}
+    assert list(plan.extra_models) == ["other/multi"], "one model loaded for both attributes"
