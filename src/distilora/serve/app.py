@@ -54,6 +54,8 @@ restarted, the answer is 503 with Retry-After. `GET /healthz` is 200 only while 
 Scores are calibrated (temperature scaling fitted on validation) and, for binary tasks, the positive label is chosen
 at a threshold tuned on validation: every response's `decision` names the threshold applied (or the argmax). A
 plain transformers pipeline on the same model gives the raw softmax and the argmax.
+A multi-label model (independent labels, e.g. insult, threat, obscene) gives every label's own sigmoid probability
+and `labels`, the labels at or above their own thresholds (`decision.thresholds`; possibly none).
 Every error is JSON: `{{"status", "error", "message", "details"}}`, and never repeats the input."""
 
 
