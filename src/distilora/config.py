@@ -44,6 +44,9 @@ class DataConfig:
     dataset_config: str | None = option(None, help="hub dataset configuration name")
     text_column: str = option("text", help="column holding the text")
     label_column: str = option("label", help="column holding the label")
+    label_columns: tuple[str, ...] = option((), items="comma", metavar="COLUMN,COLUMN,…",
+                                            help="a multi-label dataset's 0/1 columns, one per label (default: "
+                                                 "labels.txt's names, or Jigsaw's six, when they are columns)")
     max_train_samples: int | None = option(None, parse=positive(int), help="use a seeded subset of train")
     max_eval_samples: int | None = option(None, parse=positive(int), help="use a seeded subset of validation and "
                                                                           "test (quick runs only: the CIs widen)")
@@ -57,6 +60,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         self.augment = tuple(self.augment)
+        self.label_columns = tuple(self.label_columns)
+        if len(set(self.label_columns)) != len(self.label_columns):
+            raise ValueError(f"--label-columns names a column twice: {','.join(self.label_columns)}")
         perturbation_kinds(self.augment)
         if not 0 < self.augment_rate <= 1:
             raise ValueError(f"--augment-rate must be in (0, 1], got {self.augment_rate}")
@@ -301,11 +307,12 @@ class CalibrationConfig:
         if not 0 < low < 1 < high:
             raise ValueError(f"temperature_bounds must satisfy 0 < low < 1 < high, got {self.temperature_bounds}")
 
-    def check_labels(self, labels: list[str]) -> None:
-        """A threshold target is for the positive class of a binary task: a ValueError naming the flag otherwise."""
+    def check_labels(self, labels: list[str], multi_label: bool = False) -> None:
+        """A threshold target is for the positive class of a binary task (or each label of a multi-label one): a
+        ValueError naming the flag otherwise."""
         flag = ("--target-precision" if self.target_precision is not None
                 else "--target-recall" if self.target_recall is not None else None)
-        if flag and len(labels) != 2:
+        if flag and len(labels) != 2 and not multi_label:
             raise ValueError(f"{flag} sets a threshold for the positive class of a binary task, but the data has "
                              f"{len(labels)} classes ({', '.join(labels)}), decided at the argmax: drop {flag}")
 

@@ -44,6 +44,15 @@ def decide_labels(probs: np.ndarray, thresholds: float | Sequence[float] | np.nd
     return (probs >= np.asarray(thresholds, dtype=np.float64)).astype(np.int64)
 
 
+def default_decisions(logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """What an uncalibrated model decides (a plain ``pipeline``'s answer): the argmax class id per row, or per label
+    1 where ``sigmoid(logit) >= 0.5`` (``logit >= 0``)."""
+    logits = np.asarray(logits)
+    if multi_label:
+        return (logits >= 0).astype(np.int64)
+    return logits.argmax(axis=-1) if len(logits) else np.zeros(0, dtype=np.int64)
+
+
 def decided_names(row: Sequence[int] | np.ndarray, labels: Sequence[str]) -> list[str]:
     """The names of the labels a 0/1 decision row turns on, in label order."""
     return [label for label, on in zip(labels, row, strict=True) if on]

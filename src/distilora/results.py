@@ -537,6 +537,11 @@ class McNemar(JsonRecord):
     b_only_correct: int
     p_value: float
     p_holm: float | None = field(default=None, metadata=OMIT_NONE)
+    label: str | None = field(default=None, metadata=OMIT_NONE)
+    """Multi-label only, in a comparison's ``per_label``: the label whose decisions were paired."""
+
+    def flipped(self) -> McNemar:
+        return dataclasses.replace(self, a_only_correct=self.b_only_correct, b_only_correct=self.a_only_correct)
 
 
 @dataclass
@@ -551,16 +556,20 @@ class Comparison(JsonRecord):
     difference_significant: bool
     mcnemar: McNemar
     mcnemar_significant: bool | None = field(default=None, metadata=OMIT_NONE)
+    per_label: list[McNemar] | None = field(default=None, metadata=OMIT_NONE)
+    """Multi-label only: McNemar on each label's decisions (``mcnemar`` pairs items with every label right); their
+    ``p_holm`` adjusts over every label test of every comparison."""
 
     def flipped(self) -> Comparison:
         """The same comparison as ``b − a``."""
-        d, mc = self.macro_f1_difference, self.mcnemar
+        d = self.macro_f1_difference
         return dataclasses.replace(
             self, a=self.b, b=self.a,
             macro_f1_difference=Interval(-d.estimate, -d.high, -d.low),
             accuracy_difference=Interval(-self.accuracy_difference.estimate, -self.accuracy_difference.high,
                                          -self.accuracy_difference.low),
-            mcnemar=dataclasses.replace(mc, a_only_correct=mc.b_only_correct, b_only_correct=mc.a_only_correct))
+            mcnemar=self.mcnemar.flipped(),
+            per_label=[test.flipped() for test in self.per_label] if self.per_label is not None else None)
 
 
 @dataclass

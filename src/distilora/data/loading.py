@@ -23,6 +23,15 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from distilora.config import DataConfig
+from distilora.data.multi_label import (
+    MultiLabelError,
+    check_train_labels,
+    clean_multi_label_split,
+    combination_ids,
+    header_columns,
+    label_columns_of,
+    split_warnings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +53,14 @@ class DataError(ValueError):
 
 @dataclass
 class TaskData:
-    """Clean splits with columns ``text`` (str) and ``label`` (int id), plus what was dropped."""
+    """Clean splits with columns ``text`` (str) and ``label`` (int id; multi-label: a 0/1 list, one per label), plus
+    what was dropped."""
 
     splits: datasets.DatasetDict
     labels: list[str]
     report: dict[str, dict[str, Any]] = field(default_factory=dict)
+    multi_label: bool = False
+    """Independent 0/1 labels (one column each in the files) rather than exclusive classes."""
     fingerprint: str = field(init=False)
     """Content hash of the labels and every kept row: same data, same hash (computed once, here)."""
 
@@ -61,7 +73,10 @@ class TaskData:
         self.fingerprint = digest.hexdigest()
 
     def label_counts(self, split: str) -> list[int]:
-        """How many kept rows of ``split`` each class has."""
+        """How many kept rows of ``split`` each class has (multi-label: each label is on in)."""
+        if self.multi_label:
+            on = np.asarray(self.splits[split]["label"], dtype=np.int64).reshape(-1, len(self.labels))
+            return [int(count) for count in on.sum(axis=0)]
         counts = [0] * len(self.labels)
         for label in self.splits[split]["label"]:
             counts[label] += 1
@@ -70,7 +85,7 @@ class TaskData:
 
 def load_task_data(config: DataConfig, seed: int = 42) -> TaskData:
     """Read, validate and clean the dataset named by ``config.dataset``."""
-    raw, names, source = _read_raw_splits(config)
+    raw, names, source, label_columns = _read_raw_splits(config)
     if "train" not in raw:
         raise DataError(f"{source}: no train split found (expected a file named train.csv/.jsonl/.parquet)")
     if "test" not in raw:
@@ -78,16 +93,10 @@ def load_task_data(config: DataConfig, seed: int = 42) -> TaskData:
             f"{source}: no test split found. distilora evaluates every model on held-out test data: "
             "add test.csv (or .jsonl / .parquet) beside train."
         )
-    missing = MISSING_LABELS - set(names or ())
-    raw = {split: (texts, _normalised_labels(values, origin, missing), origin)
-           for split, (texts, values, origin) in raw.items()}
-    labels, to_id = _label_mapping(raw["train"], names, config)
-    splits: dict[str, datasets.Dataset] = {}
-    report: dict[str, dict[str, Any]] = {}
-    for split, (texts, values, origin) in raw.items():
-        splits[split], report[split] = _clean_split(texts, values, to_id, labels, origin, names is not None)
-    if len(set(splits["train"]["label"])) < 2:
-        raise DataError(f"{source}: the train split has fewer than 2 classes after cleaning; nothing to learn")
+    if label_columns is None:
+        labels, splits, report = _single_label_splits(raw, names, config, source)
+    else:
+        labels, splits, report = _multi_label_splits(raw, label_columns, source)
 
     if "validation" not in splits:
         splits["train"], splits["validation"] = _stratified_split(splits["train"], config.validation_fraction, seed)
@@ -105,16 +114,62 @@ def load_task_data(config: DataConfig, seed: int = 42) -> TaskData:
         reasons = ", ".join(f"{k}={v}" for k, v in info.get("reasons", {}).items() if v)
         logger.info("%-10s %6d rows kept, %d dropped%s", split, info["rows"], info["dropped"],
                     f" ({reasons})" if reasons else "")
-        missing = [label for i, label in enumerate(labels) if i not in set(splits[split]["label"])]
-        if missing and split != "train":
-            info["warnings"] = [f"the {split} split has no items of class {', '.join(map(repr, missing))}: that "
-                                f"class's F1 is 0 there and caps macro-F1 at {1 - len(missing) / len(labels):.2f}"]
-            logger.warning("%s", info["warnings"][0])
-    return TaskData(datasets.DatasetDict(splits), labels, report)
+        warnings = _split_warnings(split, splits[split], labels, label_columns is not None)
+        if warnings and split != "train":
+            info["warnings"] = warnings
+            logger.warning("%s", warnings[0])
+    return TaskData(datasets.DatasetDict(splits), labels, report, multi_label=label_columns is not None)
 
 
-def _read_raw_splits(config: DataConfig) -> tuple[dict[str, tuple[list, list, str]], list[str] | None, str]:
-    """Return ``{split: (texts, labels, origin)}``, the class names if declared, and a source name."""
+def _single_label_splits(raw: dict, names: list[str] | None, config: DataConfig, source: str
+                         ) -> tuple[list[str], dict[str, datasets.Dataset], dict[str, dict[str, Any]]]:
+    missing = MISSING_LABELS - set(names or ())
+    raw = {split: (texts, _normalised_labels(values, origin, missing), origin)
+           for split, (texts, values, origin) in raw.items()}
+    labels, to_id = _label_mapping(raw["train"], names, config)
+    splits: dict[str, datasets.Dataset] = {}
+    report: dict[str, dict[str, Any]] = {}
+    for split, (texts, values, origin) in raw.items():
+        splits[split], report[split] = _clean_split(texts, values, to_id, labels, origin, names is not None)
+    if len(set(splits["train"]["label"])) < 2:
+        raise DataError(f"{source}: the train split has fewer than 2 classes after cleaning; nothing to learn")
+    return labels, splits, report
+
+
+def _multi_label_splits(raw: dict, label_columns: list[str], source: str
+                        ) -> tuple[list[str], dict[str, datasets.Dataset], dict[str, dict[str, Any]]]:
+    splits: dict[str, datasets.Dataset] = {}
+    report: dict[str, dict[str, Any]] = {}
+    try:
+        for split, (texts, rows, origin) in raw.items():
+            splits[split], report[split] = clean_multi_label_split(
+                texts, rows, label_columns, lambda row, origin=origin: _where(origin, row))
+        check_train_labels(splits["train"], label_columns, source)
+    except MultiLabelError as error:
+        raise DataError(str(error)) from error
+    logger.info("Multi-label task: %d labels (%s)", len(label_columns), ", ".join(label_columns))
+    for split, table in splits.items():
+        on = np.asarray(table["label"], dtype=np.int64).reshape(-1, len(label_columns)).sum(axis=0)
+        logger.info("%-10s positives per label: %s", split,
+                    ", ".join(f"{label} {count}" for label, count in zip(label_columns, on, strict=True)))
+    return list(label_columns), splits, report
+
+
+def _split_warnings(split: str, table: datasets.Dataset, labels: list[str], multi_label: bool) -> list[str]:
+    """A class (or label) the split never has: its F1 there is 0."""
+    if multi_label:
+        return split_warnings(split, table, labels)
+    missing = [label for i, label in enumerate(labels) if i not in set(table["label"])]
+    if not missing:
+        return []
+    return [f"the {split} split has no items of class {', '.join(map(repr, missing))}: that class's F1 is 0 there and "
+            f"caps macro-F1 at {1 - len(missing) / len(labels):.2f}"]
+
+
+def _read_raw_splits(config: DataConfig) -> tuple[dict[str, tuple[list, list, str]], list[str] | None, str,
+                                                    list[str] | None]:
+    """Return ``{split: (texts, labels, origin)}``, the class names if declared, a source name, and a multi-label
+    dataset's label columns (None: single-label; its ``labels`` are then rows of those columns' cells)."""
     path = Path(config.dataset).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -125,14 +180,27 @@ def _read_raw_splits(config: DataConfig) -> tuple[dict[str, tuple[list, list, st
     return _read_hub(config)
 
 
-def _read_directory(path: Path, config: DataConfig) -> tuple[dict, list[str] | None, str]:
-    raw = {}
+def _read_directory(path: Path, config: DataConfig) -> tuple[dict, list[str] | None, str, list[str] | None]:
+    files = {}
     for split, aliases in SPLIT_ALIASES.items():
         found = [p for p in sorted(path.iterdir()) if p.stem in aliases and p.suffix in FORMATS]
         if len(found) > 1:
             raise DataError(f"{path}: several files for split {split!r}: {', '.join(p.name for p in found)}")
         if found:
-            raw[split] = _read_file(found[0], config)
+            files[split] = found[0]
+    names = _declared_names(path)
+    label_columns = None
+    if "train" in files:
+        try:
+            label_columns = label_columns_of(config, header_columns(files["train"]), names, str(files["train"]))
+        except MultiLabelError as error:
+            raise DataError(str(error)) from error
+    raw = {split: _read_file(file, config, label_columns) for split, file in files.items()}
+    return raw, names, str(path), label_columns
+
+
+def _declared_names(path: Path) -> list[str] | None:
+    """The class (or label) names of labels.txt, if the dataset has one."""
     names = None
     labels_file = path / "labels.txt"
     if labels_file.exists():
@@ -142,14 +210,14 @@ def _read_directory(path: Path, config: DataConfig) -> tuple[dict, list[str] | N
             raise DataError(f"{labels_file}: needs at least 2 class names (one per line), found {len(names)}")
         if len(set(names)) != len(names):
             raise DataError(f"{labels_file}: class names must be unique")
-    return raw, names, str(path)
+    return names
 
 
-def _read_file(file: Path, config: DataConfig) -> tuple[list, list, str]:
+def _read_file(file: Path, config: DataConfig, label_columns: list[str] | None = None) -> tuple[list, list, str]:
     # Text and label as strings: otherwise a column's type depends on its cells (a blank label among integers) and
     # on the chunk it is read in.
-    table = read_table(file, string_columns=(config.text_column, config.label_column))
-    return _columns(table, config, str(file))
+    table = read_table(file, string_columns=(config.text_column, *(label_columns or [config.label_column])))
+    return _columns(table, config, str(file), label_columns)
 
 
 def read_table(file: Path, string_columns: tuple[str, ...] = ()) -> datasets.Dataset:
@@ -174,7 +242,7 @@ def read_table(file: Path, string_columns: tuple[str, ...] = ()) -> datasets.Dat
             datasets.enable_progress_bars()
 
 
-def _read_hub(config: DataConfig) -> tuple[dict, list[str] | None, str]:
+def _read_hub(config: DataConfig) -> tuple[dict, list[str] | None, str, list[str] | None]:
     try:
         loaded = datasets.load_dataset(config.dataset, config.dataset_config)
     except Exception as error:
@@ -183,23 +251,29 @@ def _read_hub(config: DataConfig) -> tuple[dict, list[str] | None, str]:
             f"({type(error).__name__}: {error}). Pass a directory holding train/validation/test files."
         ) from error
     raw, names = {}, None
+    label_columns = list(config.label_columns) or None
     for split, aliases in SPLIT_ALIASES.items():
         name = next((a for a in aliases if a in loaded), None)
         if name is not None:
-            raw[split] = _columns(loaded[name], config, f"{config.dataset}[{name}]")
+            raw[split] = _columns(loaded[name], config, f"{config.dataset}[{name}]", label_columns)
             feature = loaded[name].features.get(config.label_column)
             if isinstance(feature, datasets.ClassLabel):
                 names = list(feature.names)
-    return raw, names, config.dataset
+    return raw, names, config.dataset, label_columns
 
 
-def _columns(table: datasets.Dataset, config: DataConfig, origin: str) -> tuple[list, list, str]:
-    missing = [c for c in (config.text_column, config.label_column) if c not in table.column_names]
+def _columns(table: datasets.Dataset, config: DataConfig, origin: str,
+             label_columns: list[str] | None = None) -> tuple[list, list, str]:
+    """The texts and labels of a table; a multi-label table's labels are rows of its label columns' cells."""
+    wanted = (config.text_column, *(label_columns or [config.label_column]))
+    missing = [c for c in wanted if c not in table.column_names]
     if missing:
         raise DataError(
             f"{origin}: missing column(s) {missing}; found {table.column_names}. "
-            "Use --text-column / --label-column to name yours."
+            "Use --text-column / --label-column to name yours (a multi-label dataset: --label-columns)."
         )
+    if label_columns:
+        return table[config.text_column], list(zip(*(table[c] for c in label_columns), strict=True)), origin
     return table[config.text_column], table[config.label_column], origin
 
 
@@ -287,6 +361,8 @@ def _clean_split(texts, values, to_id, labels, origin: str, declared: bool):
 
 def _stratified_split(train: datasets.Dataset, fraction: float, seed: int):
     labels = np.asarray(train["label"])
+    if labels.ndim == 2:  # multi-label: stratified on the label combination
+        labels = combination_ids(train)
     counts = np.bincount(labels)
     classes, n_test = int((counts > 0).sum()), math.ceil(fraction * len(labels))
     # Stratify where scikit-learn can: every class twice, and room for every class on both sides.

@@ -9,6 +9,10 @@
   at least the threshold. Policies: the threshold maximising validation macro-F1 (default), the one with the
   highest recall whose precision is at least P (``--target-precision``), or the one with the highest precision
   whose recall is at least R (``--target-recall``). Multi-class tasks get temperature scaling only: argmax.
+* **Multi-label tasks** (0/1 gold rows, one column per label): each label gets its own temperature (minimising its
+  validation binary cross-entropy of ``sigmoid(logit / T)``) and its own threshold, chosen by the same policies on
+  that label's 0/1 gold (a global target applies to every label; a label that cannot reach it keeps 0.5 and
+  ``note`` names it). ECE counts every (item, label) probability as one binary event.
 
 What is stored with a model (``calibration.json``) is a :class:`Calibration`; :func:`calibration_summary` is what
 results.json keeps per model.
@@ -24,10 +28,12 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import expit, log_softmax, softmax
+from sklearn.metrics import precision_recall_fscore_support
 
 from distilora.config import CalibrationConfig
 from distilora.evaluation.metrics import classification_metrics, wilson
+from distilora.label_space import DEFAULT_THRESHOLD, decide_labels, gold_array, is_multi_label, label_probabilities
 
 POSITIVE_INDEX = 1
 """The positive class of a binary task: label id 1 (the toxic / hate class of the shared datasets)."""
@@ -36,6 +42,8 @@ MAX_MACRO_F1 = "max-macro-f1"
 TARGET_PRECISION = "target-precision"
 TARGET_RECALL = "target-recall"
 ARGMAX = "argmax"
+PER_LABEL = "thresholds"
+"""A multi-label model's decision rule: each label on at or above its own threshold."""
 POLICY_WORDS = {MAX_MACRO_F1: "the highest validation macro-F1",
                 TARGET_PRECISION: "the highest validation recall with precision ≥ {target:g}",
                 TARGET_RECALL: "the highest validation precision with recall ≥ {target:g}",
@@ -91,6 +99,13 @@ def reliability_bins(probs: np.ndarray, y_true: Sequence[int], n_bins: int = 15)
                      "confidence": float(confidence[inside].mean()) if count else None,
                      "accuracy": float(correct[inside].mean()) if count else None})
     return bins
+
+
+def binary_events(probs: np.ndarray, y_true: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """A multi-label split's (item, label) probabilities as binary events: rows ``[1 − p, p]`` and their 0/1 gold,
+    so that :func:`reliability_bins` bins the confidence of each label's own decision."""
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    return np.stack([1 - p, p], axis=1), gold_array(y_true).ravel()
 
 
 def ece_of_bins(bins: Sequence[Mapping[str, Any]]) -> float:
@@ -230,29 +245,59 @@ class Calibration:
     ece_bins: int = 15
     note: str | None = None
     """Why there is no threshold (multi-class, one class in validation, a constant score, an unreachable target), if
-    there is none."""
+    there is none; multi-label: which labels kept temperature 1 or threshold 0.5, and why."""
+    temperatures: list[float] | None = None
+    """Multi-label only: each label's temperature (``temperature`` is then their geometric mean)."""
+    thresholds: list[float] | None = None
+    """Multi-label only: each label's threshold (a label is on when its calibrated probability is at least it)."""
+    targets: list[float | None] | None = None
+    """Multi-label only: each label's precision / recall target (None: the highest macro-F1 of its decision)."""
+    label_validation: list[dict[str, float] | None] | None = None
+    """Multi-label only: each label's operating point on validation (None: the label kept 0.5)."""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.temperature, int | float) and math.isfinite(self.temperature)
                 and self.temperature > 0):
             raise ValueError(f"calibration temperature must be a finite number > 0, got {self.temperature!r}")
+        if self.multi_label:
+            self._check_label_lists()
         if self.threshold is not None:
             if len(self.labels) != 2 or self.positive_index not in (0, 1):
                 raise ValueError("a calibration threshold needs a binary task and a positive class id (0 or 1)")
             if not (isinstance(self.threshold, int | float) and 0 <= self.threshold <= 1):
                 raise ValueError(f"calibration threshold must be in [0, 1], got {self.threshold!r}")
 
+    def _check_label_lists(self) -> None:
+        for name in ("temperatures", "thresholds"):
+            values = getattr(self, name)
+            if not isinstance(values, list) or len(values) != len(self.labels):
+                raise ValueError(f"calibration {name} must be a list of one number per label ({len(self.labels)})")
+        if not all(isinstance(t, int | float) and math.isfinite(t) and t > 0 for t in self.temperatures):
+            raise ValueError(f"calibration temperatures must be finite numbers > 0, got {self.temperatures!r}")
+        if not all(isinstance(t, int | float) and 0 <= t <= 1 for t in self.thresholds):
+            raise ValueError(f"calibration thresholds must be in [0, 1], got {self.thresholds!r}")
+
+    @property
+    def multi_label(self) -> bool:
+        """A multi-label model's calibration: a temperature and a threshold per label."""
+        return self.thresholds is not None or self.temperatures is not None
+
     @property
     def positive_label(self) -> str | None:
         return self.labels[self.positive_index] if self.positive_index is not None else None
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Temperature-scaled class probabilities."""
+        """Temperature-scaled class probabilities (multi-label: each label's sigmoid at its own temperature)."""
+        if self.multi_label:
+            return label_probabilities(logits, True, self.temperatures)
         return scaled_probabilities(logits, self.temperature)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
-        """Class ids: the positive class at or above the threshold (binary), else the argmax."""
+        """Class ids: the positive class at or above the threshold (binary), else the argmax; multi-label: ``(n,
+        labels)`` 0/1 rows, each label on at or above its own threshold."""
         probs = np.asarray(probs, dtype=np.float64)
+        if self.multi_label:
+            return decide_labels(probs.reshape(-1, len(self.labels)), self.thresholds)
         if not len(probs):
             return np.zeros(0, dtype=np.int64)
         if self.threshold is None:
@@ -261,13 +306,21 @@ class Calibration:
         return np.where(probs[:, positive] >= self.threshold, positive, 1 - positive).astype(np.int64)
 
     def decision(self) -> dict[str, Any]:
-        """What a response says about how its labels were chosen."""
+        """What a response says about how its labels were chosen (multi-label: ``rule`` ``thresholds``, and each
+        label's ``thresholds`` and ``temperatures``)."""
+        if self.multi_label:
+            return {"rule": PER_LABEL, "threshold": None, "positive_label": None, "policy": self.policy,
+                    "target": self.target, "temperature": self.temperature,
+                    "thresholds": dict(zip(self.labels, self.thresholds, strict=True)),
+                    "temperatures": dict(zip(self.labels, self.temperatures, strict=True))}
         return {"rule": "threshold" if self.threshold is not None else ARGMAX, "threshold": self.threshold,
                 "positive_label": self.positive_label if self.threshold is not None else None,
                 "policy": self.policy, "target": self.target, "temperature": self.temperature}
 
     def describe(self) -> str:
         """One line, e.g. ``P(hate) ≥ 0.412 (the highest validation macro-F1); temperature 1.31``."""
+        if self.multi_label:
+            return self._describe_labels()
         if self.threshold is None:
             rule = "argmax" + (f" ({self.note})" if self.note else "")
         else:
@@ -275,8 +328,22 @@ class Calibration:
                     f"({ThresholdPolicy(self.policy, self.target).describe()})")
         return f"{rule}; temperature {self.temperature:.3g}"
 
+    def _describe_labels(self) -> str:
+        """``P(insult) ≥ 0.412, P(threat) ≥ 0.500 (…); temperatures 1.31, 0.92``, with the policy of each label."""
+        rules = ", ".join(f"P({label}) ≥ {t:.3f}" for label, t in zip(self.labels, self.thresholds, strict=True))
+        targets = self.targets or [None] * len(self.labels)
+        if len(set(targets)) == 1:
+            kind = self.policy if targets[0] is not None else MAX_MACRO_F1
+            policy = f"{policy_words(kind, targets[0])}, per label"
+        else:
+            policy = "; ".join(f"{label}: {policy_words(self.policy if t is not None else MAX_MACRO_F1, t)}"
+                               for label, t in zip(self.labels, targets, strict=True))
+        note = f"; {self.note}" if self.note else ""
+        return f"{rules} ({policy}{note}); temperatures {', '.join(f'{t:.3g}' for t in self.temperatures)}"
+
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, **asdict(self), "positive_label": self.positive_label}, indent=1)
+        fields = {k: v for k, v in asdict(self).items() if v is not None or k not in MULTI_LABEL_FIELDS}
+        return json.dumps({"format": FORMAT, **fields, "positive_label": self.positive_label}, indent=1)
 
     @classmethod
     def from_json(cls, text: str, labels: Sequence[str] | None = None) -> Calibration:
@@ -295,12 +362,18 @@ class Calibration:
         return calibration
 
 
+MULTI_LABEL_FIELDS = ("temperatures", "thresholds", "targets", "label_validation")
+""":class:`Calibration` fields only a multi-label model has (left out of a single-label calibration.json)."""
+
+
 def fit_calibration(logits: np.ndarray, y_true: Sequence[int], labels: Sequence[str],
                     config: CalibrationConfig | None = None) -> Calibration:
     """Temperature and (binary) threshold from validation logits. An unreachable target leaves the argmax, and
     ``note`` says why (the caller reports it). A validation split with a single class fits nothing: no threshold
     (every one would be trivial) and no temperature (the NLL of one class only rewards confidence)."""
     config = config or CalibrationConfig()
+    if is_multi_label(y_true):
+        return fit_label_calibration(logits, y_true, labels, config)
     logits, y_true = np.asarray(logits, dtype=np.float64), np.asarray(y_true, dtype=np.int64)
     present = np.unique(y_true)
     if len(present) < 2:
@@ -334,6 +407,70 @@ def one_class_note(labels: Sequence[str], present: np.ndarray, n: int) -> str:
             "the raw softmax and the argmax are kept")
 
 
+# ---- multi-label: a temperature and a threshold per label ----------------------------------------------------
+@dataclass(frozen=True)
+class LabelFit:
+    """One label's temperature and threshold; ``point``: its validation operating point (None: it kept 0.5)."""
+
+    temperature: float
+    threshold: float = DEFAULT_THRESHOLD
+    point: OperatingPoint | None = None
+    note: str | None = None
+
+
+def label_targets(config: CalibrationConfig, labels: Sequence[str]) -> tuple[str, float | None, list[float | None]]:
+    """The policy kind, the global target (None when there is none or it is given per label) and each label's
+    target (None: the highest macro-F1 of that label's decision)."""
+    for kind, given in ((TARGET_PRECISION, config.target_precision), (TARGET_RECALL, config.target_recall)):
+        if isinstance(given, Mapping):
+            return kind, None, [given.get(label) for label in labels]
+        if given is not None:
+            return kind, float(given), [float(given)] * len(labels)
+    return MAX_MACRO_F1, None, [None] * len(labels)
+
+
+def fit_label(scores: np.ndarray, gold: np.ndarray, label: str, policy: ThresholdPolicy,
+              bounds: tuple[float, float]) -> LabelFit:
+    """One label's temperature (its validation binary cross-entropy) and threshold (``policy`` on its 0/1 gold)."""
+    present = np.unique(gold)
+    if len(present) < 2:
+        held = f"only {'positives' if present[0] else 'negatives'}" if len(present) else "no items"
+        return LabelFit(1.0, note=f"{label}: validation holds {held}, so it keeps temperature 1 and threshold "
+                                  f"{DEFAULT_THRESHOLD:g}")
+    # The BCE of sigmoid(x / T) is the NLL of softmax([0, x] / T): the softmax fit serves each label.
+    temperature = fit_temperature(np.stack([np.zeros_like(scores), scores], axis=1), gold, bounds)
+    p_positive = expit(scores / temperature)
+    if len(np.unique(p_positive)) < 2:
+        return LabelFit(temperature, note=f"{label}: the same score for every validation item, so it keeps "
+                                          f"threshold {DEFAULT_THRESHOLD:g}")
+    try:
+        point = choose_threshold(gold, p_positive, policy)
+    except ValueError as error:
+        return LabelFit(temperature, note=f"{label} keeps threshold {DEFAULT_THRESHOLD:g}: {error}")
+    return LabelFit(temperature, point.threshold, point)
+
+
+def fit_label_calibration(logits: np.ndarray, y_true: Sequence[Sequence[int]], labels: Sequence[str],
+                          config: CalibrationConfig) -> Calibration:
+    """A temperature and a threshold per label from validation logits and 0/1 gold rows; ``note`` names every label
+    that kept temperature 1 or threshold 0.5 (a single gold value, a constant score, an unreachable target)."""
+    logits, y_true = np.asarray(logits, dtype=np.float64), gold_array(y_true)
+    kind, target, targets = label_targets(config, labels)
+    fits = [fit_label(logits[:, j], y_true[:, j], label, ThresholdPolicy(kind, t) if t is not None else
+                      ThresholdPolicy(), config.temperature_bounds)
+            for j, (label, t) in enumerate(zip(labels, targets, strict=True))]
+    temperatures, thresholds = [f.temperature for f in fits], [f.threshold for f in fits]
+    decided = decide_labels(label_probabilities(logits, True, temperatures), thresholds)
+    precision, recall, f1, _ = precision_recall_fscore_support(y_true, decided, average="macro", zero_division=0)
+    notes = [f.note for f in fits if f.note]
+    return Calibration(
+        list(labels), float(np.exp(np.mean(np.log(temperatures)))), policy=kind, target=target,
+        n_fitted=len(y_true), ece_bins=config.ece_bins, note="; ".join(notes) or None,
+        validation={"precision": float(precision), "recall": float(recall), "macro_f1": float(f1)},
+        temperatures=temperatures, thresholds=thresholds, targets=targets,
+        label_validation=[f.point.to_dict() if f.point else None for f in fits])
+
+
 # ---- what results.json keeps ---------------------------------------------------------------------------------
 def proportion_interval(count: int, n: int, confidence: float = CONFIDENCE) -> dict[str, float | int] | None:
     """The share ``count / n`` with its Wilson score interval (None for ``n = 0``)."""
@@ -352,15 +489,12 @@ def calibration_summary(calibration: Calibration, logits: Mapping[str, np.ndarra
     """results.json's ``calibration`` (ECE before / after, reliability bins, predicted-positive rates with Wilson
     intervals, prior shift) and ``metrics_at_threshold`` (None when the decision is the argmax).
 
-    Also fills ``calibration.ece``.
+    Also fills ``calibration.ece``. Multi-label gold (0/1 rows): :func:`label_calibration_summary`.
     """
+    if calibration.multi_label:
+        return label_calibration_summary(calibration, logits, y_true)
     bins = calibration.ece_bins
-    summary: dict[str, Any] = {
-        "temperature": calibration.temperature, "threshold": calibration.threshold, "policy": calibration.policy,
-        "target": calibration.target, "positive_label": calibration.positive_label,
-        "positive_index": calibration.positive_index, "validation_at_threshold": calibration.validation or None,
-        "note": calibration.note, "ece_bins": bins, "ece": {}, "reliability": {},
-    }
+    summary = _summary_head(calibration)
     at_threshold: dict[str, Any] = {}
     rates: dict[str, Any] = {}
     shares: dict[str, Any] = {}
@@ -386,6 +520,38 @@ def calibration_summary(calibration: Calibration, logits: Mapping[str, np.ndarra
         pair = (rates.get("validation"), rates.get("test"))
         summary["prior_shift"] = bool(all(pair) and not intervals_overlap(*pair))  # type: ignore[arg-type]
     return summary, (at_threshold or None)
+
+
+def _summary_head(calibration: Calibration) -> dict[str, Any]:
+    return {
+        "temperature": calibration.temperature, "threshold": calibration.threshold, "policy": calibration.policy,
+        "target": calibration.target, "positive_label": calibration.positive_label,
+        "positive_index": calibration.positive_index, "validation_at_threshold": calibration.validation or None,
+        "note": calibration.note, "ece_bins": calibration.ece_bins, "ece": {}, "reliability": {},
+    }
+
+
+def label_calibration_summary(calibration: Calibration, logits: Mapping[str, np.ndarray],
+                              y_true: Mapping[str, Sequence[Sequence[int]]]
+                              ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A multi-label model's ``calibration`` (each label's temperature and threshold; ECE and reliability bins over
+    every (item, label) probability taken as one binary event) and ``metrics_at_threshold`` (every split, at the
+    per-label thresholds). Also fills ``calibration.ece``."""
+    bins = calibration.ece_bins
+    summary = {**_summary_head(calibration), "temperatures": calibration.temperatures,
+               "thresholds": calibration.thresholds}
+    at_threshold: dict[str, Any] = {}
+    for split, split_logits in logits.items():
+        y, split_logits = gold_array(y_true[split]), np.asarray(split_logits, dtype=np.float64)
+        scaled = calibration.probabilities(split_logits)
+        before = reliability_bins(*binary_events(expit(split_logits), y), bins)
+        after = reliability_bins(*binary_events(scaled, y), bins)
+        summary["ece"][split] = {"before": ece_of_bins(before), "after": ece_of_bins(after)}
+        summary["reliability"][split] = {"before": before, "after": after}
+        at_threshold[split] = classification_metrics(y, split_logits / np.asarray(calibration.temperatures),
+                                                     calibration.labels, y_pred=calibration.decide(scaled))
+    calibration.ece = summary["ece"]
+    return summary, at_threshold
 
 
 def positive_class_rates(matrix: Sequence[Sequence[int]], positive: int = POSITIVE_INDEX) -> dict[str, float | None]:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import datasets
 import numpy as np
 from safetensors import safe_open
-from scipy.special import softmax
 
 from distilora.config import TRUNCATE
 from distilora.evaluation.metrics import classification_metrics
+from distilora.label_space import is_multi_label, label_probabilities
 from distilora.render.document import Table, markdown_table
 from distilora.results import ModelResult, RunResults, SplitMetrics
 
@@ -32,13 +32,13 @@ def split_logits(classifier: Classifier, splits: datasets.DatasetDict,
 
 def evaluate_logits(logits: dict[str, np.ndarray], splits: datasets.DatasetDict,
                     labels: list[str]) -> tuple[dict, dict]:
-    """Metrics per split (argmax: what a plain ``pipeline`` predicts), and per-item predictions (true label and raw
-    class probabilities) for the report."""
+    """Metrics per split (argmax, or each label at 0.5: what a plain ``pipeline`` predicts), and per-item predictions
+    (true label and raw class probabilities, or each label's sigmoid) for the report."""
     metrics, predictions = {}, {}
     for split, split_logits in logits.items():
         y_true = splits[split]["label"]
         metrics[split] = classification_metrics(y_true, split_logits, labels)
-        probs = softmax(split_logits.astype(np.float64), axis=-1)
+        probs = label_probabilities(split_logits, is_multi_label(y_true))
         predictions[split] = {"y_true": list(y_true), "probs": np.round(probs, 6).tolist()}
     return metrics, predictions
 

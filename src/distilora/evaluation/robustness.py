@@ -1,5 +1,8 @@
 """Label consistency under spelling perturbations: how many test decisions a perturbation changes, and the scores
-on the perturbed copies (results.json's ``robustness``, :class:`~distilora.results.Robustness`)."""
+on the perturbed copies (results.json's ``robustness``, :class:`~distilora.results.Robustness`).
+
+Multi-label decisions (0/1 rows): an item is consistent when none of its labels' decisions changed; accuracy is
+subset accuracy and macro-F1 the mean over labels."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from distilora.evaluation.calibration import proportion_interval
-from distilora.evaluation.statistics import accuracy, macro_f1
+from distilora.evaluation.statistics import accuracy, item_correct, macro_f1
 
 SEED = 0
 """The seed of the perturbed test copies: fixed, so that every run and model is measured on the same texts."""
@@ -23,7 +26,7 @@ def robustness_summary(y_true: Sequence[int], clean: np.ndarray, perturbed: Mapp
     unchanged = np.ones(len(y_true), dtype=bool)
     kinds: dict[str, dict[str, Any]] = {}
     for kind, decided in perturbed.items():
-        same = np.asarray(decided) == clean
+        same = item_correct(clean, np.asarray(decided))
         unchanged &= same
         kinds[kind] = {"consistency": proportion_interval(int(same.sum()), len(same)),
                        "accuracy": accuracy(y_true, decided), "macro_f1": macro_f1(y_true, decided, num_labels),

@@ -2,6 +2,9 @@
 
 Every bootstrap here resamples test *items*: all models are scored on the same resampled item sets, so the
 difference between two models on one resample is a paired difference.
+
+Multi-label gold labels and predictions (0/1 rows, one column per label) are resampled by item too: ``accuracy`` is
+then subset accuracy (an item is right when every label is) and ``macro_f1`` the mean over labels of each label's F1.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 
+from distilora.label_space import is_multi_label
 from distilora.results import Interval, MetricSummary, SeedRun, SeedSummary
 
 METRICS = ("accuracy", "macro_f1")
@@ -29,21 +33,31 @@ class McNemarResult:
     p_value: float
 
 
+def item_correct(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Per item: the prediction is right (multi-label: every label is)."""
+    right = np.asarray(y_true) == np.asarray(y_pred)
+    return right.all(axis=1) if is_multi_label(y_true) else right
+
+
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if len(y_true) else 0.0
+    return float(np.mean(item_correct(y_true, y_pred))) if len(y_true) else 0.0
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-    """Macro-F1 over all ``num_classes`` classes; a class never true nor predicted scores 0 (as scikit-learn)."""
+    """Macro-F1 over all ``num_classes`` classes (multi-label: over the labels); a class never true nor predicted
+    scores 0 (as scikit-learn)."""
     weights = np.ones((1, len(y_true)))
     return float(_weighted_macro_f1(weights, np.asarray(y_true), np.asarray(y_pred), num_classes)[0])
 
 
+def _indicators(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """``(items, classes)`` 0/1: class ids one-hot, multi-label rows as they are."""
+    return y.astype(float) if is_multi_label(y) else (y[:, None] == np.arange(num_classes)).astype(float)
+
+
 def _weighted_macro_f1(weights: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Macro-F1 for each row of ``weights`` (how many times each item is drawn), from per-class counts."""
-    classes = np.arange(num_classes)
-    true_is = (y_true[:, None] == classes).astype(float)
-    pred_is = (y_pred[:, None] == classes).astype(float)
+    true_is, pred_is = _indicators(y_true, num_classes), _indicators(y_pred, num_classes)
     tp = weights @ (true_is * pred_is)
     denominator = weights @ true_is + weights @ pred_is
     f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
@@ -62,7 +76,8 @@ def _resample_counts(n: int, n_resamples: int, seed: int, chunk: int = 250) -> I
 
 def bootstrap_replicates(y_true: Sequence[int], predictions: Mapping[str, Sequence[int]], num_classes: int, *,
                          n_resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, dict[str, np.ndarray]]:
-    """``{model: {metric: replicate values}}``; every model is scored on the same resampled item sets."""
+    """``{model: {metric: replicate values}}``; every model is scored on the same resampled item sets (class ids,
+    or multi-label 0/1 rows)."""
     y_true = np.asarray(y_true, dtype=np.int64)
     n = len(y_true)
     if n == 0:
@@ -74,7 +89,7 @@ def bootstrap_replicates(y_true: Sequence[int], predictions: Mapping[str, Sequen
     out: dict[str, dict[str, list[np.ndarray]]] = {name: {m: [] for m in METRICS} for name in preds}
     for weights in _resample_counts(n, n_resamples, seed):
         for name, p in preds.items():
-            out[name]["accuracy"].append(weights @ (p == y_true).astype(float) / n)
+            out[name]["accuracy"].append(weights @ item_correct(y_true, p).astype(float) / n)
             out[name]["macro_f1"].append(_weighted_macro_f1(weights, y_true, p, num_classes))
     return {name: {m: np.concatenate(v) for m, v in metrics.items()} for name, metrics in out.items()}
 

@@ -76,7 +76,8 @@ class RunContext:
         with distributed.main_process_first():  # the datasets cache is filled once
             self.data: TaskData = load_task_data(config.data, config.seed)
         self.labels = self.data.labels
-        config.calibration.check_labels(self.labels)  # refused before anything is trained
+        self.multi_label = self.data.multi_label
+        config.calibration.check_labels(self.labels, self.multi_label)  # refused before anything is trained
         self.transfer = TransferRows(load_transfer_texts(config.transfer, self.data, config.seed)
                                      if config.transfer.files else None)
         if check_writable:  # after every check of the input: a refused run leaves nothing behind
@@ -163,6 +164,9 @@ class RunContext:
         if self.config.class_weight == "none":
             return None
         counts = np.asarray(self.data.label_counts("train"), dtype=np.float64)
+        if self.multi_label:  # each label's negatives per positive: BCE's pos_weight
+            negatives = len(self.data.splits["train"]) - counts
+            return torch.tensor(negatives / np.maximum(counts, 1), dtype=torch.float32)
         weights = np.divide(counts.sum(), len(counts) * counts, out=np.zeros_like(counts), where=counts > 0)
         return torch.tensor(weights, dtype=torch.float32)
 

@@ -22,6 +22,7 @@ from distilora.experiment.context import RunContext
 from distilora.experiment.robustness import RobustnessProbe
 from distilora.experiment.stages import StageRunner
 from distilora.inference import Classifier, load_classifier
+from distilora.label_space import decide_labels, default_decisions, is_multi_label
 from distilora.model_card import render_model_card
 from distilora.precision import resolve_precision
 from distilora.results import RunResults
@@ -95,8 +96,11 @@ def calibrate(run: CalibrationInputs, label: str, logits: dict[str, np.ndarray]
 
 def intervals(splits: datasets.DatasetDict, logits: dict[str, np.ndarray],
               num_labels: int) -> dict[str, dict[str, dict[str, float]]]:
-    """95 % bootstrap intervals of accuracy and macro-F1 (argmax) per split (the report's, for the model card)."""
-    return {split: metric_intervals(splits[split]["label"], split_logits_.argmax(axis=1), num_labels)
+    """95 % bootstrap intervals of accuracy and macro-F1 (argmax, or each label at 0.5) per split (the report's, for
+    the model card)."""
+    return {split: metric_intervals(splits[split]["label"],
+                                    default_decisions(split_logits_, is_multi_label(splits[split]["label"])),
+                                    num_labels)
             for split, split_logits_ in logits.items()}
 
 
@@ -151,7 +155,9 @@ class Evaluator:
     def collapse(self, name: str, predictions: dict[str, Any]) -> dict[str, Any]:
         """Whether ``name`` answers (almost) one class on validation or is no better than the majority class."""
         validation = predictions["validation"]
-        check = collapse_check(validation["y_true"], np.asarray(validation["probs"]).argmax(axis=1),
+        probs = np.asarray(validation["probs"])
+        decided = decide_labels(probs) if is_multi_label(validation["y_true"]) else probs.argmax(axis=1)
+        check = collapse_check(validation["y_true"], decided,
                                self.ctx.data.splits["train"]["label"], self.ctx.labels, self.ctx.config.collapse_share)
         if check["collapsed"]:
             logger.warning("[%s] COLLAPSED: %s", name, "; ".join(check["reasons"]))

@@ -26,6 +26,7 @@ def build_results(ctx: RunContext, stages: StageRunner, evaluations: list[ModelE
         "teacher": config.teacher,
         "teacher_checkpoint": ctx.checkpoint,
         "labels": ctx.labels,
+        **({"multi_label": True} if ctx.multi_label else {}),
         "data_report": {split: {**info, "label_counts": ctx.data.label_counts(split)}
                         for split, info in ctx.data.report.items()},
         "data_fingerprint": ctx.data_fingerprint,

@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from distilora.config import ExperimentConfig
 from distilora.data import encode_splits
+from distilora.data.multi_label import LABEL_ROWS
 from distilora.data.transfer import TransferTexts
 from distilora.routes import Route
 from distilora.training.losses import IGNORE_INDEX
@@ -37,19 +38,25 @@ class TransferRows:
     encoded: datasets.Dataset | None = None
     targets: dict[str, np.ndarray] | None = None
 
-    def encode(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> datasets.Dataset:
+    def encode(self, tokenizer: PreTrainedTokenizerBase, max_length: int,
+               label_width: int | None = None) -> datasets.Dataset:
+        """The transfer texts tokenized, with no label: :data:`IGNORE_INDEX` (``label_width`` of them for a
+        multi-label task)."""
         if self.texts is None:
             raise RuntimeError("the run has no transfer texts to encode")
         if self.encoded is None:
+            unlabelled = IGNORE_INDEX if label_width is None else [IGNORE_INDEX] * label_width
+            feature = datasets.Value("int64") if label_width is None else LABEL_ROWS
             table = datasets.Dataset.from_dict(
-                {"text": self.texts.texts, "label": [IGNORE_INDEX] * len(self.texts.texts)},
-                features=datasets.Features({"text": datasets.Value("string"), "label": datasets.Value("int64")}))
+                {"text": self.texts.texts, "label": [unlabelled] * len(self.texts.texts)},
+                features=datasets.Features({"text": datasets.Value("string"), "label": feature}))
             self.encoded = encode_splits(datasets.DatasetDict({TRANSFER_SPLIT: table}), tokenizer,
                                          max_length)[TRANSFER_SPLIT]
         return self.encoded
 
     def after(self, train: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> datasets.Dataset:
         """``train`` (with its ``example_index``) followed by the transfer rows, indexed after it."""
-        rows = self.encode(tokenizer, max_length)
+        first_labels = train[0]["labels"] if len(train) else None
+        rows = self.encode(tokenizer, max_length, len(first_labels) if isinstance(first_labels, list) else None)
         rows = rows.add_column(EXAMPLE_INDEX, list(range(len(train), len(train) + len(rows))))
         return datasets.concatenate_datasets([train, rows.cast(train.features)])

@@ -12,6 +12,7 @@ from transformers import (
 )
 
 from distilora.config import DEFAULT_TEACHER
+from distilora.label_space import MULTI_LABEL_PROBLEM
 
 
 class CheckpointError(ValueError):
@@ -42,14 +43,17 @@ def load_tokenizer(checkpoint: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(checkpoint)
 
 
-def load_pretrained_classifier(checkpoint: str, labels: list[str]) -> PreTrainedModel:
-    """Load ``checkpoint`` with a fresh classification head for ``labels``."""
+def load_pretrained_classifier(checkpoint: str, labels: list[str], multi_label: bool = False) -> PreTrainedModel:
+    """Load ``checkpoint`` with a fresh classification head for ``labels`` (``multi_label``: independent labels, so
+    plain transformers reads the head through a sigmoid and trains it with BCE)."""
+    problem = {"problem_type": MULTI_LABEL_PROBLEM} if multi_label else {}
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             checkpoint,
             num_labels=len(labels),
             id2label=dict(enumerate(labels)),
             label2id={label: i for i, label in enumerate(labels)},
+            **problem,
         )
     except OSError as error:
         raise CheckpointError(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from distilora.evaluation import statistics as st
+from distilora.label_space import is_multi_label
 from distilora.report.context import SplitPredictions
 from distilora.results import (
     Comparison,
@@ -102,8 +103,13 @@ def run_statistics(
     split: str = "test",
     n_resamples: int = st.RESAMPLES,
     seed: int = st.SEED,
+    labels: Sequence[str] | None = None,
 ) -> RunStatistics:
-    """Intervals for every model in ``predictions``, paired comparisons among ``models``, and seed summaries."""
+    """Intervals for every model in ``predictions``, paired comparisons among ``models``, and seed summaries.
+
+    Multi-label predictions (0/1 gold rows): the intervals are of subset accuracy and macro-F1 over labels, each
+    comparison's ``mcnemar`` pairs the items with every label right and its ``per_label`` holds McNemar on each
+    label's decisions (named from ``labels``), Holm-adjusted over every label test of every comparison."""
     scored = {name: p[split] for name, p in predictions.items() if split in p}
     if not scored:
         raise ValueError(f"no {split} predictions to compute statistics from")
@@ -132,6 +138,9 @@ def run_statistics(
         resamples=n_resamples, seed=seed,
         paired_test="McNemar exact: two-sided binomial test (p = 0.5) on the discordant items",
         multiple_comparisons=f"Holm over the {len(comparisons)} comparisons; intervals not adjusted", alpha=ALPHA)
+    if is_multi_label(y_true):
+        _add_label_tests(comparisons, scored, list(labels or [f"label {j}" for j in range(y_true.shape[1])]),
+                         method)
     return RunStatistics(method=method, intervals=intervals, comparisons=comparisons,
                          seeds={name: st.summarise_seeds(runs) for name, runs in (seed_runs or {}).items() if runs})
 
@@ -161,3 +170,24 @@ def _compare(a: str, b: str, kind: str, y_true: np.ndarray, y_pred: Mapping[str,
         difference_significant=bool(f1.low > 0 or f1.high < 0),
         mcnemar=McNemar(a_only_correct=test.a_only_correct, b_only_correct=test.b_only_correct,
                         p_value=test.p_value))
+
+
+def _add_label_tests(comparisons: list[Comparison], scored: Mapping[str, SplitPredictions], labels: list[str],
+                     method: StatisticsMethod) -> None:
+    """Each comparison's McNemar per label, Holm-adjusted over all of them together; ``method`` says so."""
+    tests = []
+    for comparison in comparisons:
+        a, b = scored[comparison.a], scored[comparison.b]
+        right_a, right_b = a.y_pred == a.y_true, b.y_pred == b.y_true
+        comparison.per_label = []
+        for j, label in enumerate(labels):
+            test = st.mcnemar_exact(right_a[:, j], right_b[:, j])
+            comparison.per_label.append(McNemar(a_only_correct=test.a_only_correct,
+                                                b_only_correct=test.b_only_correct, p_value=test.p_value,
+                                                label=label))
+        tests += comparison.per_label
+    for test, adjusted in zip(tests, st.holm([t.p_value for t in tests]), strict=True):
+        test.p_holm = adjusted
+    method.paired_test += ("; multi-label: the items with every label right, and per label on that label's "
+                           "decisions")
+    method.multiple_comparisons += f"; the {len(tests)} per-label tests Holm-adjusted together"

@@ -85,7 +85,7 @@ def _context(run_dir: RunLayout, results: RunResults, n_resamples: int, seed: in
     first = next(iter(predictions.values()))
     baseline = majority_baseline(results.labels, results.data_report, {split: p.y_true for split, p in first.items()})
     statistics = run_statistics(results.models, {**predictions, BASELINE: baseline.predictions}, len(results.labels),
-                                results.seed_runs, n_resamples=n_resamples, seed=seed)
+                                results.seed_runs, n_resamples=n_resamples, seed=seed, labels=results.labels)
     statistics.baseline = baseline.summary()
     return ReportContext(dataclasses.replace(results, statistics=None), baseline, statistics, read_tuning(run_dir))
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distilora.evaluation.metrics import classification_metrics
+from distilora.evaluation.statistics import item_correct
+from distilora.label_space import decide_labels, is_multi_label
 from distilora.results import (
     BaselineSummary,
     CollapseCheck,
@@ -38,18 +40,26 @@ stands for it and is not listed twice."""
 
 @dataclass
 class SplitPredictions:
-    """True labels and class probabilities of one model on one split, item by item."""
+    """True labels and class probabilities of one model on one split, item by item (multi-label: 0/1 gold rows and
+    each label's probability, a label on at 0.5)."""
 
     y_true: np.ndarray
     probs: np.ndarray
 
     @property
+    def multi_label(self) -> bool:
+        return is_multi_label(self.y_true)
+
+    @property
     def y_pred(self) -> np.ndarray:
+        if self.multi_label:
+            return decide_labels(self.probs)
         return self.probs.argmax(axis=1) if len(self.probs) else np.zeros(0, dtype=np.int64)
 
     @property
     def correct(self) -> np.ndarray:
-        return self.y_pred == self.y_true
+        """Per item: the decision is right (multi-label: every label is)."""
+        return item_correct(self.y_true, self.y_pred)
 
 
 def load_predictions(run_dir: RunLayout, names: list[str]) -> dict[str, dict[str, SplitPredictions]]:
@@ -70,7 +80,8 @@ def load_predictions(run_dir: RunLayout, names: list[str]) -> dict[str, dict[str
 
 @dataclass
 class Baseline:
-    """Which class the baseline predicts, where that choice came from, and its metrics per split."""
+    """Which class the baseline predicts, where that choice came from, and its metrics per split (multi-label:
+    ``class_id`` -1, ``label`` the labels it turns on, ``counts`` the rows each label is on in)."""
 
     class_id: int
     label: str
@@ -91,7 +102,10 @@ def majority_baseline(labels: list[str], data_report: Mapping[str, SplitReport],
 
     Without train counts the majority of the *validation* labels is used (and ``source`` says so). Its
     probabilities are the class frequencies it was chosen from, so its loss is that of a prior-only model.
+    Multi-label gold (0/1 rows): :func:`label_prior_baseline`.
     """
+    if any(is_multi_label(truth) for truth in y_true.values()):
+        return label_prior_baseline(labels, data_report, y_true)
     train = data_report.get("train")
     counts = train.label_counts if train is not None else None
     source = "train label counts"
@@ -108,6 +122,33 @@ def majority_baseline(labels: list[str], data_report: Mapping[str, SplitReport],
     for split, truth in y_true.items():
         logits = np.tile(log_prior, (len(truth), 1))
         # argmax of the log-prior is exactly the majority class, so the metrics are the majority classifier's.
+        baseline.metrics[split] = SplitMetrics.from_json(classification_metrics(truth, logits, labels))
+        baseline.predictions[split] = SplitPredictions(np.asarray(truth), np.tile(prior, (len(truth), 1)))
+    return baseline
+
+
+NO_LABEL = "no label"
+"""What a multi-label baseline that turns no label on is called."""
+
+
+def label_prior_baseline(labels: list[str], data_report: Mapping[str, SplitReport],
+                         y_true: Mapping[str, np.ndarray]) -> Baseline:
+    """The multi-label baseline: each label's probability is its train prior (the rows it is on in over the train
+    rows; the validation labels' without train counts), on where that is at least 0.5."""
+    train = data_report.get("train")
+    if train is not None and train.label_counts is not None and train.rows:
+        counts, rows, source = list(train.label_counts), train.rows, "train label counts"
+    elif "validation" in y_true:
+        validation = np.asarray(y_true["validation"])
+        counts, rows = validation.sum(axis=0).astype(int).tolist(), len(validation)
+        source = "validation labels (results.json has no train label counts)"
+    else:
+        raise ValueError("no train label counts in results.json and no validation labels to fall back on")
+    prior = np.clip(np.asarray(counts, dtype=np.float64) / max(1, rows), 1e-12, 1 - 1e-12)
+    on = [label for label, p in zip(labels, prior, strict=True) if p >= 0.5]
+    baseline = Baseline(-1, ", ".join(on) or NO_LABEL, [int(c) for c in counts], source)
+    for split, truth in y_true.items():
+        logits = np.tile(np.log(prior / (1 - prior)), (len(truth), 1))  # sigmoid(logit(prior)) = prior
         baseline.metrics[split] = SplitMetrics.from_json(classification_metrics(truth, logits, labels))
         baseline.predictions[split] = SplitPredictions(np.asarray(truth), np.tile(prior, (len(truth), 1)))
     return baseline

@@ -35,6 +35,8 @@ class RouteContext(Protocol):
     checkpoint: str
     """The resolved pretrained checkpoint (``from_pretrained`` accepts it)."""
     labels: list[str]
+    multi_label: bool
+    """Independent 0/1 labels (sigmoid, BCE) rather than exclusive classes."""
     data_fingerprint: str
     teacher_depth: int
     tokenizer: PreTrainedTokenizerBase
@@ -54,7 +56,8 @@ class RouteContext(Protocol):
         ...
 
     def class_weights(self) -> torch.Tensor | None:
-        """Cross-entropy weights per class (``--class-weight balanced``), or None."""
+        """Cross-entropy weights per class (``--class-weight balanced``; multi-label: each label's ``pos_weight``),
+        or None."""
         ...
 
     def validation_scores(self, model: PreTrainedModel) -> tuple[float, float]:

@@ -29,7 +29,7 @@ class FineTune(TrainerRoute):
         return None
 
     def build(self, ctx: RouteContext) -> PreTrainedModel:
-        return load_pretrained_classifier(ctx.checkpoint, ctx.labels)
+        return load_pretrained_classifier(ctx.checkpoint, ctx.labels, ctx.multi_label)
 
     def describe(self, config: ExperimentConfig) -> str:
         return f"{config.teacher}, every weight fine-tuned on the labels"

@@ -110,7 +110,7 @@ class Lora(TrainerRoute):
         return space + distillation_space() if self.needs_teacher_targets else space
 
     def base_model(self, ctx: RouteContext) -> PreTrainedModel:
-        return load_pretrained_classifier(ctx.checkpoint, ctx.labels)
+        return load_pretrained_classifier(ctx.checkpoint, ctx.labels, ctx.multi_label)
 
     def build(self, ctx: RouteContext) -> PreTrainedModel:
         # AdaLoRA schedules its rank budget over the whole run; the other variants do not need the step count.

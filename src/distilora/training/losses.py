@@ -69,7 +69,10 @@ IGNORE_INDEX = -100
 
 
 def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """The (class-weighted) mean CE over the labelled rows; 0 for a batch without any."""
+    """The (class-weighted) mean CE over the labelled rows; 0 for a batch without any. Multi-label rows (0/1 per
+    label): the mean binary cross-entropy instead (:func:`_binary_cross_entropy`)."""
+    if labels.ndim == 2:
+        return _binary_cross_entropy(logits, labels, weights)
     weights = None if weights is None else weights.to(logits)
     total = F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE_INDEX, reduction="sum")
     labelled = (labels != IGNORE_INDEX).to(logits.dtype)
@@ -79,10 +82,37 @@ def _cross_entropy(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Te
     return total / labelled.sum().clamp(min=torch.finfo(logits.dtype).tiny)
 
 
+def _binary_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor | None
+                          ) -> torch.Tensor:
+    """Multi-label: the mean over labelled rows and labels of each label's BCE of ``sigmoid(logit)``, positives
+    weighted by ``pos_weight`` (one per label; ``--class-weight balanced``); 0 for a batch of transfer rows."""
+    labelled = (labels != IGNORE_INDEX).to(logits.dtype)
+    targets = labels.clamp(min=0).to(logits.dtype)
+    pos_weight = None if pos_weight is None else pos_weight.to(logits)
+    total = (F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight, reduction="none")
+             * labelled).sum()
+    return total / labelled.sum().clamp(min=torch.finfo(logits.dtype).tiny)
+
+
 def row_weights(labels: torch.Tensor, transfer_weight: float) -> torch.Tensor:
     """Each row's weight in the teacher terms: 1 for a labelled row, ``transfer_weight`` for a transfer row."""
-    ones = torch.ones(labels.shape, dtype=torch.float32, device=labels.device)
-    return torch.where(labels == IGNORE_INDEX, ones * transfer_weight, ones)
+    unlabelled = labels == IGNORE_INDEX if labels.ndim == 1 else (labels == IGNORE_INDEX).all(dim=-1)
+    ones = torch.ones(unlabelled.shape, dtype=torch.float32, device=labels.device)
+    return torch.where(unlabelled, ones * transfer_weight, ones)
+
+
+def softened_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                        multi_label: bool) -> torch.Tensor:
+    """Per row: ``KL(softmax(t/T) ‖ softmax(s/T))`` over classes, or for independent labels the sum over labels of
+    the Bernoulli ``KL(sigmoid(t/T) ‖ sigmoid(s/T))``."""
+    student, teacher = student_logits / temperature, teacher_logits / temperature
+    if not multi_label:
+        return F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1), reduction="none",
+                        log_target=True).sum(dim=-1)
+    # Both outcomes of each label: log σ(x) and log σ(−x) = log(1 − σ(x)).
+    log_student = torch.stack([F.logsigmoid(student), F.logsigmoid(-student)], dim=-1)
+    log_teacher = torch.stack([F.logsigmoid(teacher), F.logsigmoid(-teacher)], dim=-1)
+    return F.kl_div(log_student, log_teacher, reduction="none", log_target=True).sum(dim=(-2, -1))
 
 
 def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -122,16 +152,13 @@ def distillation_loss(
     """``w_ce·CE(s, y) + w_kd·T²·KL(softmax(t/T) ‖ softmax(s/T)) + w_cos·(1 − cos(h_t, h_s))``, batch-averaged.
 
     CE is the mean over the labelled rows (label :data:`IGNORE_INDEX`: none); the teacher terms are means over every
-    row, weighted by ``weights`` (:func:`row_weights`; None: alike).
+    row, weighted by ``weights`` (:func:`row_weights`; None: alike). Multi-label ``labels`` (0/1 rows): BCE, and the
+    per-label Bernoulli KL summed over labels (:func:`softened_divergence`).
     """
     temperature = config.temperature
     ce = _cross_entropy(student_logits, labels, class_weights)
-    kd = _weighted_mean(F.kl_div(
-        F.log_softmax(student_logits / temperature, dim=-1),
-        F.log_softmax(teacher_logits / temperature, dim=-1),
-        reduction="none",
-        log_target=True,
-    ).sum(dim=-1), weights) * temperature**2
+    divergence = softened_divergence(student_logits, teacher_logits, temperature, multi_label=labels.ndim == 2)
+    kd = _weighted_mean(divergence, weights) * temperature**2
     cos = _weighted_mean(1 - F.cosine_similarity(student_cls, teacher_cls, dim=-1), weights)
     total = config.w_ce * ce + config.w_kd * kd + config.w_cos * cos
     return {"loss": total, CE.key: ce, KD.key: kd, COS.key: cos}
