@@ -73,7 +73,7 @@ def test_classify_gives_every_labels_sigmoid_and_the_labels_that_are_on(client):
         assert result["scores"] == pytest.approx({"insult": SIGMOID_3, "threat": 1 - SIGMOID_3,
                                                   "obscene": 1 - SIGMOID_3}, abs=1e-5)
     decision = body["decision"]
-    assert decision["rule"] == "label-thresholds" and decision["policy"] == "default"
+    assert decision["rule"] == "thresholds" and decision["policy"] == "default"
     assert decision["thresholds"] == {"insult": 0.5, "threat": 0.5, "obscene": 0.5}
     assert decision["threshold"] is None and decision["positive_label"] is None
 
@@ -117,7 +117,7 @@ def test_the_model_list_marks_a_multi_label_model_and_its_thresholds(client):
     assert body["labels"] == list(LABELS)
     multi = {m["name"]: m for m in body["models"]}["multi"]
     assert multi["multi_label"] is True and multi["labels"] == list(LABELS)
-    assert multi["decision"]["rule"] == "label-thresholds"
+    assert multi["decision"]["rule"] == "thresholds"
     assert multi["decision"]["thresholds"] == {"insult": 0.5, "threat": 0.5, "obscene": 0.5}
 
 
@@ -126,7 +126,7 @@ def test_openapi_documents_the_decided_labels_and_the_thresholds(client):
     result = schemas.get("ClassifyResult") or schemas["ClassifyResult-Output"]
     assert "labels" in result["properties"] and "labels" not in result.get("required", [])
     decision = schemas["Decision"]
-    assert "label-thresholds" in decision["properties"]["rule"]["enum"]
+    assert "thresholds" in decision["properties"]["rule"]["enum"]
     assert {"thresholds", "temperatures"} <= set(decision["properties"])
 
 
@@ -137,7 +137,7 @@ def test_the_model_process_carries_the_labels_on_and_the_thresholds(served_run):
         [prediction] = remote.predict(["you absolute clown"])
         assert prediction.labels == ["insult"]
         assert prediction.thresholds == {"insult": 0.5, "threat": 0.5, "obscene": 0.5}
-        assert remote.multi_label is True and remote.decision["rule"] == "label-thresholds"
+        assert remote.multi_label is True and remote.decision["rule"] == "thresholds"
         registry = ModelRegistry(served_run, {"multi": remote}, RESULTS)
         with TestClient(create_app(registry=registry), base_url=LOCAL) as through_process:
             body = classify(through_process, ["you absolute clown"], "multi")
@@ -210,3 +210,52 @@ def test_an_attribute_file_maps_two_labels_of_another_runs_model_to_one_loaded_m
     plan = AttributePlan.make(PerspectiveConfig(attributes=tuple(specs)), tmp_path / "served")
     assert plan.registry_names == {"INSULT": "other/multi", "THREAT": "other/multi"}
     assert list(plan.extra_models) == ["other/multi"], "one model loaded for both attributes"
+
+
+# ---- a real multi-label run (every route, calibrated per label) -------------------------------------------------
+def test_every_model_of_a_multi_label_run_answers_as_its_classifier_with_its_calibrated_thresholds(multi_label_run):
+    from tests.conftest import MULTI_LABELS
+
+    texts = ["you stupid clown", "I will hurt you, damn it", "a quiet walk in the park"]
+    registry = ModelRegistry.load(multi_label_run)
+    with TestClient(create_app(registry=registry), base_url=LOCAL) as client:
+        models = {m["name"]: m for m in client.get("/api/v1/models").json()["models"]}
+        assert set(models) == {"teacher", "odd", "lora", "tfidf", "majority"}
+        for name, info in models.items():
+            calibration = json.loads((multi_label_run / name / "calibration.json").read_text())
+            expected = load_classifier(multi_label_run, name).predict(texts)
+            body = classify(client, texts, name)
+            assert info["multi_label"] is True and info["labels"] == list(MULTI_LABELS), name
+            test = info["metrics"]["test"]
+            assert 0 <= test["micro_f1"] <= 1 and 0 <= test["hamming_loss"] <= 1, name
+            assert body["decision"] == info["decision"], name
+            assert body["decision"]["rule"] == "thresholds", name
+            assert body["decision"]["thresholds"] == pytest.approx(
+                dict(zip(MULTI_LABELS, calibration["thresholds"], strict=True))), name
+            assert body["decision"]["temperatures"] == pytest.approx(
+                dict(zip(MULTI_LABELS, calibration["temperatures"], strict=True))), name
+            for result, prediction in zip(body["results"], expected, strict=True):
+                assert result["labels"] == prediction.labels, name
+                assert result["scores"] == pytest.approx(prediction.scores, abs=1e-6), name
+
+
+def test_two_attributes_of_a_multi_label_runs_student_come_from_one_pass(multi_label_run):
+    counting = CountingClassifier(load_classifier(multi_label_run, "odd"))
+    registry = ModelRegistry(multi_label_run, {"odd": counting.classifier},
+                             json.loads((multi_label_run / "results.json").read_text()))
+    config = perspective_config([f"INSULT={multi_label_run}:odd:insult", f"THREAT={multi_label_run}:odd:threat"],
+                                None)
+    text = "I will hurt you, stupid clown"
+    [expected] = counting.classifier.predict([text])
+    with TestClient(create_app(registry=registry, perspective_config=config), base_url=LOCAL) as client:
+        counting.calls = counting.rows = 0
+        response = client.post(ANALYZE, json={"comment": {"text": text},
+                                              "requestedAttributes": {"INSULT": {}, "THREAT": {}}})
+        assert response.status_code == 200, response.text
+        assert (counting.calls, counting.rows) == (1, 1)
+        scores = response.json()["attributeScores"]
+        attributes = client.get("/v1alpha1/attributes").json()["attributes"]
+    assert scores["INSULT"]["summaryScore"]["value"] == pytest.approx(expected.scores["insult"], abs=1e-6)
+    assert scores["THREAT"]["summaryScore"]["value"] == pytest.approx(expected.scores["threat"], abs=1e-6)
+    assert {(a["name"], a["servedAs"], a["label"]) for a in attributes} == {("INSULT", "odd", "insult"),
+                                                                            ("THREAT", "odd", "threat")}

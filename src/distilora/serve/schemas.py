@@ -57,9 +57,9 @@ class Decision(BaseModel):
     """How a model's labels are chosen: a threshold tuned on validation (binary tasks), the argmax, or a threshold
     per label (multi-label models)."""
 
-    rule: Literal["threshold", "argmax", "label-thresholds"] = Field(
+    rule: Literal["threshold", "argmax", "thresholds"] = Field(
         description="threshold: positive_label when its score is at least `threshold`; argmax: the top score; "
-                    "label-thresholds (multi-label models): every label whose score is at least its own threshold "
+                    "thresholds (multi-label models): every label whose score is at least its own threshold "
                     "(`thresholds`).")
     threshold: float | None = Field(None, description="The applied threshold on the positive label's score; "
                                                       "null with the argmax.")
@@ -69,7 +69,8 @@ class Decision(BaseModel):
                                     "uncalibrated multi-label model.")
     target: float | None = Field(None, description="The precision or recall the policy had to reach, if any.")
     temperature: float | None = Field(None, description="Scores are softmax(logits / temperature), fitted on "
-                                                        "validation; null: the raw softmax (not calibrated).")
+                                                        "validation; null: the raw softmax (not calibrated). A "
+                                                        "multi-label model's: the geometric mean of `temperatures`.")
     thresholds: dict[str, float] | None = Field(
         None, exclude_if=lambda value: value is None,
         description="Multi-label models only: each label's threshold (tuned on validation, or 0.5 uncalibrated).")

@@ -121,7 +121,7 @@ function modelCell(info) {
   return cell;
 }
 
-const LABEL_THRESHOLDS = "label-thresholds";  // a multi-label model: every label at or above its own threshold is on
+const LABEL_THRESHOLDS = "thresholds";  // a multi-label model: every label at or above its own threshold is on
 
 // A multi-label answer (it lists the labels that are on) or a single-label one.
 const isMultiLabel = (result) => Array.isArray(result.labels);
