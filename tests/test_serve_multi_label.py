@@ -185,13 +185,21 @@ def test_an_attribute_naming_a_label_the_model_lacks_stops_the_start(served_run)
                                         f"IDENTITY_ATTACK={served_run}:multi:hateful"])
 
 
-def test_a_multi_label_attribute_must_name_its_label(served_run):
-    with pytest.raises(ValueError, match="model multi is multi-label .* name the label to score"):
-        perspective_client(served_run, [f"INSULT={served_run}:multi"])
+@pytest.fixture(scope="module")
+def two_label_model(tmp_path_factory) -> Path:
+    """A multi-label model of two labels: two labels do not make it binary."""
+    return make_multi_label_model(tmp_path_factory.mktemp("two-labels") / "pair", (3.0, -3.0), ("insult", "threat"))
 
 
-def test_a_multi_label_default_model_serves_no_default_attribute(served_run, classifiers):
-    registry = ModelRegistry(served_run, {"multi": classifiers["multi"]}, RESULTS)
+def test_a_multi_label_attribute_must_name_its_label_even_with_two_labels(two_label_model):
+    registry = ModelRegistry(two_label_model.parent, {"pair": load_classifier(two_label_model)}, RESULTS)
+    config = perspective_config([f"INSULT={two_label_model.parent}:pair"], None)
+    with pytest.raises(ValueError, match="model pair is multi-label .* name the label to score"):
+        create_app(registry=registry, perspective_config=config)
+
+
+def test_a_multi_label_default_model_serves_no_default_attribute(two_label_model):
+    registry = ModelRegistry(two_label_model.parent, {"pair": load_classifier(two_label_model)}, RESULTS)
     with TestClient(create_app(registry=registry), base_url=LOCAL) as client:
         assert client.get("/v1alpha1/attributes").json()["attributes"] == []
 
