@@ -267,3 +267,38 @@ def test_two_attributes_of_a_multi_label_runs_student_come_from_one_pass(multi_l
     assert scores["THREAT"]["summaryScore"]["value"] == pytest.approx(expected.scores["threat"], abs=1e-6)
     assert {(a["name"], a["servedAs"], a["label"]) for a in attributes} == {("INSULT", "odd", "insult"),
                                                                             ("THREAT", "odd", "threat")}
+
+
+def test_serve_refuses_at_start_an_attribute_whose_label_its_multi_label_model_lacks(tmp_path, capsys):
+    from distilora.cli import main
+    from tests.multi_label_model import make_multi_label_run
+
+    run = make_multi_label_run(tmp_path / "run")
+    code = main(["serve", "--run", str(run), "--attribute", f"INSULT={run}:multi:insult",
+                 "--attribute", f"IDENTITY_ATTACK={run}:multi:hateful"])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "attribute IDENTITY_ATTACK: model multi has no label 'hateful'; its labels: insult, threat, obscene" in error
+
+
+def test_a_refused_attribute_stops_the_model_process_it_started(tmp_path):
+    import psutil
+
+    from tests.multi_label_model import make_multi_label_run
+
+    def model_processes() -> list[int]:
+        found = []
+        for child in psutil.Process().children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "child_main" in " ".join(child.cmdline()):
+                    found.append(child.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    run = make_multi_label_run(tmp_path / "run")
+    before = model_processes()
+    config = perspective_config([f"IDENTITY_ATTACK={run}:multi:hateful"], None)
+    with pytest.raises(ValueError, match="no label 'hateful'"):
+        create_app(run, settings=ServeConfig(torch_threads=1), perspective_config=config)
+    assert model_processes() == before

@@ -127,6 +127,7 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     """The app for ``run_dir``'s models (loaded here, once, with the Perspective attributes' models of other runs),
     or for an already loaded ``registry``."""
     settings = settings or ServeConfig()
+    loaded_here = registry is None
     if registry is None:
         if run_dir is None:
             raise ValueError("create_app needs a run directory or a registry")
@@ -151,7 +152,12 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_pages(app, registry)
     _install_classify(app, registry, scheduler, settings)
-    perspective.install(app, registry, scheduler, settings, perspective_config, _answer)
+    try:
+        perspective.install(app, registry, scheduler, settings, perspective_config, _answer)
+    except BaseException:  # a refused attribute: the model process started here stops now, not at exit
+        if loaded_here:
+            registry.close()
+        raise
     return app
 
 
