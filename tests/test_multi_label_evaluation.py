@@ -21,7 +21,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from distilora.config import CalibrationConfig
+from distilora.cli import build_parser
+from distilora.cli.run import config_from_args
+from distilora.config import CalibrationConfig, ExperimentConfig
 from distilora.evaluation import statistics as st
 from distilora.evaluation.calibration import (
     Calibration,
@@ -34,9 +36,21 @@ from distilora.evaluation.calibration import (
 from distilora.evaluation.collapse import collapse_check
 from distilora.evaluation.metrics import classification_metrics
 from distilora.evaluation.robustness import robustness_summary
+from distilora.experiment.robustness import RobustnessProbe
+from distilora.inference import load_classifier
 from distilora.report.analysis import run_statistics
 from distilora.report.context import SplitPredictions, majority_baseline
-from distilora.results import CalibrationSummary, Comparison, Interval, McNemar, ModelResult, SplitMetrics, SplitReport
+from distilora.results import (
+    CalibrationSummary,
+    Comparison,
+    Interval,
+    McNemar,
+    ModelResult,
+    RunResults,
+    SplitMetrics,
+    SplitReport,
+)
+from distilora.run_dir import RunLayout, read_predictions
 
 LABELS = ["insult", "threat", "obscene"]
 
@@ -151,6 +165,15 @@ def test_a_label_with_a_single_gold_value_keeps_temperature_one_and_one_half(val
     assert calibration.temperatures[0] != 1.0
 
 
+def test_a_label_with_the_same_score_for_every_item_keeps_one_half_and_the_note_says_so():
+    y, logits = synthetic(200, seed=16)
+    logits[:, 2] = -0.7  # a prior-only label
+    calibration = fit_calibration(logits, y, LABELS, CalibrationConfig(target_recall=0.9))
+    assert calibration.thresholds[2] == 0.5 and calibration.label_validation[2] is None
+    assert calibration.note == "obscene: the same score for every validation item, so it keeps threshold 0.5"
+    assert calibration.decision()["targets"] == {"insult": 0.9, "threat": 0.9, "obscene": 0.9}
+
+
 def test_label_calibration_round_trips_and_a_single_label_file_keeps_its_keys():
     y, logits = synthetic(300, seed=6)
     calibration = fit_calibration(logits, y, LABELS, CalibrationConfig(target_recall=0.8))
@@ -171,7 +194,9 @@ def test_label_calibration_decides_and_describes_each_label():
     probs = calibration.probabilities(np.array([[0.0, -2.0, 2.0], [1.0, 0.0, 3.0]]))
     assert probs == pytest.approx(expit(np.array([[0.0, -1.0, 4.0], [1.0, 0.0, 6.0]])))
     assert calibration.decide(probs).tolist() == [[1, 0, 1], [1, 1, 1]]
-    assert calibration.decision()["thresholds"] == {"insult": 0.5, "threat": 0.3, "obscene": 0.9}
+    decision = calibration.decision()
+    assert decision["rule"] == "threshold" and decision["threshold"] is None
+    assert decision["thresholds"] == {"insult": 0.5, "threat": 0.3, "obscene": 0.9}
     assert calibration.describe() == ("P(insult) ≥ 0.500, P(threat) ≥ 0.300, P(obscene) ≥ 0.900 (the highest "
                                       "validation macro-F1, per label); temperatures 1, 2, 0.5")
 
@@ -193,6 +218,53 @@ def test_label_summary_counts_every_item_label_pair_as_a_binary_event():
     assert at_threshold["test"]["accuracy"] == pytest.approx(accuracy_score(y_test, decided))
     record = CalibrationSummary.from_json(json.loads(json.dumps(summary)))
     assert record.thresholds == calibration.thresholds and record.validation_at_threshold.macro_f1 is not None
+
+
+def test_a_per_label_target_applies_to_the_labels_it_names_and_max_macro_f1_to_the_others():
+    y, logits = synthetic(500, seed=15)
+    settings = config_from_args(build_parser().parse_args(["run", "--target-precision", "insult=0.9, obscene=0.8"]))
+    assert settings.calibration.target_precision == {"insult": 0.9, "obscene": 0.8}
+    settings.calibration.check_labels(LABELS, multi_label=True)
+    calibration = fit_calibration(logits, y, LABELS, settings.calibration)
+    probs = calibration.probabilities(logits)
+    policies = [ThresholdPolicy("target-precision", 0.9), ThresholdPolicy(), ThresholdPolicy("target-precision", 0.8)]
+    for j, policy in enumerate(policies):
+        assert calibration.thresholds[j] == choose_threshold(y[:, j], probs[:, j], policy).threshold
+    assert calibration.targets == [0.9, None, 0.8] and calibration.target is None
+    assert "insult: the highest validation recall with precision ≥ 0.9; threat: the highest validation macro-F1" \
+        in calibration.describe()
+    again = ExperimentConfig.from_dict(json.loads(json.dumps(settings.to_dict())))
+    assert again.calibration.target_precision == {"insult": 0.9, "obscene": 0.8}
+    assert config_from_args(build_parser().parse_args(["run", "--target-recall", "0.7"])).calibration.target_recall \
+        == 0.7  # a plain number still works
+
+
+@pytest.mark.parametrize("labels, multi_label, message", [
+    (LABELS, True, "--target-precision names 'abusive', not a label of the data (insult, threat, obscene): fix "
+                   "--target-precision"),
+    (["neutral", "toxic"], False, "--target-precision gives one target per label (insult, abusive), but the task is "
+                                  "not multi-label: give --target-precision one number"),
+])
+def test_a_per_label_target_naming_an_unknown_label_or_a_single_label_task_is_refused(labels, multi_label, message):
+    settings = CalibrationConfig(target_precision={"insult": 0.9, "abusive": 0.8})
+    with pytest.raises(ValueError) as error:
+        settings.check_labels(labels, multi_label=multi_label)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("text, phrase", [("insult=1.5", "insult: must be in (0, 1], got 1.5"),
+                                          ("insult=0.8,insult=0.9", "each label once"), ("=0.8", "LABEL=P pairs")])
+def test_a_malformed_per_label_target_is_one_error_naming_the_flag(text, phrase, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--target-precision", text])
+    err = capsys.readouterr().err
+    assert "--target-precision" in err and phrase in err
+
+
+def test_a_global_target_still_fits_a_multi_label_task():
+    CalibrationConfig(target_recall=0.8).check_labels(LABELS, multi_label=True)
+    with pytest.raises(ValueError, match="binary task"):
+        CalibrationConfig(target_recall=0.8).check_labels(LABELS)
 
 
 # ---- collapse --------------------------------------------------------------------------------------------------
@@ -317,3 +389,55 @@ def test_an_item_is_consistent_only_when_none_of_its_labels_changed():
     assert summary["kinds"]["typos"]["accuracy"] == pytest.approx(accuracy_score(y, typos))
     assert summary["kinds"]["typos"]["macro_f1"] == pytest.approx(f1_score(y, typos, average="macro", zero_division=0))
     assert summary["clean_accuracy"] == pytest.approx(accuracy_score(y, clean))
+
+
+class KeywordLabels:
+    """A stand-in multi-label classifier: a label is on (logit +3) when its keyword is in the text."""
+
+    keywords = ("idiot", "kill", "damn")
+
+    def logits(self, texts, long_text=None) -> np.ndarray:
+        return np.array([[3.0 if word in text.lower() else -3.0 for word in self.keywords] for text in texts])
+
+
+def test_the_probe_decides_multi_label_copies_per_label_and_counts_whole_items():
+    texts = ["you idiot", "I will kill the damn bug", "lovely weather today", "damn idiot", "kill it"] * 4
+    y = KeywordLabels().logits(texts) > 0
+    probe = RobustnessProbe(texts, y.astype(int).tolist(), 3)
+    calibration = Calibration(LABELS, temperatures=[1.0] * 3, thresholds=[0.5] * 3)
+    clean_logits = KeywordLabels().logits(texts)
+    summary = probe.measure(KeywordLabels(), calibration, clean_logits)
+    clean = (clean_logits > 0).astype(int)
+    unchanged = np.ones(len(texts), dtype=bool)
+    for kind, (indices, copies) in probe.changed.items():
+        decided = clean.copy()
+        if len(indices):
+            decided[indices] = (KeywordLabels().logits(copies) > 0).astype(int)
+        same = (decided == clean).all(axis=1)
+        unchanged &= same
+        assert summary["kinds"][kind]["consistency"]["count"] == int(same.sum())
+        assert summary["kinds"][kind]["macro_f1"] == pytest.approx(f1_score(y, decided, average="macro",
+                                                                            zero_division=0))
+    assert summary["consistency"]["count"] == int(unchanged.sum()) < len(texts)  # some keyword got misspelt
+    assert summary["clean_accuracy"] == 1.0
+
+
+# ---- a whole multi-label run -----------------------------------------------------------------------------------
+def test_a_multi_label_run_keeps_per_label_calibration_statistics_and_robustness(multi_label_run):
+    results = RunResults.from_json(json.loads((multi_label_run / "results.json").read_text()))
+    labels = results.labels
+    for name in ("teacher", "odd", "lora", "tfidf"):
+        model = results.models[name]
+        stored = Calibration.from_json((multi_label_run / name / "calibration.json").read_text(), labels)
+        assert stored.thresholds == model.calibration.thresholds
+        assert stored.temperatures == model.calibration.temperatures
+        assert model.metrics_at_threshold["test"].per_label[0].label == labels[0]
+        assert model.robustness.consistency.n == model.metrics["test"].n and model.collapse is not None
+        predictions = read_predictions(RunLayout(multi_label_run), name)["test"]
+        y, probs = np.asarray(predictions["y_true"]), np.asarray(predictions["probs"])
+        assert model.intervals["test"].macro_f1.estimate == pytest.approx(
+            f1_score(y, (probs >= 0.5).astype(int), average="macro", zero_division=0), abs=1e-6)
+    classifier = load_classifier(multi_label_run / "odd")
+    assert classifier.label_thresholds() == results.models["odd"].calibration.thresholds
+    comparisons = results.statistics.comparisons
+    assert comparisons and all([t.label for t in c.per_label] == labels for c in comparisons)

@@ -261,10 +261,10 @@ def multi_label_server(tmp_path_factory):
 
     from distilora.inference import load_classifier
     from distilora.serve import create_app
-    from tests.multi_label_model import ALL_OFF, LABELS, make_multi_label_model
+    from tests.multi_label_model import ALL_OFF, LABELS, make_served_model
 
     run = tmp_path_factory.mktemp("multi-label-page")
-    models = {"multi": make_multi_label_model(run / "multi"), "quiet": make_multi_label_model(run / "quiet", ALL_OFF)}
+    models = {"multi": make_served_model(run / "multi"), "quiet": make_served_model(run / "quiet", ALL_OFF)}
     registry = ModelRegistry(run, {name: load_classifier(path) for name, path in models.items()},
                              {"labels": list(LABELS), "models": {}})
     port = free_port()

@@ -15,7 +15,7 @@ from distilora.inference import Classifier, load_classifier
 from distilora.serve import ModelRegistry, create_app
 from distilora.serve.model_process import ModelProcess
 from distilora.serve.perspective.attributes import AttributePlan, perspective_config, read_attribute_file
-from tests.multi_label_model import ALL_OFF, LABELS, make_multi_label_model
+from tests.multi_label_model import ALL_OFF, LABELS, make_served_model
 
 LOCAL = "http://127.0.0.1:8000"
 ANALYZE = "/v1alpha1/comments:analyze"
@@ -28,8 +28,8 @@ def served_run(tmp_path_factory) -> Path:
     """A folder holding two multi-label models: ``multi`` (insult on, threat and obscene off) and ``quiet`` (none
     on)."""
     run = tmp_path_factory.mktemp("multi-label-serve")
-    make_multi_label_model(run / "multi")
-    make_multi_label_model(run / "quiet", ALL_OFF)
+    make_served_model(run / "multi")
+    make_served_model(run / "quiet", ALL_OFF)
     return run
 
 
@@ -188,7 +188,7 @@ def test_an_attribute_naming_a_label_the_model_lacks_stops_the_start(served_run)
 @pytest.fixture(scope="module")
 def two_label_model(tmp_path_factory) -> Path:
     """A multi-label model of two labels: two labels do not make it binary."""
-    return make_multi_label_model(tmp_path_factory.mktemp("two-labels") / "pair", (3.0, -3.0), ("insult", "threat"))
+    return make_served_model(tmp_path_factory.mktemp("two-labels") / "pair", (3.0, -3.0), labels=("insult", "threat"))
 
 
 def test_a_multi_label_attribute_must_name_its_label_even_with_two_labels(two_label_model):

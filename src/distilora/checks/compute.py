@@ -3,6 +3,9 @@ macro-F1 (over all the run's labels), and per model against the teacher the grou
 group, Holm across groups).
 
 Nothing here loads a model: :func:`summarise` takes the suite and each model's predicted class ids.
+
+A multi-label suite (0/1 gold rows) counts a case right when every label is right; overall, macro-F1 is over the
+run's labels and each label's F1 is given (``per_label_f1``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from distilora.checks.suite import Suite
 from distilora.config import CheckConfig
 from distilora.evaluation.metrics import wilson
 from distilora.evaluation.statistics import holm, mcnemar_exact
+from distilora.label_space import decided_names, is_multi_label
 
 
 @dataclass(frozen=True)
@@ -82,26 +86,58 @@ def _examples(suite: Suite, column: str, group: str, teacher_pred: np.ndarray, m
     for i, case_group in enumerate(suite.groups[column]):
         if len(out) >= limit:
             break
-        if case_group == group and teacher_pred[i] == suite.gold[i] != model_pred[i]:
-            out.append({"text": suite.texts[i], "gold": labels[suite.gold[i]], "teacher": labels[teacher_pred[i]],
-                        "model": labels[model_pred[i]]})
+        gold = suite.gold[i]
+        if case_group == group and np.array_equal(teacher_pred[i], gold) and not np.array_equal(model_pred[i], gold):
+            out.append({"text": suite.texts[i], "gold": _named(gold, labels),
+                        "teacher": _named(teacher_pred[i], labels), "model": _named(model_pred[i], labels)})
     return out
 
 
-def _overall(gold: np.ndarray, predicted: np.ndarray, num_labels: int) -> dict:
+def _named(answer: int | Sequence[int], labels: Sequence[str]) -> str:
+    """A class id's label, or a multi-label 0/1 row's labels that are on (``(none)`` when none is)."""
+    if np.ndim(answer):
+        return ", ".join(decided_names(answer, labels)) or "(none)"
+    return labels[int(answer)]
+
+
+def _overall(gold: np.ndarray, predicted: np.ndarray, labels: Sequence[str]) -> dict:
     """Accuracy and macro-F1 over every label of the run, not only the ones a model happens to predict: one scale for
-    all the models."""
-    return {"n": len(gold), "accuracy": float(accuracy_score(gold, predicted)),
-            "macro_f1": float(f1_score(gold, predicted, labels=list(range(num_labels)), average="macro",
-                                       zero_division=0))}
+    all the models (multi-label: subset accuracy, and each label's F1)."""
+    ids = list(range(len(labels)))
+    overall = {"n": len(gold), "accuracy": float(accuracy_score(gold, predicted)),
+               "macro_f1": float(f1_score(gold, predicted, labels=ids, average="macro", zero_division=0))}
+    if is_multi_label(gold):
+        each = f1_score(gold, predicted, labels=ids, average=None, zero_division=0)
+        overall["per_label_f1"] = {label: float(f1) for label, f1 in zip(labels, each, strict=True)}
+    return overall
+
+
+def _gold_counts(gold: np.ndarray, labels: Sequence[str]) -> dict[str, int]:
+    """Cases per gold class (multi-label: the cases each label is on in)."""
+    if is_multi_label(gold):
+        return {label: int(gold[:, j].sum()) for j, label in enumerate(labels)}
+    return {labels[i]: int((gold == i).sum()) for i in range(len(labels))}
 
 
 def _absent_classes_note(gold: np.ndarray, labels: Sequence[str]) -> list[str]:
-    absent = [label for i, label in enumerate(labels) if not (gold == i).any()]
+    absent = [label for label, count in _gold_counts(gold, labels).items() if not count]
     if not absent or not len(gold):
         return []
-    return [f"no case of {', '.join(map(repr, absent))} in the suite: that class's F1 is 0 for every model, so "
+    what, kind = ("case with", "label") if is_multi_label(gold) else ("case of", "class")
+    return [f"no {what} {', '.join(map(repr, absent))} in the suite: that {kind}'s F1 is 0 for every model, so "
             f"macro-F1 is at most {1 - len(absent) / len(labels):.2f} here"]
+
+
+def _decision(gold: np.ndarray) -> dict[str, str]:
+    """How the check decides each model's labels, in words."""
+    if is_multi_label(gold):
+        return {"threshold": "0.5 per label",
+                "threshold_note": "every model turns a label on when its probability is at least 0.5, as "
+                                  "results.json's metrics count it; the per-label thresholds tuned on validation "
+                                  "(calibration.json) are not applied here"}
+    return {"threshold": "argmax",
+            "threshold_note": "every model predicts its argmax class, as results.json's metrics count it; the "
+                              "thresholds tuned on validation (calibration.json) are not applied here"}
 
 
 def summarise(suite: Suite, predictions: Mapping[str, Sequence[int]], labels: Sequence[str], teacher: str | None,
@@ -113,8 +149,8 @@ def summarise(suite: Suite, predictions: Mapping[str, Sequence[int]], labels: Se
     for name, p in preds.items():
         if p.shape != gold.shape:
             raise ValueError(f"{name}: {len(p)} predictions for {len(gold)} cases")
-    correct = {name: p == gold for name, p in preds.items()}
-    overall = {name: _overall(gold, p, len(labels)) for name, p in preds.items()}
+    correct = {name: (p == gold).all(axis=1) if is_multi_label(gold) else p == gold for name, p in preds.items()}
+    overall = {name: _overall(gold, p, labels) for name, p in preds.items()}
     notes = list(suite.notes) + _absent_classes_note(gold, labels)
     if teacher is None or teacher not in preds:
         notes.append("no teacher (route fine-tune) among the models: nothing to compare against")
@@ -128,10 +164,8 @@ def summarise(suite: Suite, predictions: Mapping[str, Sequence[int]], labels: Se
         "labels": list(labels),
         "label_mapping": suite.label_mapping,
         "label_mapping_source": suite.mapping_source,
-        "gold_counts": {labels[i]: int((gold == i).sum()) for i in range(len(labels))},
-        "threshold": "argmax",
-        "threshold_note": "every model predicts its argmax class, as results.json's metrics count it; the thresholds "
-                          "tuned on validation (calibration.json) are not applied here",
+        "gold_counts": _gold_counts(gold, labels),
+        **_decision(gold),
         "interval": f"{config.confidence:.0%} Wilson score interval",
         "confidence": config.confidence,
         "paired_test": "McNemar's exact test per group, Holm-adjusted across the groups of one grouping",

@@ -34,5 +34,6 @@ def accuracy_heatmap(check: Mapping, grouping: Mapping, path: Path) -> Path:
     ax.set_xticks(range(len(models)), models)
     ax.set_yticks(range(len(groups)), [f"{g['group']} (n={g['n']})" for g in grouping["groups"]])
     ax.xaxis.tick_top()
-    ax.set_title(f"Behavioural check '{check['name']}': accuracy by {grouping['column']} (argmax)", fontsize=11)
+    decided = check.get("threshold", "argmax")  # "argmax", or a multi-label check's "0.5 per label"
+    ax.set_title(f"Behavioural check '{check['name']}': accuracy by {grouping['column']} ({decided})", fontsize=11)
     return save_figure(fig, path)

@@ -36,8 +36,14 @@ def summary_line(check: Mapping) -> str:
 
 
 def overall_table(check: Mapping) -> Table:
-    rows = [[name, fmt.num(o["accuracy"]), fmt.num(o["macro_f1"]), str(o["n"])] for name, o in check["overall"].items()]
-    return Table(["model", "accuracy", "macro-F1", "cases"], rows, caption=f"Check '{check['name']}': whole suite")
+    """Accuracy, macro-F1 and cases per model; a multi-label check adds each label's F1 (accuracy: all labels
+    right)."""
+    per_label = [label for label in check["labels"] if all("per_label_f1" in o for o in check["overall"].values())]
+    rows = [[name, fmt.num(o["accuracy"]), fmt.num(o["macro_f1"]), str(o["n"])]
+            + [fmt.num(o["per_label_f1"][label]) for label in per_label] for name, o in check["overall"].items()]
+    headers = ["model", "accuracy (all labels right)" if per_label else "accuracy", "macro-F1", "cases"]
+    return Table(headers + [f"F1 {label}" for label in per_label], rows,
+                 caption=f"Check '{check['name']}': whole suite")
 
 
 def accuracy_table(check: Mapping, grouping: Mapping) -> Table:

@@ -14,6 +14,7 @@ from distilora.checks.plots import accuracy_heatmap
 from distilora.checks.suite import NO_GROUP, Suite, load_suite
 from distilora.config import CheckConfig
 from distilora.inference import load_classifier
+from distilora.label_space import decide_labels, is_multi_label
 from distilora.results import ModelResult, RunResults
 from distilora.routes.kinds import RouteKind
 from distilora.run_dir import RunLayout, read_results
@@ -44,6 +45,9 @@ def bias_block(suite: Suite, scores: Mapping[str, Sequence[float]], positive_ind
     """The check's ``bias`` block (None without an identity column or on a run that is not binary) and its notes."""
     if suite.identity_column is None or suite.identities is None:
         return None, []
+    if is_multi_label(suite.gold):
+        return None, ["bias metrics need a single-label binary run (one positive class to score); this run is "
+                      "multi-label"]
     if len(labels) != 2 or positive_index is None:
         return None, [f"bias metrics need a binary run (a positive class to score); this run has {len(labels)} "
                       "labels"]
@@ -68,7 +72,7 @@ def run_check(run_dir: RunLayout, suite_file: str | Path, name: str | None = Non
     out_file = checks.file(name)  # a bad name fails here, before any work
     results = RunResults.of(read_results(run_dir))
     labels = list(results.labels)
-    suite = load_suite(suite_file, labels, config, label_map)
+    suite = load_suite(suite_file, labels, config, label_map, multi_label=bool(results.multi_label))
     names = choose_models(results.models, models)
     if not names:
         raise ValueError(f"{run_dir.root}: its results list no models")
@@ -79,6 +83,9 @@ def run_check(run_dir: RunLayout, suite_file: str | Path, name: str | None = Non
             raise ValueError(f"{model}: its labels {classifier.labels} differ from the run's {labels}")
         logger.info("check %s: %s on %d cases", name, model, len(suite.texts))
         probabilities = classifier.predict_proba(suite.texts)
+        if classifier.multi_label:  # each label on at 0.5, as the run's metrics count it
+            predictions[model] = decide_labels(probabilities).tolist()
+            continue
         predictions[model] = probabilities.argmax(axis=1).tolist()
         if len(labels) == 2:  # the positive class's probability is the score the bias metrics rank by
             if positive_index not in (None, classifier.positive_index):

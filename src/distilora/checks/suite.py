@@ -2,7 +2,9 @@
 
 Two layouts are understood: a plain table (``--text-column``, ``--label-column``, ``--group-columns``) and
 HateCheck's published columns (``functionality``, ``test_case``, ``label_gold``, ``target_ident``, …), detected by
-its column names. Every problem is a ``ValueError`` / ``FileNotFoundError`` raised before any model runs.
+its column names. A multi-label run's suite has one 0/1 gold column per label instead of a label column, named as
+the run's labels (as in its training data) or mapped onto them with ``--label-map column=label``. Every problem is a
+``ValueError`` / ``FileNotFoundError`` raised before any model runs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import datasets
 from distilora.config import CheckConfig
 from distilora.data.loading import FORMATS, DataError
 from distilora.data.loading import read_table as read_table_file
+from distilora.data.multi_label import flag
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +45,14 @@ class Suite:
     format: str
     """``hatecheck`` or ``table``."""
     texts: list[str]
-    gold: list[int]
+    gold: list[int] | list[list[int]]
+    """Run class ids; for a multi-label run, a 0/1 row per case (one value per run label)."""
     groups: dict[str, list[str]]
     """Grouping column → each kept case's group."""
     text_column: str
     label_column: str
     label_mapping: dict[str, str]
-    """Gold label → run label."""
+    """Gold label → run label (multi-label: gold column → run label)."""
     mapping_source: str
     """How the mapping was chosen, in words."""
     rows: int
@@ -146,6 +150,61 @@ def map_labels(gold_values: Sequence[str], run_labels: Sequence[str], label_map:
     return {v: mapping[v] for v in present}, source
 
 
+def gold_columns(columns: Sequence[str], run_labels: Sequence[str], label_map: Mapping[str, str] | None,
+                 file: Path) -> tuple[dict[str, str], str]:
+    """A multi-label suite's gold column → run label for every run label, and how they were found; ValueError
+    naming the labels without a column."""
+    mapping = {label: label for label in run_labels if label in columns}
+    source = "gold columns named as the run's labels"
+    if label_map is not None:
+        unknown = sorted({v for v in label_map.values() if v not in run_labels})
+        if unknown:
+            raise ValueError(f"--label-map names labels the run lacks: {', '.join(unknown)} "
+                             f"(the run's labels: {', '.join(run_labels)})")
+        twice = sorted({label for label in label_map.values() if list(label_map.values()).count(label) > 1})
+        if twice:
+            raise ValueError(f"--label-map maps several columns onto {', '.join(twice)}: one gold column per label")
+        absent = [c for c in label_map if c not in columns]
+        if absent:
+            raise ValueError(f"--label-map names columns {file.name} lacks: {', '.join(absent)} "
+                             f"(its columns: {', '.join(columns)})")
+        mapping = {**{c: label for c, label in mapping.items() if label not in label_map.values()}, **label_map}
+        source = "--label-map (other labels: columns named as the run's labels)"
+    missing = [label for label in run_labels if label not in mapping.values()]
+    if missing:
+        raise ValueError(f"{file}: no gold column for {', '.join(map(repr, missing))}: a multi-label run's suite needs "
+                         f"one 0/1 column per label ({', '.join(run_labels)}), named as the label or mapped with "
+                         f"--label-map column=label (its columns: {', '.join(columns)})")
+    order = {label: i for i, label in enumerate(run_labels)}
+    return dict(sorted(mapping.items(), key=lambda item: order[item[1]])), source
+
+
+def gold_rows(table: datasets.Dataset, mapping: Mapping[str, str], keep: Sequence[bool], file: Path) -> list[list[int]]:
+    """The kept cases' 0/1 gold rows (columns in run-label order), each cell read as the training data's are; a
+    ValueError names the first case whose cell is not 0 / 1 (also 0.0 / 1.0, True / False) or is empty."""
+    rows = []
+    for index, record in enumerate(table.select_columns(list(mapping))):
+        if not keep[index]:
+            continue
+        where = f"{file} case {index + 1}"
+        row = [flag(record[column], where, column) for column in mapping]
+        if None in row:
+            empty = next(column for column, value in zip(mapping, row, strict=True) if value is None)
+            raise ValueError(f"{where}: column {empty!r} is empty; every case needs 0 or 1 in each gold column")
+        rows.append(row)
+    return rows
+
+
+def class_gold(gold_raw: Sequence[str], keep: Sequence[bool], run_labels: Sequence[str],
+               label_map: Mapping[str, str] | None, hatecheck: bool, file: Path
+               ) -> tuple[list[int], dict[str, str], str]:
+    """The kept cases' gold labels as run class ids, the gold → run label mapping and how it was chosen."""
+    mapping, source = map_labels([g for g, k in zip(gold_raw, keep, strict=True) if k], run_labels, label_map,
+                                 hatecheck, file)
+    label_id = {label: i for i, label in enumerate(run_labels)}
+    return [label_id[mapping[g]] for g, k in zip(gold_raw, keep, strict=True) if k], mapping, source
+
+
 def identity_column(config: CheckConfig, columns: Sequence[str], file: Path) -> tuple[str | None, list[str]]:
     """The identity column for the bias metrics and a note when there is none; a column named with
     ``--identity-column`` that the suite lacks is an error."""
@@ -161,8 +220,9 @@ def identity_column(config: CheckConfig, columns: Sequence[str], file: Path) -> 
 
 
 def load_suite(file: str | Path, run_labels: Sequence[str], config: CheckConfig | None = None,
-               label_map: Mapping[str, str] | None = None) -> Suite:
-    """Read ``file``, detect its layout, map gold labels, drop (and count) blank texts; errors before any model."""
+               label_map: Mapping[str, str] | None = None, multi_label: bool = False) -> Suite:
+    """Read ``file``, detect its layout, map gold labels (``multi_label``: one 0/1 gold column per run label), drop
+    (and count) blank texts; errors before any model."""
     config = config or CheckConfig()
     file = Path(file)
     table = read_table(file)
@@ -173,14 +233,13 @@ def load_suite(file: str | Path, run_labels: Sequence[str], config: CheckConfig 
         text_column = text_column if text_column in columns else HATECHECK_TEXT
         label_column = label_column if label_column in columns else HATECHECK_LABEL
     group_columns = list(config.group_columns) or ([c for c in HATECHECK_GROUPS if c in columns] if hatecheck else [])
-    missing = [c for c in (text_column, label_column, *group_columns) if c not in columns]
+    missing = [c for c in (text_column, *([] if multi_label else [label_column]), *group_columns) if c not in columns]
     if missing:
         raise ValueError(f"{file}: no column {', '.join(map(repr, missing))} (its columns: {', '.join(columns)})")
     identity, notes = identity_column(config, columns, file)
     if len(table) == 0:
         raise ValueError(f"{file}: the suite has no cases")
     raw_texts = ["" if t is None else str(t) for t in table[text_column]]
-    gold_raw = [_cell(v) for v in table[label_column]]
     if group_columns:
         groups = {c: [_cell(v) or NO_GROUP for v in table[c]] for c in group_columns}
     else:
@@ -189,8 +248,13 @@ def load_suite(file: str | Path, run_labels: Sequence[str], config: CheckConfig 
     keep = [bool(t.strip()) for t in raw_texts]
     if not any(keep):
         raise ValueError(f"{file}: every text in column {text_column!r} is blank")
-    mapping, source = map_labels([g for g, k in zip(gold_raw, keep, strict=True) if k], run_labels, label_map,
-                                 hatecheck, file)
+    if multi_label:
+        mapping, source = gold_columns(columns, run_labels, label_map, file)
+        gold: list = gold_rows(table, mapping, keep, file)
+        label_column = ",".join(mapping)
+    else:
+        gold, mapping, source = class_gold([_cell(v) for v in table[label_column]], keep, run_labels, label_map,
+                                           hatecheck, file)
     dropped = {c: dict(Counter(g for g, k in zip(values, keep, strict=True) if not k)) for c, values in groups.items()}
     if sum(not k for k in keep):
         notes.append(f"{sum(not k for k in keep)} case(s) dropped for a blank text (counted per group)")
@@ -199,11 +263,10 @@ def load_suite(file: str | Path, run_labels: Sequence[str], config: CheckConfig 
         if column != ALL and len(set(values)) == 1:
             notes.append(f"grouping column {column!r} has one value only ({values[0]!r}): its one group is the "
                          "whole suite")
-    label_id = {label: i for i, label in enumerate(run_labels)}
     suite = Suite(
         file=file, format="hatecheck" if hatecheck else "table",
         texts=[t for t, k in zip(raw_texts, keep, strict=True) if k],
-        gold=[label_id[mapping[g]] for g, k in zip(gold_raw, keep, strict=True) if k],
+        gold=gold,
         groups=kept_groups, text_column=text_column, label_column=label_column, label_mapping=mapping,
         mapping_source=source, rows=len(table), dropped=dropped, notes=notes, identity_column=identity,
         identities=None if identity is None else [_cell(v) or NO_GROUP for v, k in zip(table[identity], keep,

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from distilora.config import LONG_TEXT_POLICIES, PRECISIONS, WINDOWS, ServeConfig
+
+if TYPE_CHECKING:
+    from distilora.inference import Prediction
 
 HELP = "classify texts (arguments, or one per line on stdin) with a trained model"
 
@@ -22,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the most positive one (windows), or cut to their first window (truncate)")
     parser.add_argument("--argmax", action="store_true",
                         help="raw softmax scores and the argmax label (what a plain transformers pipeline gives) "
-                             "instead of the calibrated scores and the threshold tuned on validation")
+                             "instead of the calibrated scores and the threshold tuned on validation (a multi-label "
+                             "model: raw sigmoid scores, each label on at 0.5)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -33,12 +38,23 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("no text given: pass texts as arguments or one per line on stdin")
     classifier = load_classifier(args.run, args.model, precision=args.precision)
     calibrated = not args.argmax and classifier.calibration is not None
-    rule = classifier.calibration.describe() if calibrated else "argmax of the raw softmax (not calibrated)"
+    uncalibrated = ("each label on at 0.5 of its raw sigmoid" if classifier.multi_label else "argmax of the raw "
+                    "softmax") + " (not calibrated)"
+    rule = classifier.calibration.describe() if calibrated else uncalibrated
     print(f"{args.model}: {rule}", file=sys.stderr)
     predictions = classifier.predict(texts, calibrated=not args.argmax, long_text=args.long_text)
     for text, prediction in zip(texts, predictions, strict=True):
-        print(json.dumps({"text": text, "label": prediction.label, "scores": prediction.scores,
-                          "truncated": prediction.truncated, "windows": prediction.windows,
-                          "threshold": prediction.threshold,
-                          "calibrated": calibrated}))
+        print(json.dumps(printed(text, prediction, calibrated)))
     return 0
+
+
+def printed(text: str, prediction: Prediction, calibrated: bool) -> dict:
+    """One printed line: the label, scores and threshold; a multi-label model's decided set (``labels``, possibly
+    empty), every label's score and each label's threshold."""
+    if prediction.labels is None:
+        return {"text": text, "label": prediction.label, "scores": prediction.scores,
+                "truncated": prediction.truncated, "windows": prediction.windows, "threshold": prediction.threshold,
+                "calibrated": calibrated}
+    return {"text": text, "labels": prediction.labels, "scores": prediction.scores,
+            "thresholds": prediction.thresholds, "truncated": prediction.truncated, "windows": prediction.windows,
+            "calibrated": calibrated}

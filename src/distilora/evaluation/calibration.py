@@ -42,8 +42,6 @@ MAX_MACRO_F1 = "max-macro-f1"
 TARGET_PRECISION = "target-precision"
 TARGET_RECALL = "target-recall"
 ARGMAX = "argmax"
-PER_LABEL = "thresholds"
-"""A multi-label model's decision rule: each label on at or above its own threshold."""
 POLICY_WORDS = {MAX_MACRO_F1: "the highest validation macro-F1",
                 TARGET_PRECISION: "the highest validation recall with precision ≥ {target:g}",
                 TARGET_RECALL: "the highest validation precision with recall ≥ {target:g}",
@@ -306,13 +304,14 @@ class Calibration:
         return np.where(probs[:, positive] >= self.threshold, positive, 1 - positive).astype(np.int64)
 
     def decision(self) -> dict[str, Any]:
-        """What a response says about how its labels were chosen (multi-label: ``rule`` ``thresholds``, and each
-        label's ``thresholds`` and ``temperatures``)."""
+        """What a response says about how its labels were chosen (multi-label: ``rule`` ``threshold`` with no single
+        ``threshold``, and each label's ``thresholds``, ``temperatures`` and ``targets``)."""
         if self.multi_label:
-            return {"rule": PER_LABEL, "threshold": None, "positive_label": None, "policy": self.policy,
+            return {"rule": "threshold", "threshold": None, "positive_label": None, "policy": self.policy,
                     "target": self.target, "temperature": self.temperature,
                     "thresholds": dict(zip(self.labels, self.thresholds, strict=True)),
-                    "temperatures": dict(zip(self.labels, self.temperatures, strict=True))}
+                    "temperatures": dict(zip(self.labels, self.temperatures, strict=True)),
+                    "targets": dict(zip(self.labels, self.targets, strict=True)) if self.targets else None}
         return {"rule": "threshold" if self.threshold is not None else ARGMAX, "threshold": self.threshold,
                 "positive_label": self.positive_label if self.threshold is not None else None,
                 "policy": self.policy, "target": self.target, "temperature": self.temperature}
@@ -460,13 +459,15 @@ def fit_label_calibration(logits: np.ndarray, y_true: Sequence[Sequence[int]], l
                       ThresholdPolicy(), config.temperature_bounds)
             for j, (label, t) in enumerate(zip(labels, targets, strict=True))]
     temperatures, thresholds = [f.temperature for f in fits], [f.threshold for f in fits]
-    decided = decide_labels(label_probabilities(logits, True, temperatures), thresholds)
-    precision, recall, f1, _ = precision_recall_fscore_support(y_true, decided, average="macro", zero_division=0)
+    validation = {}
+    if len(y_true):
+        decided = decide_labels(label_probabilities(logits, True, temperatures), thresholds)
+        precision, recall, f1, _ = precision_recall_fscore_support(y_true, decided, average="macro", zero_division=0)
+        validation = {"precision": float(precision), "recall": float(recall), "macro_f1": float(f1)}
     notes = [f.note for f in fits if f.note]
     return Calibration(
         list(labels), float(np.exp(np.mean(np.log(temperatures)))), policy=kind, target=target,
-        n_fitted=len(y_true), ece_bins=config.ece_bins, note="; ".join(notes) or None,
-        validation={"precision": float(precision), "recall": float(recall), "macro_f1": float(f1)},
+        n_fitted=len(y_true), ece_bins=config.ece_bins, note="; ".join(notes) or None, validation=validation,
         temperatures=temperatures, thresholds=thresholds, targets=targets,
         label_validation=[f.point.to_dict() if f.point else None for f in fits])
 

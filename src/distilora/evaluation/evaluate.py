@@ -82,18 +82,22 @@ def results_markdown(results: RunResults | Mapping) -> str:
     """The comparison table of a run (the record, or results.json as read): one row per model with depth, size,
     time, validation and test scores."""
     results = RunResults.of(results)
-    table = Table(["model", "layers", "params", "trainable", "size MB", "train s", "val acc", "val macro-F1",
-                   "test acc", "test macro-F1", "test loss"], [],
-                  numeric=[False, False] + [True] * 9)
+    multi = bool(results.multi_label)
+    accuracy = "subset acc" if multi else "acc"
+    headers = ["model", "layers", "params", "trainable", "size MB", "train s", f"val {accuracy}", "val macro-F1",
+               f"test {accuracy}", *(["test micro-F1"] if multi else []), "test macro-F1", "test loss"]
+    table = Table(headers, [], numeric=[False, False] + [True] * (len(headers) - 2))
     for name, m in results.models.items():
         val, test = m.metrics.get("validation") or SplitMetrics(), m.metrics.get("test") or SplitMetrics()
         table.rows.append([name, _layers(m), _fmt_params(m.params), _fmt_params(m.trainable_params),
                            _fixed(m.size_mb, 1), _fixed(m.train_seconds, 0), _fixed(val.accuracy), _fixed(val.macro_f1),
-                           _fixed(test.accuracy), _fixed(test.macro_f1), _fixed(test.loss)])
+                           _fixed(test.accuracy), *([_fixed(test.micro_f1)] if multi else []), _fixed(test.macro_f1),
+                           _fixed(test.loss)])
+    kind = " (multi-label: any number per text; subset acc = every label right)" if multi else ""
     lines = [
         f"# distilora results — {results.dataset}",
         "",
-        f"Teacher: `{results.teacher}` · labels: {', '.join(results.labels)} · seed {results.seed}",
+        f"Teacher: `{results.teacher}` · labels: {', '.join(results.labels)}{kind} · seed {results.seed}",
         "",
         markdown_table(table),
         "",

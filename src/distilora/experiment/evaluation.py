@@ -84,6 +84,8 @@ def calibrate(run: CalibrationInputs, label: str, logits: dict[str, np.ndarray]
     constant = len(np.unique(np.asarray(logits["validation"]), axis=0)) < 2  # the majority class: no ranking
     if targeted and calibration.threshold is None and len(run.labels) == 2 and not constant:
         logger.warning("[%s] %s; its decisions stay at the argmax", label, calibration.note)
+    elif targeted and calibration.thresholds is not None and calibration.note and not constant:
+        logger.warning("[%s] %s", label, calibration.note)
     test_ece = summary["ece"].get("test", {})
     logger.info("[%s] calibrated on validation: %s; test ECE %.3f → %.3f", label, calibration.describe(),
                 test_ece.get("before", float("nan")), test_ece.get("after", float("nan")))

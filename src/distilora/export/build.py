@@ -40,6 +40,10 @@ from distilora.export.parity import (
     agreement,
     decided_labels,
     decision_agreement,
+    label_agreements,
+    label_decisions,
+    label_probability_deltas,
+    label_thresholds,
     labels_of,
     probability_deltas,
     split_parity,
@@ -155,7 +159,8 @@ def export_model(run: str | Path, name: str, config: ExportConfig | None = None,
                 gate.argmax_agreement, gate.decision_agreement, "passed" if gate.passed else "FAILED")
     if not gate.passed:
         kept = f"; the passing {target} is kept and still served" if installed != target else ""
-        where = "at the argmax" if gate.labels == "argmax" else "at the served decision"
+        where = (("at 0.5 on every label" if parity.get("multi_label") else "at the argmax") if gate.labels == "argmax"
+                 else "at the served decision")
         raise ParityGateFailed(
             f"{target.name}: label agreement {gate.agreement:.4f} {where} on {gate.split} is below --min-agreement "
             f"{config.min_agreement}; the numbers are in {installed / PARITY_FILE} and the export is marked failed "
@@ -172,10 +177,12 @@ class _Comparison:
     calibration: Calibration | None
     reference: dict[str, np.ndarray]
     exported: dict[str, np.ndarray] = field(default_factory=dict)
+    multi_label: bool = False
 
     def per_split(self, resamples: int) -> dict[str, dict[str, Any]]:
         return {split: split_parity(y_true, self.reference[split], self.exported[split], len(self.labels), resamples,
-                                    calibration=self.calibration) for split, (_, y_true) in self.splits.items()}
+                                    calibration=self.calibration, labels=self.labels)
+                for split, (_, y_true) in self.splits.items()}
 
     def metrics(self) -> dict[str, Any]:
         """The export's own scores at the argmax (as results.json's ``metrics``)."""
@@ -185,6 +192,11 @@ class _Comparison:
     def metrics_at_threshold(self) -> dict[str, Any] | None:
         """The export's own scores at its threshold (as results.json's ``metrics_at_threshold``); None: argmax."""
         calibration = self.calibration
+        if self.multi_label and calibration is not None:
+            temperatures = np.asarray(getattr(calibration, "temperatures", None) or calibration.temperature)
+            return {split: classification_metrics(y_true, self.exported[split] / temperatures, self.labels,
+                                                  y_pred=label_decisions(self.exported[split], calibration))
+                    for split, (_, y_true) in self.splits.items()}
         if calibration is None or calibration.threshold is None:
             return None
         return {split: classification_metrics(y_true, self.exported[split] / calibration.temperature, self.labels,
@@ -194,6 +206,8 @@ class _Comparison:
     def labels_record(self) -> dict[str, Any]:
         """parity_labels.json: per item, the true label and both models' labels at the argmax and as decided."""
         record: dict[str, Any] = {"labels": self.labels}
+        if self.multi_label:
+            return {**record, **self._label_rows_record()}
         for split, (_, y_true) in self.splits.items():
             record[split] = {
                 "y_true": list(map(int, y_true)),
@@ -202,6 +216,15 @@ class _Comparison:
                 f"{REFERENCE}_decision": decided_labels(self.reference[split], self.calibration).tolist(),
                 f"{EXPORTED}_decision": decided_labels(self.exported[split], self.calibration).tolist()}
         return record
+
+    def _label_rows_record(self) -> dict[str, Any]:
+        """A multi-label model's items: the gold 0/1 rows and both models' rows at 0.5 and as decided."""
+        return {split: {"y_true": np.asarray(y_true, dtype=np.int64).tolist(),
+                        REFERENCE: label_decisions(self.reference[split]).tolist(),
+                        EXPORTED: label_decisions(self.exported[split]).tolist(),
+                        f"{REFERENCE}_decision": label_decisions(self.reference[split], self.calibration).tolist(),
+                        f"{EXPORTED}_decision": label_decisions(self.exported[split], self.calibration).tolist()}
+                for split, (_, y_true) in self.splits.items()}
 
 
 def _write_export(partial: Path, reference: TorchClassifier, splits: dict[str, tuple[list[str], list[int]]],
@@ -213,7 +236,8 @@ def _write_export(partial: Path, reference: TorchClassifier, splits: dict[str, t
         (partial / CALIBRATION_FILE).write_text(reference.calibration.to_json(), encoding="utf-8")
     logger.info("[%s] PyTorch logits on validation and test", name)
     compared = _Comparison(splits, labels, reference.calibration,
-                           {split: reference.logits(texts) for split, (texts, _) in splits.items()})
+                           {split: reference.logits(texts) for split, (texts, _) in splits.items()},
+                           multi_label=reference.multi_label)
     variants: dict[str, Any] = {}
     quantization = None
     with tempfile.TemporaryDirectory(prefix="distilora-export-") as work:
@@ -254,6 +278,8 @@ def _write_export(partial: Path, reference: TorchClassifier, splits: dict[str, t
         "int8_variants": variants or None,
         "source": {"model": name, "path": name},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **({"multi_label": True, "thresholds": dict(zip(labels, label_thresholds(reference.calibration, len(labels)),
+                                                        strict=True))} if reference.multi_label else {}),
     }
 
 
@@ -277,10 +303,14 @@ def _choose_int8(fp32: Path, work: Path, reference: TorchClassifier, texts: list
         candidate = OnnxClassifier.from_file(work / f"{variant}.onnx", reference.tokenizer, reference.model.config)
         candidate.batch_size = config.batch_size
         logits = candidate.logits(texts)
-        delta = probability_deltas(reference_logits, logits)
-        tried[variant] = {"validation_agreement": agreement(reference_logits, logits),
-                          "validation_decision_agreement": decision_agreement(reference_logits, logits,
-                                                                              reference.calibration),
+        if reference.multi_label:
+            delta = label_probability_deltas(reference_logits, logits)
+            agreed = label_agreements(reference_logits, logits, reference.calibration)
+        else:
+            delta = probability_deltas(reference_logits, logits)
+            agreed = (agreement(reference_logits, logits),
+                      decision_agreement(reference_logits, logits, reference.calibration))
+        tried[variant] = {"validation_agreement": agreed[0], "validation_decision_agreement": agreed[1],
                           "validation_max_abs_dp": float(delta.max()) if delta.size else 0.0,
                           "quantized_weight_share": settings[variant]["quantized_weight_share"],
                           "size_mb": round((work / f"{variant}.onnx").stat().st_size / 2**20, 3)}

@@ -23,6 +23,13 @@ from distilora.report.analysis import run_statistics
 from distilora.report.calibration import calibrated, calibration_blocks
 from distilora.report.context import BASELINE, ReportContext, load_predictions, majority_baseline
 from distilora.report.findings import findings
+from distilora.report.labels import (
+    baseline_rule,
+    label_comparison_table,
+    per_label_detail_table,
+    per_label_f1_series,
+    per_label_f1_table,
+)
 from distilora.report.robustness import augmentation_line, robustness_blocks, robustness_findings
 from distilora.report.tuning import tuning_plots, tuning_section
 from distilora.results import RunResults, RunStatistics
@@ -97,7 +104,7 @@ def _plots(out: Path, ctx: ReportContext) -> dict[str, Path]:
         if entry.history:  # TF-IDF and majority models have no training history
             written[f"training:{name}"] = plots.training_curves(name, entry, out / f"training_{stem}.png")
         test = entry.metrics.get("test")
-        if test is not None and test.confusion_matrix:
+        if test is not None and test.confusion_matrix and not ctx.multi_label:  # per label: the per-label table
             written[f"confusion:{name}"] = plots.confusion_matrix_plot(name, test.confusion_matrix, ctx.labels,
                                                                        out / f"confusion_{stem}.png")
         if entry.importance:
@@ -105,7 +112,11 @@ def _plots(out: Path, ctx: ReportContext) -> dict[str, Path]:
                                                                   out / f"importance_{stem}.png")
     reliable = {n: c for n, c in calibrated(ctx).items() if c.reliability.get("test")}
     if reliable:
-        written["reliability"] = plots.reliability_diagrams(reliable, len(ctx.labels), out / "reliability.png")
+        written["reliability"] = plots.reliability_diagrams(reliable, len(ctx.labels), out / "reliability.png",
+                                                            multi_label=ctx.multi_label)
+    series = per_label_f1_series(ctx) if ctx.multi_label else {}
+    if series:
+        written["per_label_f1"] = plots.per_label_f1_bars(series, ctx.labels, out / "per_label_f1.png")
     names = [n for n in ctx.models if n in ctx.intervals]
     base_f1 = ctx.intervals[BASELINE].macro_f1.estimate
     written["macro_f1"] = plots.macro_f1_intervals(names, ctx.intervals, ctx.seeds, base_f1, out / "macro_f1_ci.png")
@@ -145,6 +156,41 @@ def _importance_sections(ctx: ReportContext, figures: dict[str, Path]) -> list[S
             for name, entry in ctx.models.items() if f"importance:{name}" in figures]
 
 
+def _label_sections(ctx: ReportContext, figures: dict[str, Path]) -> list[Section]:
+    """A multi-label run's per-label scores: F1 per label and model, the other scores per label, the bar chart."""
+    if "per_label_f1" not in figures:
+        return []
+    return [Section("Per-label results (test)", [
+        per_label_f1_table(ctx), per_label_detail_table(ctx),
+        Image(figures["per_label_f1"], "Test F1 per label and model",
+              "Bars: each model's test F1 on each label (label on at probability ≥ 0.5); see the findings for which "
+              "label compression hurts most.")])]
+
+
+def _confusion_sections(ctx: ReportContext, figures: dict[str, Path]) -> list[Section]:
+    """The confusion matrices of exclusive classes; a multi-label run has its per-label counts in the per-label
+    table instead."""
+    if ctx.multi_label:
+        return []
+    return [Section("Confusion matrices (test)", [Image(figures[f"confusion:{n}"], f"Confusion matrix of {n}")
+                                                  for n in ctx.models if f"confusion:{n}" in figures])]
+
+
+def _baseline_line(ctx: ReportContext) -> str:
+    if ctx.multi_label:
+        return f"Per-label majority baseline: {baseline_rule(ctx)} (from the {ctx.baseline.source})."
+    return (f"Majority-class baseline: always '{ctx.baseline.label}', the most frequent class in the "
+            f"{ctx.baseline.source}.")
+
+
+def _overview(ctx: ReportContext) -> str:
+    r, labels = ctx.results, ", ".join(ctx.labels)
+    if ctx.multi_label:
+        labels = f"{labels} (multi-label: each text has any number of them, each decided on its own)"
+    return (f"Teacher {_or_unknown(r.teacher)}; labels {labels}; seed {_or_unknown(r.seed)}; "
+            f"{ctx.statistics.method.n_items} test items; run created {_or_unknown(r.created)}.")
+
+
 def _known_limits(dataset: str | None) -> list[Block]:
     known = known_dataset(dataset)
     return [Bullets([f"Known limit: {limit}" for limit in known.limits])] if known else []
@@ -168,15 +214,14 @@ def _or_unknown(value: object) -> str:
 
 def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
     r, method = ctx.results, ctx.statistics.method
-    overview = (f"Teacher {_or_unknown(r.teacher)}; labels {', '.join(ctx.labels)}; seed {_or_unknown(r.seed)}; "
-                f"{method.n_items} test items; run created {_or_unknown(r.created)}.")
     sections = [
-        Section("Overview", [overview]),
+        Section("Overview", [_overview(ctx)]),
         Section("Leaderboard", [tables.leaderboard(ctx)]),
         Section("What the numbers say", [Bullets(findings(ctx) + robustness_findings(ctx))]),
         Section("Test results", [tables.test_table(ctx),
                                  Image(figures["macro_f1"], "Test macro-F1 with 95 % CIs",
                                        "Points: test macro-F1; bars: 95 % bootstrap CI; dashed: majority baseline.")]),
+        *_label_sections(ctx, figures),
         Section("Validation results", [tables.validation_table(ctx)]),
         Section("Calibration and operating point", calibration_blocks(ctx, figures)),
     ]
@@ -187,19 +232,18 @@ def _document(ctx: ReportContext, figures: dict[str, Path]) -> Document:
     if seed_table:
         sections.append(Section("Across seeds", [seed_table]))
     sections += [
-        Section("Paired comparisons", [tables.comparison_table(ctx)]),
+        Section("Paired comparisons", [tables.comparison_table(ctx),
+                                       *([label_comparison_table(ctx)] if ctx.multi_label else [])]),
         *filter(None, [tuning_section(ctx, figures)]),
         Section("Size, cost and speed", [tables.cost_table(ctx),
                                          Image(figures["tradeoff"], "Trade-off chart", "One point per model; "
                                                "vertical bars: 95 % CI of test macro-F1.")]),
         *_importance_sections(ctx, figures),
         Section("Training curves", _training_blocks(ctx, figures)),
-        Section("Confusion matrices (test)", [Image(figures[f"confusion:{n}"], f"Confusion matrix of {n}")
-                                              for n in ctx.models if f"confusion:{n}" in figures]),
+        *_confusion_sections(ctx, figures),
         Section("Data", [tables.data_table(ctx),
                          *[f"Warning: {w}." for info in ctx.results.data_report.values() for w in info.warnings or []],
-                         f"Majority-class baseline: always '{ctx.baseline.label}', the most frequent class in the "
-                         f"{ctx.baseline.source}.",
+                         _baseline_line(ctx),
                          *_known_limits(r.dataset)]),
         Section("Method", [Bullets([
             f"Confidence intervals: {method.confidence:.0%} {method.bootstrap}; {method.resamples:,} "

@@ -11,10 +11,32 @@ from distilora.evaluation.calibration import policy_words, positive_class_rates
 from distilora.render import formatting as fmt
 from distilora.render.document import Block, Image, Table
 from distilora.report.context import ReportContext
+from distilora.report.labels import label_calibration_table
 from distilora.results import CalibrationSummary, EceChange, Proportion, ThresholdScores
 
 NOT_CALIBRATED = ("This run's results hold no calibration (it was evaluated before distilora fitted one): run the "
                   "same `distilora run` command again (finished stages are reused) to add it.")
+
+
+SINGLE_LABEL_INTRO = (
+    "Fitted on the validation split only, per model: a temperature T (scores are softmax(logits / T)) and, "
+    "for binary tasks, a decision threshold. Every other section of this report is at the argmax (what a plain "
+    "transformers pipeline gives); distilora's Classifier, `distilora predict` and the service apply the "
+    "calibrated scores and the threshold.")
+MULTI_LABEL_INTRO = (
+    "Fitted on the validation split only, per model and label: a temperature T (the label's score is "
+    "sigmoid(logit / T)) and a decision threshold (the label is on at a calibrated probability ≥ it). Every other "
+    "section of this report decides each label at probability ≥ 0.5 of the raw sigmoid (what a plain transformers "
+    "pipeline with function_to_apply=\"sigmoid\" gives); distilora's Classifier, `distilora predict` and the "
+    "service apply the calibrated scores and each label's threshold.")
+
+SINGLE_LABEL_RELIABILITY = (
+    "Per model: accuracy against mean confidence in each bin of the top-class probability on test; grey: raw "
+    "softmax, blue: after temperature scaling; on the dotted diagonal a model's confidence matches its accuracy.")
+MULTI_LABEL_RELIABILITY = (
+    "Per model: accuracy against mean confidence in each bin of the (text, label) decisions on test, a decision's "
+    "confidence being max(p, 1 − p) of the label's probability; grey: raw sigmoid, blue: after temperature scaling; "
+    "on the dotted diagonal a model's confidence matches its accuracy.")
 
 
 def calibrated(ctx: ReportContext) -> dict[str, CalibrationSummary]:
@@ -27,6 +49,8 @@ def _arrow(ece: EceChange | None) -> str:
 
 
 def _rule(c: CalibrationSummary) -> str:
+    if c.thresholds:
+        return "each label: P(label) ≥ its threshold"
     if c.threshold is None:
         return "argmax" + (f" ({c.note})" if c.note else "")
     return f"P({c.positive_label}) ≥ {c.threshold:.3f}"
@@ -46,10 +70,13 @@ def calibration_table(ctx: ReportContext, entries: Mapping[str, CalibrationSumma
     bins = next(iter(entries.values())).ece_bins
     rows = [[name, fmt.num(c.temperature), _arrow(c.ece.get("validation")), _arrow(c.ece.get("test")), _rule(c)]
             for name, c in entries.items()]
-    return Table(["model", "temperature", "ECE validation (before → after)", "ECE test (before → after)", "decision"],
+    scores = ("each label's decision confidence, max(p, 1 − p), raw sigmoid" if ctx.multi_label else
+              "the top-class probability, raw softmax")
+    return Table(["model", "temperature" + (" (geometric mean over labels)" if ctx.multi_label else ""),
+                  "ECE validation (before → after)", "ECE test (before → after)", "decision"],
                  rows, numeric=[False, True, True, True, False],
                  caption=f"Temperature scaling fitted on validation (minimum NLL); expected calibration error over "
-                         f"{bins} equal-width bins of the top-class probability, raw softmax → calibrated")
+                         f"{bins} equal-width bins of {scores} → calibrated")
 
 
 def operating_point_table(ctx: ReportContext, entries: Mapping[str, CalibrationSummary], positive: str) -> Table:
@@ -161,15 +188,11 @@ def calibration_blocks(ctx: ReportContext, figures: Mapping[str, Path]) -> list[
     entries = calibrated(ctx)
     if not entries:
         return [NOT_CALIBRATED]
-    blocks: list[Block] = [
-        "Fitted on the validation split only, per model: a temperature T (scores are softmax(logits / T)) and, "
-        "for binary tasks, a decision threshold. Every other section of this report is at the argmax (what a plain "
-        "transformers pipeline gives); distilora's Classifier, `distilora predict` and the service apply the "
-        "calibrated scores and the threshold.",
-        calibration_table(ctx, entries),
-    ]
-    binary = len(ctx.labels) == 2
-    if binary:
+    blocks: list[Block] = [MULTI_LABEL_INTRO if ctx.multi_label else SINGLE_LABEL_INTRO,
+                           calibration_table(ctx, entries)]
+    if ctx.multi_label:
+        blocks.append(label_calibration_table(ctx, entries))
+    elif len(ctx.labels) == 2:
         positive = ctx.labels[1]
         blocks.append(operating_point_table(ctx, entries, positive))
         blocks += target_sentences(ctx, entries, positive)
@@ -181,7 +204,5 @@ def calibration_blocks(ctx: ReportContext, figures: Mapping[str, Path]) -> list[
         blocks.append(f"Not calibrated (no calibration in the results): {', '.join(missing)}.")
     if "reliability" in figures:
         blocks.append(Image(figures["reliability"], "Reliability diagrams (test)",
-                            "Per model: accuracy against mean confidence in each bin of the top-class probability on "
-                            "test; grey: raw softmax, blue: after temperature scaling; on the dotted diagonal a "
-                            "model's confidence matches its accuracy."))
+                            MULTI_LABEL_RELIABILITY if ctx.multi_label else SINGLE_LABEL_RELIABILITY))
     return blocks

@@ -178,6 +178,11 @@ class ReportContext:
         return self.results.labels
 
     @property
+    def multi_label(self) -> bool:
+        """Whether the run's labels are independent 0/1 labels (any number per text) rather than exclusive classes."""
+        return bool(self.results.multi_label)
+
+    @property
     def intervals(self) -> dict[str, MetricIntervals]:
         return self.statistics.intervals
 

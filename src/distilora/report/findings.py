@@ -6,6 +6,7 @@ from distilora.render import formatting as fmt
 from distilora.report.analysis import ablation_of, ranking
 from distilora.report.calibration import calibrated, prior_shift_sentences
 from distilora.report.context import MAJORITY_MODEL, ReportContext
+from distilora.report.labels import accuracy_name, baseline_rule, compression_findings
 from distilora.results import Comparison
 from distilora.routes.kinds import RouteKind
 from distilora.training.losses import LOSS_COMPONENTS, logged_components
@@ -19,8 +20,8 @@ MAX_SPELLED_OUT = 8
 
 def findings(ctx: ReportContext) -> list[str]:
     """Every finding, in reading order."""
-    sentences = [*_best(ctx), *_baseline(ctx), *_distillation_gain(ctx), *_half_depth(ctx), *_collapsed(ctx),
-                 *_prior_shift(ctx)]
+    sentences = [*_best(ctx), *_baseline(ctx), *_distillation_gain(ctx), *_half_depth(ctx),
+                 *compression_findings(ctx), *_collapsed(ctx), *_prior_shift(ctx)]
     # The best-vs-runner-up and the ablation comparisons are already told above.
     ablation = ablation_of(ctx.models)
     rest = [c for c in ctx.statistics.comparisons
@@ -77,8 +78,9 @@ def _baseline(ctx: ReportContext) -> list[str]:
     if not base:
         return []
     value = base.macro_f1
-    sentence = (f"The majority-class baseline (always '{ctx.baseline.label}', chosen from the "
-                f"{ctx.baseline.source}) scores test macro-F1 {value:.3f} and accuracy {base.accuracy:.3f}.")
+    kind = "per-label majority" if ctx.multi_label else "majority-class"
+    sentence = (f"The {kind} baseline ({baseline_rule(ctx)}, chosen from the {ctx.baseline.source}) scores test "
+                f"macro-F1 {value:.3f} and {accuracy_name(ctx)} {base.accuracy:.3f}.")
     names = [n for n in ctx.models if n in ctx.intervals and not (n == MAJORITY_MODEL and ctx.majority_in_run)]
     above = [n for n in names if ctx.intervals[n].macro_f1.estimate > value + TIE]
     clear = [n for n in above if ctx.intervals[n].macro_f1.low > value]
@@ -142,11 +144,12 @@ def _collapsed(ctx: ReportContext) -> list[str]:
             continue
         reasons = "; ".join(check.reasons) or "no reason recorded"
         details = []
-        if check.top_class_share is not None:
+        if check.top_class_share is not None and not ctx.multi_label:
             details.append(f"its most predicted class takes {check.top_class_share * 100:.0f} % of the validation "
                            "items")
         if check.majority_macro_f1 is not None:
-            details.append(f"always answering the train majority class scores validation macro-F1 "
+            majority = "each label's train majority" if ctx.multi_label else "the train majority class"
+            details.append(f"always answering {majority} scores validation macro-F1 "
                            f"{check.majority_macro_f1:.3f}")
         out.append(f"{name} is flagged as collapsed: {reasons}" + (f" ({'; '.join(details)})" if details else "")
                    + ".")
@@ -156,7 +159,7 @@ def _collapsed(ctx: ReportContext) -> list[str]:
 def _prior_shift(ctx: ReportContext) -> list[str]:
     """The calibration section's prior-shift sentence, when the shares called positive shift (binary runs)."""
     entries = calibrated(ctx)
-    if len(ctx.labels) != 2 or not any(c.prior_shift for c in entries.values()):
+    if ctx.multi_label or len(ctx.labels) != 2 or not any(c.prior_shift for c in entries.values()):
         return []
     return [s + " (See 'Calibration and operating point'.)" for s in prior_shift_sentences(ctx, entries, ctx.labels[1])]
 

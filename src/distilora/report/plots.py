@@ -249,22 +249,25 @@ def _or_nan(value: float | None) -> float:
 
 
 def reliability_diagrams(entries: Mapping[str, CalibrationSummary], num_classes: int, path: Path,
-                         split: str = "test") -> Path:
+                         split: str = "test", multi_label: bool = False) -> Path:
     """One panel per model: accuracy against mean confidence (top-class probability) per bin on ``split``, before
-    (raw softmax) and after temperature scaling, with the diagonal of perfect calibration."""
+    (raw softmax) and after temperature scaling, with the diagonal of perfect calibration. ``multi_label``: the
+    bins are of each (item, label) decision's confidence, max(p, 1 − p) of the raw sigmoid."""
+    raw, x_label = (("raw sigmoid", "confidence (each label's decision)") if multi_label else
+                    ("raw softmax", "confidence (top-class probability)"))
     names = list(entries)
     columns = min(4, max(1, len(names)))
     rows = -(-len(names) // columns)
     width = 3.6 * columns + 0.4
     fig = Figure(figsize=(width, 3.4 * rows + 0.9), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)).ravel()
-    low = 1 / num_classes if num_classes else 0.0
+    low = 0.5 if multi_label else 1 / num_classes if num_classes else 0.0
     for ax, name in zip(axes, names, strict=False):
         calibration = entries[name]
         curves = calibration.reliability[split]
         ece = calibration.ece.get(split) or EceChange()
         ax.plot([low, 1], [low, 1], color="grey", linewidth=0.9, linestyle=":", label="perfect calibration")
-        _reliability_curve(ax, curves.before, "raw softmax", color="#888888", marker="o", facecolors="none",
+        _reliability_curve(ax, curves.before, raw, color="#888888", marker="o", facecolors="none",
                            edgecolors="#666666", linestyle="--")
         _reliability_curve(ax, curves.after, "temperature-scaled", color=PALETTE[0], marker="s")
         ax.set_title(f"{name}: T = {calibration.temperature:.2f}\nECE {_or_nan(ece.before):.3f} → "
@@ -278,10 +281,33 @@ def reliability_diagrams(entries: Mapping[str, CalibrationSummary], num_classes:
     for ax in axes[len(names):]:
         ax.set_visible(False)
     for ax in axes[(rows - 1) * columns:]:
-        ax.set_xlabel("confidence (top-class probability)")
+        ax.set_xlabel(x_label)
     for ax in axes[::columns]:
         ax.set_ylabel("accuracy")
     lines = (f"Reliability on {split}: accuracy against confidence per bin, before and after temperature scaling "
              "(fitted on validation)", f"marker area: share of the {split} items in the bin")
     fig.suptitle("\n".join(textwrap.fill(line, width=int(width * 11)) for line in lines), fontsize=10)
+    return save_figure(fig, path)
+
+
+def per_label_f1_bars(f1: Mapping[str, Sequence[float | None]], labels: Sequence[str], path: Path,
+                      split: str = "test") -> Path:
+    """Grouped bars: for each label, one bar per model with its F1 on ``split`` (a missing F1 is left out)."""
+    names = list(f1)
+    fig = Figure(figsize=(min(16, max(6.5, 0.5 * len(labels) * max(1, len(names)) + 3)), 4.8), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(names))
+    x = np.arange(len(labels))
+    for i, name in enumerate(names):
+        values = np.asarray([_or_nan(v) for v in f1[name]], dtype=float)
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), values, width, color=PALETTE[i % len(PALETTE)], label=name)
+        ax.bar_label(bars, [f"{v:.2f}" if not np.isnan(v) else "" for v in values], fontsize=7, padding=2)
+    many = len(labels) > 6 or max(map(len, labels), default=0) > 10
+    ax.set_xticks(x, labels, rotation=30 if many else 0, ha="right" if many else "center")
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("label")
+    ax.set_ylabel(f"{split} F1")
+    ax.set_title(f"{split.capitalize()} F1 per label and model (each label on at probability ≥ 0.5)", fontsize=12)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), title="model", title_fontsize=8)
     return save_figure(fig, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from distilora.render import formatting as fmt
 from distilora.render.document import Block, Table
 from distilora.report.context import ReportContext
+from distilora.report.labels import accuracy_name
 from distilora.results import Robustness, RunResults
 
 
@@ -21,12 +22,13 @@ def robustness_blocks(ctx: ReportContext) -> list[Block]:
         return []
     first = next(iter(scores.values()))
     kinds = list(first.kinds)
+    decided = "decided set of labels" if ctx.multi_label else "decided label"
     summary = Table(
-        ["model", "consistency [95 % CI]", "test macro-F1 clean", "perturbed (mean)", "test accuracy clean",
-         "perturbed (mean)"],
+        ["model", "consistency [95 % CI]", "test macro-F1 clean", "perturbed (mean)",
+         f"test {accuracy_name(ctx)} clean", "perturbed (mean)"],
         [[name, fmt.share(r.consistency), fmt.num(r.clean_macro_f1), fmt.num(r.macro_f1), fmt.num(r.clean_accuracy),
           fmt.num(r.accuracy)] for name, r in scores.items()],
-        caption="Consistency: the share of test items whose decided label (calibrated, as served) no perturbation "
+        caption=f"Consistency: the share of test items whose {decided} (calibrated, as served) no perturbation "
                 "changed (Wilson 95 % CI); scores on the perturbed copies are the mean over the kinds.")
     per_kind = Table(
         ["model", *kinds],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from distilora.render import formatting as fmt
 from distilora.render.document import Table
 from distilora.report.context import BASELINE, ReportContext
+from distilora.report.labels import accuracy_name, baseline_rule, multi_label_cells, multi_label_headers
 from distilora.results import Interval, ModelResult
 
 
@@ -37,7 +38,7 @@ def _validation_f1(ctx: ReportContext, name: str) -> float | None:
 
 def _leaderboard_row(ctx: ReportContext, name: str) -> list[str]:
     if name == BASELINE:
-        kind, depth, params, trained, size = f"baseline (always '{ctx.baseline.label}')", "0", "0", "0", "0"
+        kind, depth, params, trained, size = f"baseline ({baseline_rule(ctx)})", "0", "0", "0", "0"
     else:
         m = ctx.models[name]
         kind, depth, size = _route(m), _depth(m), fmt.num(m.size_mb, 1)
@@ -53,11 +54,12 @@ def _leaderboard_row(ctx: ReportContext, name: str) -> list[str]:
 def leaderboard(ctx: ReportContext) -> Table:
     """Every model (and the majority baseline) by test macro-F1, best first, with depth, size and latency."""
     names = sorted(ctx.rows, key=lambda n: -(ctx.test_f1(n) if ctx.test_f1(n) is not None else -1.0))
-    headers = ["rank", "model", "kind", "test macro-F1 [95 % CI]", "validation macro-F1", "depth (layers)",
+    f1 = "macro-F1 over labels" if ctx.multi_label else "macro-F1"
+    headers = ["rank", "model", "kind", f"test {f1} [95 % CI]", f"validation {f1}", "depth (layers)",
                "parameters", "trained parameters", "size (MB)", "latency, 1 text (ms)", "collapsed?"]
     rows = [[str(rank), *_leaderboard_row(ctx, name)] for rank, name in enumerate(names, 1)]
     return Table(headers, rows, numeric=[True, False, False, True, True, False, True, True, True, True, False],
-                 caption="Leaderboard: every model by test macro-F1, best first (95 % percentile bootstrap CIs); "
+                 caption=f"Leaderboard: every model by test {f1}, best first (95 % percentile bootstrap CIs); "
                          "size in MiB on disk; latency: median single-text time; ⚠ collapsed: flagged by the run's "
                          "collapse check (see the findings)")
 
@@ -75,8 +77,14 @@ def _interval(ctx: ReportContext, name: str, metric: str) -> Interval | None:
 def _metric_columns(ctx: ReportContext, name: str, split: str) -> list[str]:
     m = ctx.metrics(name, split)
     per_class = m.f1_per_class
-    return [fmt.num(m.precision), fmt.num(m.recall)] + \
+    return multi_label_cells(ctx, name, split) + [fmt.num(m.precision), fmt.num(m.recall)] + \
         [fmt.num(per_class[i] if i < len(per_class) else None) for i in range(len(ctx.labels))] + [fmt.num(m.loss)]
+
+
+def _metric_headers(ctx: ReportContext) -> list[str]:
+    """The headers of :func:`_metric_columns`."""
+    return multi_label_headers(ctx) + ["precision (macro)", "recall (macro)"] + \
+        [f"F1 {label}" for label in ctx.labels] + ["loss"]
 
 
 def _seed_cell(ctx: ReportContext, name: str, split: str, metric: str = "macro_f1") -> str:
@@ -89,13 +97,13 @@ def _seed_cell(ctx: ReportContext, name: str, split: str, metric: str = "macro_f
 def test_table(ctx: ReportContext) -> Table:
     """Test metrics per model with bootstrap CIs (and seed mean ± std next to them when there are seeds)."""
     seeds = ctx.any_multi_seed
-    headers = ["model", "route", "layers", "accuracy [95 % CI]", "macro-F1 [95 % CI]"]
+    headers = ["model", "route", "layers", f"{accuracy_name(ctx)} [95 % CI]", "macro-F1 [95 % CI]"]
     headers += ["macro-F1 over seeds (mean ± std)"] if seeds else []
-    headers += ["precision (macro)", "recall (macro)"] + [f"F1 {label}" for label in ctx.labels] + ["loss"]
+    headers += _metric_headers(ctx)
     rows = []
     for name in ctx.rows:
         if name == BASELINE:
-            route, layers = f"always '{ctx.baseline.label}'", fmt.DASH
+            route, layers = baseline_rule(ctx), fmt.DASH
         else:
             route, layers = _route(ctx.models[name]), _layers(ctx.models[name])
         row = [name, route, layers, fmt.ci(_interval(ctx, name, "accuracy")), fmt.ci(_interval(ctx, name, "macro_f1"))]
@@ -110,8 +118,8 @@ def test_table(ctx: ReportContext) -> Table:
 def validation_table(ctx: ReportContext) -> Table:
     """Validation metrics per model (the split early stopping chose checkpoints on)."""
     seeds = ctx.any_multi_seed
-    headers = ["model", "accuracy", "macro-F1"] + (["macro-F1 over seeds (mean ± std)"] if seeds else [])
-    headers += ["precision (macro)", "recall (macro)"] + [f"F1 {label}" for label in ctx.labels] + ["loss"]
+    headers = ["model", accuracy_name(ctx), "macro-F1"] + (["macro-F1 over seeds (mean ± std)"] if seeds else [])
+    headers += _metric_headers(ctx)
     rows = []
     for name in ctx.rows:
         try:
@@ -166,16 +174,18 @@ def comparison_table(ctx: ReportContext) -> Table:
             "yes" if c.mcnemar_significant else "no",
         ])
     alpha = ctx.statistics.method.alpha
+    right = " ('right': every label of the item right; per label in the next table)" if ctx.multi_label else ""
     return Table(headers, rows, numeric=[False, False] + [True] * 3 + [False, True, True, True, True, False],
-                 caption=f"Paired on the same test items. Significance at {alpha:g}: macro-F1 difference when its "
-                         f"paired-bootstrap CI excludes 0; errors when McNemar's exact p (Holm-adjusted) < {alpha:g}")
+                 caption=f"Paired on the same test items{right}. Significance at {alpha:g}: macro-F1 difference "
+                         f"when its paired-bootstrap CI excludes 0; errors when McNemar's exact p (Holm-adjusted) < "
+                         f"{alpha:g}")
 
 
 def seed_table(ctx: ReportContext) -> Table | None:
     """Mean ± std over seeds next to the single-seed CI; None when every model has a single seed."""
     if not ctx.any_multi_seed:
         return None
-    headers = ["model", "seeds", "test accuracy (mean ± std)", "test macro-F1 (mean ± std)",
+    headers = ["model", "seeds", f"test {accuracy_name(ctx)} (mean ± std)", "test macro-F1 (mean ± std)",
                "validation macro-F1 (mean ± std)", "test macro-F1, main seed [95 % CI]"]
     rows = []
     for name in ctx.models:
@@ -190,8 +200,9 @@ def seed_table(ctx: ReportContext) -> Table | None:
 
 
 def data_table(ctx: ReportContext) -> Table:
-    """Rows used and dropped per split, with class counts when results.json has them."""
-    headers = ["split", "rows used", "dropped", "reasons", "class counts"]
+    """Rows used and dropped per split, with class counts (positives per label for a multi-label run) when
+    results.json has them."""
+    headers = ["split", "rows used", "dropped", "reasons", "positives per label" if ctx.multi_label else "class counts"]
     rows = []
     for split, info in ctx.results.data_report.items():
         if info.rows is None:

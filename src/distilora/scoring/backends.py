@@ -1,6 +1,7 @@
 """Which runtime scores a file fastest on this machine without changing the model's answers: PyTorch fp32, PyTorch
 bf16 (where the CPU or GPU computes it natively) and the run's ONNX exports that passed their parity gate are timed on
-the first texts of the input, and the fastest whose labels agree with PyTorch fp32 at the export gate wins."""
+the first texts of the input, and the fastest whose labels agree with PyTorch fp32 at the export gate wins (a
+multi-label model's text agrees when its decided set is the same)."""
 
 from __future__ import annotations
 
@@ -84,10 +85,11 @@ def load(run_dir: Path, model: str, candidate: Candidate, device: str | None = N
     return load_classifier(run_dir, model, device=device, precision=candidate.precision or FP32)
 
 
-def _time(classifier: Any, texts: list[str]) -> tuple[list[str], float]:
+def _time(classifier: Any, texts: list[str]) -> tuple[list[Any], float]:
+    """Each text's decision (a multi-label model's: its decided set) and the texts scored per second."""
     classifier.predict(texts[:WARM_UP_TEXTS])
     start = time.perf_counter()
-    labels = [p.label for p in classifier.predict(texts)]
+    labels = [p.label if p.labels is None else tuple(p.labels) for p in classifier.predict(texts)]
     return labels, len(texts) / (time.perf_counter() - start)
 
 

@@ -181,13 +181,24 @@ def rechunk(batches: Iterator[pa.RecordBatch | pa.Table], rows: int) -> Iterator
         yield pa.concat_tables(pending, promote_options="permissive")
 
 
+def lists_as_json(table: pa.Table) -> pa.Table:
+    """List columns (a multi-label model's decided ``labels``) as their JSON text, which CSV can hold: ``[]`` for an
+    empty list, an empty cell for null."""
+    for index, column in enumerate(table.schema):
+        if pa.types.is_list(column.type):
+            text = [None if value is None else json.dumps(value, ensure_ascii=False)
+                    for value in table.column(index).to_pylist()]
+            table = table.set_column(index, column.name, pa.array(text, type=pa.string()))
+    return table
+
+
 def write_part(table: pa.Table, path: Path, output_format: str) -> None:
     """One scored part, written to a temporary name, synced and renamed into place."""
     partial = path.with_name(path.name + ".partial")
     if output_format == "parquet":
         pq.write_table(table, partial)
     elif output_format == "csv":
-        pa_csv.write_csv(table, partial)
+        pa_csv.write_csv(lists_as_json(table), partial)
     else:
         with partial.open("w", encoding="utf-8") as handle:
             for record in table.to_pylist():

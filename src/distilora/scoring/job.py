@@ -27,6 +27,8 @@ MANIFEST = "manifest.json"
 ScorerFactory = Callable[[list[str], dict[str, Any] | None], tuple[Scorer, str, dict[str, Any]]]
 """``(probe texts, runtime chosen before or None) -> (scorer, description, runtime)``."""
 METADATA_KEY = "distilora"
+MULTI_LABEL_KEYS = ("multi_label", "thresholds", "score_columns", "flag_columns", "labels_column")
+"""What a multi-label job's manifest and output metadata add (:meth:`Scorer.output_metadata`)."""
 ROW_COLUMN = "row"
 
 
@@ -40,11 +42,20 @@ class PartRecord:
     scored: int
     flagged: int
     reasons: dict[str, int] = field(default_factory=dict)
+    flagged_labels: dict[str, int] | None = None
+    """A multi-label model's rows per label that it is on in (None: a single-label model)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        if self.flagged_labels is None:
+            del record["flagged_labels"]
+        return record
 
 
 @dataclass
 class ScoreSummary:
-    """What a job did: rows in, scored, flagged (the positive label), unscorable by reason, speed."""
+    """What a job did: rows in, scored, flagged (the positive label, or for a multi-label model any label on, with
+    the rows per label), unscorable by reason, speed."""
 
     rows: int = 0
     scored: int = 0
@@ -55,6 +66,7 @@ class ScoreSummary:
     resumed_parts: int = 0
     backend: str = ""
     positive_label: str | None = None
+    flagged_labels: dict[str, int] | None = None
 
     @property
     def rows_per_s(self) -> float:
@@ -63,6 +75,9 @@ class ScoreSummary:
     def describe(self) -> str:
         share = self.flagged / max(self.scored, 1)
         flagged = f", {self.flagged:,} flagged {self.positive_label} ({share:.1%})" if self.positive_label else ""
+        if self.flagged_labels is not None:
+            each = ", ".join(f"{label} {count:,}" for label, count in self.flagged_labels.items())
+            flagged = f", {self.flagged:,} with at least one label on ({share:.1%}; {each})"
         reasons = ", ".join(f"{count:,} {reason}" for reason, count in sorted(self.unscorable.items()))
         resumed = f"; {self.resumed_parts} finished parts reused" if self.resumed_parts else ""
         return (f"{self.rows:,} rows: {self.scored:,} scored{flagged}; "
@@ -138,14 +153,15 @@ class ScoreJob:
         if not done:
             raise InputError(f"--input {self.source.path}: no rows to score")
         self._finish(done, manifest)
-        return summarise({**manifest, "parts": [asdict(p) for p in done]}, rows_this_run,
+        return summarise({**manifest, "parts": [p.to_dict() for p in done]}, rows_this_run,
                              time.perf_counter() - start, reused)
 
     def _make_scorer(self, scorer_factory: ScorerFactory, first_chunk: pa.Table, manifest: dict[str, Any]) -> Scorer:
         texts = first_chunk.column(self.source.text_column).to_pylist()
         probe = [t for t in texts if isinstance(t, str) and t.strip()]
         scorer, backend, runtime = scorer_factory(probe, manifest.get("runtime"))
-        manifest.update(backend=backend, runtime=runtime, labels=scorer.labels, positive_label=scorer.positive_label)
+        manifest.update(backend=backend, runtime=runtime, labels=scorer.labels, positive_label=scorer.positive_label,
+                        **scorer.output_metadata())
         tqdm.write(f"distilora score: {backend}")
         return scorer
 
@@ -157,11 +173,10 @@ class ScoreJob:
         path = self.parts_dir / self._part_name(index)
         write_part(scored, path, self.format)
         reasons = Counter(r for r in scored.column("reason").to_pylist() if r is not None)
-        flagged = sum(1 for label in scored.column("label").to_pylist()
-                      if scorer.positive_label is not None and label == scorer.positive_label)
+        flagged, per_label = scorer.flagged(scored)
         done.append(PartRecord(path.name, len(scored), sha256_file(path), len(scored) - sum(reasons.values()),
-                               flagged, dict(reasons)))
-        manifest["parts"] = [asdict(p) for p in done]
+                               flagged, dict(reasons), per_label if scorer.multi_label else None))
+        manifest["parts"] = [p.to_dict() for p in done]
         write_atomic(self.parts_dir / MANIFEST, json.dumps(manifest, indent=1))
 
     def _intact_parts(self, recorded: list[dict[str, Any]]) -> list[PartRecord]:
@@ -179,8 +194,9 @@ class ScoreJob:
         return f"part-{index:06d}{self.output.suffix}"
 
     def _finish(self, parts: list[PartRecord], manifest: dict[str, Any]) -> None:
-        metadata = {**self.identity, "backend": manifest.get("backend"), "parts": [asdict(p) for p in parts],
-                    "labels": manifest.get("labels"), "positive_label": manifest.get("positive_label")}
+        metadata = {**self.identity, "backend": manifest.get("backend"), "parts": [p.to_dict() for p in parts],
+                    "labels": manifest.get("labels"), "positive_label": manifest.get("positive_label"),
+                    **{key: manifest[key] for key in MULTI_LABEL_KEYS if key in manifest}}
         join_parts([self.parts_dir / p.file for p in parts], self.output, self.format,
                    {METADATA_KEY: json.dumps(metadata)})
         if self.format != "parquet":
@@ -221,9 +237,13 @@ def summarise(job: dict[str, Any], rows_this_run: int, wall_s: float, resumed: i
     """The summary of a job's manifest (or a finished output's metadata): its parts, runtime and labels."""
     parts = job.get("parts") or []
     unscorable: Counter[str] = Counter()
+    per_label: Counter[str] | None = Counter(dict.fromkeys(job["labels"], 0)) if job.get("multi_label") else None
     for part in parts:
         unscorable.update(part.get("reasons") or {})
+        if per_label is not None:
+            per_label.update(part.get("flagged_labels") or {})
     return ScoreSummary(rows=sum(p["rows"] for p in parts), scored=sum(p["scored"] for p in parts),
                         flagged=sum(p["flagged"] for p in parts), unscorable=dict(unscorable),
                         rows_this_run=rows_this_run, wall_s=wall_s, resumed_parts=resumed,
-                        backend=job.get("backend") or "", positive_label=job.get("positive_label"))
+                        backend=job.get("backend") or "", positive_label=job.get("positive_label"),
+                        flagged_labels=dict(per_label) if per_label is not None else None)
