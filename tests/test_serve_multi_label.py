@@ -73,7 +73,7 @@ def test_classify_gives_every_labels_sigmoid_and_the_labels_that_are_on(client):
         assert result["scores"] == pytest.approx({"insult": SIGMOID_3, "threat": 1 - SIGMOID_3,
                                                   "obscene": 1 - SIGMOID_3}, abs=1e-5)
     decision = body["decision"]
-    assert decision["rule"] == "thresholds" and decision["policy"] == "default"
+    assert decision["rule"] == "threshold" and decision["policy"] == "default"
     assert decision["thresholds"] == {"insult": 0.5, "threat": 0.5, "obscene": 0.5}
     assert decision["threshold"] is None and decision["positive_label"] is None
 
@@ -117,7 +117,7 @@ def test_the_model_list_marks_a_multi_label_model_and_its_thresholds(client):
     assert body["labels"] == list(LABELS)
     multi = {m["name"]: m for m in body["models"]}["multi"]
     assert multi["multi_label"] is True and multi["labels"] == list(LABELS)
-    assert multi["decision"]["rule"] == "thresholds"
+    assert multi["decision"]["rule"] == "threshold"
     assert multi["decision"]["thresholds"] == {"insult": 0.5, "threat": 0.5, "obscene": 0.5}
 
 
@@ -126,8 +126,8 @@ def test_openapi_documents_the_decided_labels_and_the_thresholds(client):
     result = schemas.get("ClassifyResult") or schemas["ClassifyResult-Output"]
     assert "labels" in result["properties"] and "labels" not in result.get("required", [])
     decision = schemas["Decision"]
-    assert "thresholds" in decision["properties"]["rule"]["enum"]
-    assert {"thresholds", "temperatures"} <= set(decision["properties"])
+    assert {"thresholds", "temperatures", "targets"} <= set(decision["properties"])
+    assert not {"thresholds", "temperatures", "targets"} & set(decision.get("required", []))
 
 
 def test_the_model_process_carries_the_labels_on_and_the_thresholds(served_run):
@@ -137,7 +137,8 @@ def test_the_model_process_carries_the_labels_on_and_the_thresholds(served_run):
         [prediction] = remote.predict(["you absolute clown"])
         assert prediction.labels == ["insult"]
         assert prediction.thresholds == {"insult": 0.5, "threat": 0.5, "obscene": 0.5}
-        assert remote.multi_label is True and remote.decision["rule"] == "thresholds"
+        assert remote.multi_label is True and remote.decision["thresholds"] == {"insult": 0.5, "threat": 0.5,
+                                                                                 "obscene": 0.5}
         registry = ModelRegistry(served_run, {"multi": remote}, RESULTS)
         with TestClient(create_app(registry=registry), base_url=LOCAL) as through_process:
             body = classify(through_process, ["you absolute clown"], "multi")
@@ -237,11 +238,14 @@ def test_every_model_of_a_multi_label_run_answers_as_its_classifier_with_its_cal
             test = info["metrics"]["test"]
             assert 0 <= test["micro_f1"] <= 1 and 0 <= test["hamming_loss"] <= 1, name
             assert body["decision"] == info["decision"], name
-            assert body["decision"]["rule"] == "thresholds", name
+            assert body["decision"]["rule"] == "threshold", name
             assert body["decision"]["thresholds"] == pytest.approx(
                 dict(zip(MULTI_LABELS, calibration["thresholds"], strict=True))), name
             assert body["decision"]["temperatures"] == pytest.approx(
                 dict(zip(MULTI_LABELS, calibration["temperatures"], strict=True))), name
+            targets = calibration.get("targets")
+            assert body["decision"].get("targets") == (dict(zip(MULTI_LABELS, targets, strict=True)) if targets
+                                                       else None), name
             for result, prediction in zip(body["results"], expected, strict=True):
                 assert result["labels"] == prediction.labels, name
                 assert result["scores"] == pytest.approx(prediction.scores, abs=1e-6), name

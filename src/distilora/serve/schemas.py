@@ -54,13 +54,12 @@ class ClassifyResult(BaseModel):
 
 
 class Decision(BaseModel):
-    """How a model's labels are chosen: a threshold tuned on validation (binary tasks), the argmax, or a threshold
-    per label (multi-label models)."""
+    """How a model's labels are chosen: a threshold tuned on validation (binary tasks; a threshold per label for
+    multi-label models), or the argmax."""
 
-    rule: Literal["threshold", "argmax", "thresholds"] = Field(
-        description="threshold: positive_label when its score is at least `threshold`; argmax: the top score; "
-                    "thresholds (multi-label models): every label whose score is at least its own threshold "
-                    "(`thresholds`).")
+    rule: Literal["threshold", "argmax"] = Field(
+        description="threshold: positive_label when its score is at least `threshold` (a multi-label model: every "
+                    "label whose score is at least its own threshold in `thresholds`); argmax: the top score.")
     threshold: float | None = Field(None, description="The applied threshold on the positive label's score; "
                                                       "null with the argmax.")
     positive_label: str | None = Field(None, description="The label the threshold is for; null with the argmax.")
@@ -77,6 +76,9 @@ class Decision(BaseModel):
     temperatures: dict[str, float] | None = Field(
         None, exclude_if=lambda value: value is None,
         description="Multi-label models calibrated per label: each label's score is sigmoid(logit / temperature).")
+    targets: dict[str, float | None] | None = Field(
+        None, exclude_if=lambda value: value is None,
+        description="Multi-label models with a precision or recall target: each label's (null: its highest F1).")
 
 
 class ClassifyResponse(BaseModel):

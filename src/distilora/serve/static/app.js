@@ -121,8 +121,6 @@ function modelCell(info) {
   return cell;
 }
 
-const LABEL_THRESHOLDS = "thresholds";  // a multi-label model: every label at or above its own threshold is on
-
 // A multi-label answer (it lists the labels that are on) or a single-label one.
 const isMultiLabel = (result) => Array.isArray(result.labels);
 
@@ -141,14 +139,14 @@ function thresholdsText(thresholds) {
 // How a model's labels are chosen (the API's `decision`): a threshold tuned on validation, a threshold per label
 // (multi-label models), or the argmax.
 function decisionText(decision) {
-  if (decision && decision.rule === LABEL_THRESHOLDS) return thresholdsText(decision.thresholds);
+  if (decision && decision.thresholds) return thresholdsText(decision.thresholds);
   if (!decision || decision.rule !== "threshold" || typeof decision.threshold !== "number") return "argmax";
   return `${decision.positive_label} if P ≥ ${decision.threshold.toFixed(3)}`;
 }
 
 function decisionNote(decision) {
   if (!decision) return null;
-  if (decision.rule === LABEL_THRESHOLDS) {
+  if (decision.thresholds) {  // a multi-label model: every label at or above its own threshold is on
     const calibrated = decision.temperatures || typeof decision.temperature === "number";
     const tuned = decision.policy === "default" ? "not tuned" : `tuned on validation, ${decision.policy}`;
     return `labels: ${decisionText(decision)} (${tuned}); each label's own sigmoid, ${calibrated ? "calibrated" : "raw"}`;
