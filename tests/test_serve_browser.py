@@ -248,3 +248,80 @@ def test_sixteen_models_are_grouped_by_kind_and_fit_a_1280_px_window(browser, se
     page.screenshot(path=str(tmp_path / "all-kinds-1280.png"), full_page=True)
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def multi_label_server(tmp_path_factory):
+    """A uvicorn server (in a thread) of two multi-label models: ``multi`` (insult on) and ``quiet`` (none on)."""
+    import threading
+    import time
+
+    import uvicorn
+    from server_process import LOOPBACK, free_port
+
+    from distilora.inference import load_classifier
+    from distilora.serve import create_app
+    from tests.multi_label_model import ALL_OFF, LABELS, make_served_model
+
+    run = tmp_path_factory.mktemp("multi-label-page")
+    models = {"multi": make_served_model(run / "multi"), "quiet": make_served_model(run / "quiet", ALL_OFF)}
+    registry = ModelRegistry(run, {name: load_classifier(path) for name, path in models.items()},
+                             {"labels": list(LABELS), "models": {}})
+    port = free_port()
+    config = uvicorn.Config(create_app(registry=registry), host=LOOPBACK, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the multi-label server did not start"
+    yield f"http://{LOOPBACK}:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_a_multi_label_model_shows_every_labels_bar_and_a_chip_per_label_that_is_on(browser, multi_label_server,
+                                                                                   tmp_path):
+    on = 1 / (1 + math.exp(-3.0))
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(multi_label_server + "/")
+    expect(page.locator("#model option")).to_have_count(3)
+    page.fill("#text", "you absolute clown")
+    page.select_option("#model", "multi")
+    page.click("#classify")
+    card = page.locator("#answer .result")
+    card.wait_for()
+    assert _bars(card) == pytest.approx({"insult": on, "threat": 1 - on, "obscene": 1 - on}, abs=0.0006)
+    bars = card.locator("li.bar")
+    assert [bar.get_attribute("data-label") for bar in bars.all()] == ["insult", "threat", "obscene"]
+    assert [bar.get_attribute("data-on") for bar in bars.all()] == ["true", "false", "false"]
+    assert bars.first.locator(".bar-label").inner_text() == "insult ✓"
+    assert card.locator(".track .threshold").count() == 3
+    assert card.locator(".prediction .chip").all_inner_texts() == ["insult"]
+    assert "each label if P ≥ 0.500" in card.locator(".decision").inner_text()
+    page.screenshot(path=str(tmp_path / "multi-label.png"), full_page=True)
+
+    page.select_option("#model", "quiet")
+    page.click("#classify")
+    expect(page.locator("#answer .result .prediction .chip")).to_have_text(["none"])
+    expect(page.locator("#answer .result li.bar")).to_have_count(3)
+
+    page.select_option("#model", "__compare__")
+    page.click("#classify")
+    expect(page.locator("#answer .agreement")).to_have_text(
+        "⚠ The models disagree: multi says insult; quiet says none.")
+
+    page.fill("#batch-text", "first text\nsecond text")
+    page.select_option("#batch-model", "multi")
+    page.click("#batch-run")
+    expect(page.locator("#batch-table tbody tr")).to_have_count(2)
+    assert page.locator("#batch-table thead th").all_inner_texts()[2] == "labels"
+    assert page.locator("#batch-table tbody tr").first.locator("td").nth(2).inner_text() == "insult"
+    decision = page.locator('#about-table tr[data-model="multi"] td[data-label="Decision"]')
+    assert decision.inner_text() == "each label if P ≥ 0.500"
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"

@@ -21,8 +21,26 @@ def server(tiny_run, tmp_path_factory):
         yield running
 
 
+@pytest.fixture(scope="module")
+def multi_label_server(tmp_path_factory):
+    from tests.multi_label_model import make_multi_label_run
+
+    run = make_multi_label_run(tmp_path_factory.mktemp("multi-label") / "run")
+    with ServerProcess(run, tmp_path_factory.mktemp("serve") / "server.log") as running:
+        yield running
+
+
 def test_schemathesis_finds_no_server_errors_or_schema_violations(server, tmp_path):
     """Every check (5xx, status codes, content types, response schemas, positive and negative data) passes."""
+    fuzz(server, tmp_path)
+
+
+def test_schemathesis_finds_no_schema_violations_in_a_multi_label_models_answers(multi_label_server, tmp_path):
+    """The same checks against a multi-label model (its decided labels and thresholds in every answer)."""
+    fuzz(multi_label_server, tmp_path)
+
+
+def fuzz(server: ServerProcess, tmp_path: Path) -> None:
     schemathesis = Path(sys.executable).with_name("schemathesis")
     command = [str(schemathesis), "--no-color", "--config-file", str(SCHEMATHESIS_CONFIG),
                "run", f"{server.url}/openapi.json", "--exclude-tag", "perspective", "--checks", "all",

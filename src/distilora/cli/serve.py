@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     perspective = parser.add_argument_group("Perspective-compatible API (/v1alpha1/comments:analyze)")
     perspective.add_argument("--attribute", action="append", metavar="NAME=RUN:MODEL[:LABEL]",
                              help="serve attribute NAME with a run's model (repeatable; several runs may serve); "
-                                  "LABEL: the label scored (default: a binary model's positive label); default: "
+                                  "LABEL: the label scored (default: a binary model's positive label; a multi-label "
+                                  "model's attributes name theirs and share one pass); default: "
                                   f"{PerspectiveConfig().default_attribute} from the served run's default model")
     perspective.add_argument("--attribute-file", metavar="FILE",
                              help="attributes from a TOML or JSON file: [attributes.NAME] run, model, label")

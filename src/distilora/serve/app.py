@@ -54,6 +54,8 @@ restarted, the answer is 503 with Retry-After. `GET /healthz` is 200 only while 
 Scores are calibrated (temperature scaling fitted on validation) and, for binary tasks, the positive label is chosen
 at a threshold tuned on validation: every response's `decision` names the threshold applied (or the argmax). A
 plain transformers pipeline on the same model gives the raw softmax and the argmax.
+A multi-label model (independent labels, e.g. insult, threat, obscene) gives every label's own sigmoid probability
+and `labels`, the labels at or above their own thresholds (`decision.thresholds`; possibly none).
 Every error is JSON: `{{"status", "error", "message", "details"}}`, and never repeats the input."""
 
 
@@ -125,6 +127,7 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     """The app for ``run_dir``'s models (loaded here, once, with the Perspective attributes' models of other runs),
     or for an already loaded ``registry``."""
     settings = settings or ServeConfig()
+    loaded_here = registry is None
     if registry is None:
         if run_dir is None:
             raise ValueError("create_app needs a run directory or a registry")
@@ -149,7 +152,12 @@ def create_app(run_dir: str | Path | None = None, registry: ModelRegistry | None
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_pages(app, registry)
     _install_classify(app, registry, scheduler, settings)
-    perspective.install(app, registry, scheduler, settings, perspective_config, _answer)
+    try:
+        perspective.install(app, registry, scheduler, settings, perspective_config, _answer)
+    except BaseException:  # a refused attribute: the model process started here stops now, not at exit
+        if loaded_here:
+            registry.close()
+        raise
     return app
 
 
@@ -214,8 +222,8 @@ def _install_classify(app: FastAPI, registry: ModelRegistry, scheduler: BatchSch
         name = parsed.model or registry.default_model
         job = scheduler.submit(name, registry.get(name), parsed.texts)
         result = await _answer(job, request, scheduler, settings.timeout_s)
-        results = [ClassifyResult(label=p.label, scores=p.scores, truncated=p.truncated, windows=p.windows)
-                   for p in result.predictions]
+        results = [ClassifyResult(label=p.label, scores=p.scores, truncated=p.truncated, windows=p.windows,
+                                  labels=p.labels) for p in result.predictions]
         return ClassifyResponse(model=name, results=results, decision=Decision(**registry.decision(name)),
                                 elapsed_ms=round(result.model_ms, 3))
 

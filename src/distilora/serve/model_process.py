@@ -33,12 +33,14 @@ from typing import Any
 from distilora.config import ServeConfig
 from distilora.inference import Classifier, Prediction, load_classifier
 from distilora.inference.registry import extension_modules
+from distilora.serve.decisions import served_decision
 
 logger = logging.getLogger(__name__)
 
 MODEL_NICENESS = 5
-DESCRIBED = ("labels", "layers", "max_length", "backend", "decision", "precision")
-"""What the parent's :class:`RemoteClassifier` knows of each model in the child process (its attributes)."""
+DESCRIBED = ("labels", "layers", "max_length", "backend", "precision")
+"""What the parent's :class:`RemoteClassifier` knows of each model in the child process (its attributes), besides
+``multi_label`` and its ``decision`` as responses state it (:func:`described`)."""
 PING = "ping"
 WATCH_INTERVAL_S = 0.2
 """How often the supervisor checks the deadline of the call in flight."""
@@ -161,7 +163,7 @@ class Child:
         return exit_cause(self._process.returncode)
 
     def wait_ready(self, timeout_s: float, stopping: threading.Event) -> dict[str, Any]:
-        """Each model's :data:`DESCRIBED` attributes, once it has loaded them; :class:`ModelLoadError` otherwise."""
+        """Each model's :func:`described` facts, once it has loaded them; :class:`ModelLoadError` otherwise."""
         deadline = time.monotonic() + timeout_s
         try:
             while not self._conn.poll(WATCH_INTERVAL_S):
@@ -240,7 +242,7 @@ class ModelProcess:
         self._child = Child(self._models, self._child_settings)
         try:
             self.info: dict[str, dict[str, Any]] = self._child.wait_ready(settings.model_load_timeout_s, self._stopping)
-            """Each model's :data:`DESCRIBED` attributes."""
+            """Each model's :func:`described` facts."""
         except BaseException:  # Ctrl-C while loading too: the child goes with the parent
             self._child.stop(0, polite=False)
             raise
@@ -376,12 +378,14 @@ class RemoteClassifier:
 
     def __init__(self, process: ModelProcess, name: str, labels: list[str], layers: list[int] | None,
                  max_length: int, backend: str | None = None, decision: dict | None = None,
-                 precision: str | None = None):
+                 precision: str | None = None, multi_label: bool = False):
         self.process, self.name = process, name
         self.labels, self.layers, self.max_length, self.backend = labels, layers, max_length, backend
         self.precision = precision
         self.decision = decision
-        """How the model in the child process picks labels (its calibration.json)."""
+        """How the model in the child process picks labels (its calibration.json; a multi-label model's threshold
+        per label)."""
+        self.multi_label = multi_label
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         return self.process.predict(self.name, texts)
@@ -413,8 +417,14 @@ def _serve(conn: Connection, models: dict[str, str], settings: ChildSettings) ->
     except Exception as error:  # reported to the parent, which refuses to start (or counts a death)
         conn.send(("error", " ".join(f"{type(error).__name__}: {error}".split())))
         return
-    conn.send(("ready", {n: {key: getattr(c, key) for key in DESCRIBED} for n, c in classifiers.items()}))
+    conn.send(("ready", {name: described(classifier) for name, classifier in classifiers.items()}))
     _answer_calls(conn, classifiers)
+
+
+def described(classifier: Classifier) -> dict[str, Any]:
+    """What the parent's :class:`RemoteClassifier` is told of a loaded model."""
+    return {**{key: getattr(classifier, key) for key in DESCRIBED},
+            "multi_label": bool(getattr(classifier, "multi_label", False)), "decision": served_decision(classifier)}
 
 
 def _answer_calls(conn: Connection, classifiers: dict[str, Classifier]) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distilora.config import ServeConfig
-from distilora.evaluation.calibration import ARGMAX_DECISION
 from distilora.inference import Classifier, load_classifier
 from distilora.results import ModelResult, RunResults, SplitMetrics
 from distilora.routes.kinds import RouteKind
 from distilora.run_dir import RunLayout, read_results
+from distilora.serve.decisions import served_decision
 from distilora.serve.model_process import ModelProcess, Readiness
 
 if TYPE_CHECKING:  # loaded with --backend onnx only
@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # loaded with --backend onnx only
 
 logger = logging.getLogger(__name__)
 
-METRIC_KEYS = ("n", "loss", "accuracy", "macro_f1", "precision", "recall", "f1_per_class", "confusion_matrix")
+METRIC_KEYS = ("n", "loss", "accuracy", "macro_f1", "precision", "recall", "f1_per_class", "confusion_matrix",
+               "micro_f1", "hamming_loss")
 """What the API states of each split's metrics."""
 
 
@@ -130,8 +131,9 @@ class ModelRegistry:
         return classifier
 
     def decision(self, name: str) -> dict[str, Any]:
-        """How model ``name`` picks labels (its calibration.json), as responses state it."""
-        return _finite(getattr(self.get(name), "decision", None) or ARGMAX_DECISION)
+        """How model ``name`` picks labels (its calibration.json; a multi-label model's threshold per label), as
+        responses state it."""
+        return _finite(served_decision(self.get(name)))
 
     def entry(self, name: str) -> ModelResult:
         """The model's results entry (an empty one for a model loaded from another run)."""
@@ -166,6 +168,7 @@ class ModelRegistry:
             "layers": entry.layers if name in self.results.models else classifier.layers,
             "num_layers": entry.num_layers,
             "labels": classifier.labels,
+            "multi_label": True if getattr(classifier, "multi_label", False) else None,
             "max_length": classifier.max_length,
             "params": entry.params,
             "trainable_params": entry.trainable_params,

@@ -39,8 +39,13 @@ class ClassifyRequest(BaseModel):
 class ClassifyResult(BaseModel):
     """One text's answer."""
 
-    label: str = Field(description="The predicted label.")
-    scores: dict[str, float] = Field(description="Every label's probability; they sum to 1.")
+    label: str = Field(description="The predicted label (a multi-label model's: its most probable label).")
+    scores: dict[str, float] = Field(description="Every label's probability; they sum to 1 (a multi-label model's: "
+                                                 "each label's own sigmoid probability, independent of the others).")
+    labels: list[str] | None = Field(
+        None, exclude_if=lambda value: value is None,
+        description="Multi-label models only: the labels that are on, each at or above its own threshold "
+                    "(`decision.thresholds`); empty when none is. Absent for single-label models.")
     truncated: bool = Field(description="True when part of the text was not read (only under the truncate policy; "
                                         "the service reads long texts in overlapping windows).")
     windows: int = Field(default=1, ge=1, description="How many overlapping token windows of the text the model "
@@ -49,18 +54,31 @@ class ClassifyResult(BaseModel):
 
 
 class Decision(BaseModel):
-    """How a model's labels are chosen: a threshold tuned on validation (binary tasks), or the argmax."""
+    """How a model's labels are chosen: a threshold tuned on validation (binary tasks; a threshold per label for
+    multi-label models), or the argmax."""
 
     rule: Literal["threshold", "argmax"] = Field(
-        description="threshold: positive_label when its score is at least `threshold`; argmax: the top score.")
+        description="threshold: positive_label when its score is at least `threshold` (a multi-label model: every "
+                    "label whose score is at least its own threshold in `thresholds`); argmax: the top score.")
     threshold: float | None = Field(None, description="The applied threshold on the positive label's score; "
                                                       "null with the argmax.")
     positive_label: str | None = Field(None, description="The label the threshold is for; null with the argmax.")
     policy: str = Field(description="How the threshold was chosen on validation: max-macro-f1, target-precision, "
-                                    "target-recall; argmax when there is none.")
+                                    "target-recall; argmax when there is none; default: 0.5 for every label of an "
+                                    "uncalibrated multi-label model.")
     target: float | None = Field(None, description="The precision or recall the policy had to reach, if any.")
     temperature: float | None = Field(None, description="Scores are softmax(logits / temperature), fitted on "
-                                                        "validation; null: the raw softmax (not calibrated).")
+                                                        "validation; null: the raw softmax (not calibrated). A "
+                                                        "multi-label model's: the geometric mean of `temperatures`.")
+    thresholds: dict[str, float] | None = Field(
+        None, exclude_if=lambda value: value is None,
+        description="Multi-label models only: each label's threshold (tuned on validation, or 0.5 uncalibrated).")
+    temperatures: dict[str, float] | None = Field(
+        None, exclude_if=lambda value: value is None,
+        description="Multi-label models calibrated per label: each label's score is sigmoid(logit / temperature).")
+    targets: dict[str, float | None] | None = Field(
+        None, exclude_if=lambda value: value is None,
+        description="Multi-label models with a precision or recall target: each label's (null: its highest F1).")
 
 
 class ClassifyResponse(BaseModel):
@@ -84,6 +102,11 @@ class Metrics(BaseModel):
     recall: float | None = None
     f1_per_class: list[float | None] | None = None
     confusion_matrix: list[list[int]] | None = None
+    micro_f1: float | None = Field(None, exclude_if=lambda value: value is None,
+                                   description="Multi-label models only: F1 over every (text, label) decision.")
+    hamming_loss: float | None = Field(None, exclude_if=lambda value: value is None,
+                                       description="Multi-label models only: the share of wrong (text, label) "
+                                                   "decisions.")
 
 
 class ModelInfo(BaseModel):
@@ -98,6 +121,9 @@ class ModelInfo(BaseModel):
     layers: list[int] | None = Field(None, description="Teacher layers a student kept (1-based); null: all.")
     num_layers: int | None = None
     labels: list[str]
+    multi_label: bool | None = Field(None, exclude_if=lambda value: value is None,
+                                     description="True for a multi-label model (a sigmoid and a threshold per "
+                                                 "label); absent for single-label models.")
     max_length: int = Field(description="Tokens the model reads; longer texts are truncated.")
     params: int | None = None
     trainable_params: int | None = None

@@ -21,7 +21,8 @@ from distilora.versions import __version__
 logger = logging.getLogger(__name__)
 
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-SPEC_FORM = "NAME=RUN:MODEL[:LABEL], e.g. TOXICITY=runs/hate:odd or IDENTITY_ATTACK=runs/identity:odd:attack"
+SPEC_FORM = ("NAME=RUN:MODEL[:LABEL], e.g. TOXICITY=runs/hate:odd or IDENTITY_ATTACK=runs/identity:odd:attack (a "
+             "multi-label model serves one attribute per label: INSULT=runs/mlma:odd:abusive)")
 
 
 def parse_attribute(text: str) -> AttributeSpec:
@@ -186,13 +187,18 @@ def manifest_identity(model_dir: Path | None) -> tuple[str | None, str | None]:
     return (fingerprint if isinstance(fingerprint, str) else None), sha256_file(manifest)
 
 
-def scored_label(spec: AttributeSpec, model: str, labels: list[str], decision: dict | None) -> str:
-    """The label whose probability is the attribute's score: the one named, or a binary model's positive label."""
+def scored_label(spec: AttributeSpec, model: str, labels: list[str], decision: dict | None,
+                 multi_label: bool = False) -> str:
+    """The label whose probability is the attribute's score: the one named (a multi-label model's must be), or a
+    binary model's positive label."""
     if spec.label is not None:
         if spec.label not in labels:
             raise ValueError(f"attribute {spec.name}: model {model} has no label {spec.label!r}; its labels: "
                              f"{', '.join(labels)}")
         return spec.label
+    if multi_label:
+        raise ValueError(f"attribute {spec.name}: model {model} is multi-label ({', '.join(labels)}); name the "
+                         f"label to score: {SPEC_FORM}")
     if len(labels) != 2:
         raise ValueError(f"attribute {spec.name}: model {model} has {len(labels)} labels ({', '.join(labels)}); "
                          f"name the one to score: {SPEC_FORM}")
@@ -213,9 +219,9 @@ class AttributeTable:
         specs = list(config.attributes)
         if not specs:
             default = registry.default_model
-            if len(registry.get(default).labels) != 2:
-                logger.warning("no Perspective attribute served: model %s is not binary; name one with --attribute",
-                               default)
+            if len(registry.get(default).labels) != 2 or getattr(registry.get(default), "multi_label", False):
+                logger.warning("no Perspective attribute served: model %s is not binary; name one with --attribute "
+                               "(%s)", default, SPEC_FORM)
                 return cls()
             specs = [AttributeSpec(config.default_attribute, None, default)]
             plan.registry_names.setdefault(config.default_attribute, default)
@@ -227,7 +233,8 @@ class AttributeTable:
                 raise ValueError(f"attribute {spec.name}: the served run has no model {spec.model!r}; its models: "
                                  f"{', '.join(registry.names)}")
             classifier = registry.get(name)
-            label = scored_label(spec, name, list(classifier.labels), getattr(classifier, "decision", None))
+            label = scored_label(spec, name, list(classifier.labels), getattr(classifier, "decision", None),
+                                 getattr(classifier, "multi_label", False))
             extra = plan.extra_models.get(name)
             onnx = getattr(classifier, "backend", None) == "onnxruntime"
             model_dir = extra if extra is not None else model_directory(served, spec.model, export_first=onnx)

@@ -140,7 +140,9 @@ class AttributeInfo(Message):
     run: str = Field(description="The run directory's name.")
     model: str = Field(description="The model's name in its run.")
     served_as: str = Field(description="The model's name in this server (POST /api/v1/classify takes it).")
-    label: str = Field(description="The label whose calibrated probability is the score.")
+    label: str = Field(description="The label whose calibrated probability is the score (of a multi-label model: "
+                                   "that label's own sigmoid probability; its other labels may serve other "
+                                   "attributes, all from one pass over the comment).")
     languages: list[str] = Field(description="From the model card; empty: not stated, any language accepted.")
     version: str | None = Field(None, description="The stage fingerprint of the model's manifest.")
     manifest_sha256: str | None = Field(None, description="SHA-256 of the model's manifest.json (checksums of every "

@@ -121,14 +121,36 @@ function modelCell(info) {
   return cell;
 }
 
-// How a model's labels are chosen (the API's `decision`): a threshold tuned on validation, or the argmax.
+// A multi-label answer (it lists the labels that are on) or a single-label one.
+const isMultiLabel = (result) => Array.isArray(result.labels);
+
+// What a model said of a text: its label, or a multi-label model's labels that are on ("none" when none is).
+function verdict(result) {
+  if (!isMultiLabel(result)) return result.label;
+  return result.labels.length ? result.labels.join(", ") : "none";
+}
+
+function thresholdsText(thresholds) {
+  const entries = Object.entries(thresholds || {});
+  if (entries.length && entries.every(([, t]) => t === entries[0][1])) return `each label if P ≥ ${entries[0][1].toFixed(3)}`;
+  return entries.map(([label, t]) => `${label} if P ≥ ${t.toFixed(3)}`).join(", ");
+}
+
+// How a model's labels are chosen (the API's `decision`): a threshold tuned on validation, a threshold per label
+// (multi-label models), or the argmax.
 function decisionText(decision) {
+  if (decision && decision.thresholds) return thresholdsText(decision.thresholds);
   if (!decision || decision.rule !== "threshold" || typeof decision.threshold !== "number") return "argmax";
   return `${decision.positive_label} if P ≥ ${decision.threshold.toFixed(3)}`;
 }
 
 function decisionNote(decision) {
   if (!decision) return null;
+  if (decision.thresholds) {  // a multi-label model: every label at or above its own threshold is on
+    const calibrated = decision.temperatures || typeof decision.temperature === "number";
+    const tuned = decision.policy === "default" ? "not tuned" : `tuned on validation, ${decision.policy}`;
+    return `labels: ${decisionText(decision)} (${tuned}); each label's own sigmoid, ${calibrated ? "calibrated" : "raw"}`;
+  }
   const scores = typeof decision.temperature === "number"
     ? `scores calibrated (temperature ${decision.temperature.toFixed(2)})` : "raw scores";
   const rule = decision.rule === "threshold"
@@ -193,25 +215,15 @@ function resultCard(name, result, elapsedMs, badge, decision) {
       runtimeText(info)) }),
     el("span", { class: "meta", title: "macro-F1 on the test split",
       text: parts(`${millions(info.params)} params`, `test F1 ${fixed(testF1(info))}`) })));
-  card.append(el("p", { class: "prediction" }, "Predicted: ", el("strong", { class: "label", text: result.label })));
+  if (isMultiLabel(result)) card.append(el("p", { class: "prediction" }, "Labels on: ", labelChips(result.labels)));
+  else card.append(el("p", { class: "prediction" }, "Predicted: ", el("strong", { class: "label", text: result.label })));
   const how = decisionNote(decision);
   if (how) card.append(el("p", { class: "note decision", text: how }));
   if (badge) {
     card.classList.add("disagrees");
     card.append(el("p", { class: "badge", text: `⚠ ${badge}` }));
   }
-  const bars = el("ul", { class: "bars", "aria-label": `${name}: probability per class` });
-  const ordered = Object.entries(result.scores).sort((a, b) => b[1] - a[1]);
-  for (const [label, p] of ordered) {
-    const top = label === result.label;
-    const fill = el("span", { class: "fill" });
-    fill.style.width = pct(p);
-    bars.append(el("li", { class: top ? "bar top" : "bar", "data-label": label, "data-score": String(p) },
-      el("span", { class: "bar-label", text: top ? `${label} ◀` : label }),
-      el("span", { class: "track", "aria-hidden": "true" }, fill),
-      el("span", { class: "bar-value", text: pct(p) })));
-  }
-  card.append(bars);
+  card.append(scoreBars(name, result, decision));
   if (result.truncated) {
     card.append(el("p", { class: "note", text: `Only the first ${info.max_length || "?"} tokens were read (text truncated).` }));
   } else if (result.windows > 1) {
@@ -220,9 +232,46 @@ function resultCard(name, result, elapsedMs, badge, decision) {
   return card;
 }
 
+// A chip per label that is on; "none" when no label is.
+function labelChips(labels) {
+  const chips = el("span", { class: "chips" });
+  if (!labels.length) chips.append(el("span", { class: "chip none", text: "none" }));
+  for (const label of labels) chips.append(el("strong", { class: "chip", text: label }));
+  return chips;
+}
+
+// One bar per class, the top one marked (single-label, by score); a multi-label model's every label in its order,
+// those that are on marked ✓, each track with its threshold.
+function scoreBars(name, result, decision) {
+  const multi = isMultiLabel(result);
+  const thresholds = (multi && decision && decision.thresholds) || {};
+  const bars = el("ul", { class: "bars", "aria-label": `${name}: probability per ${multi ? "label" : "class"}` });
+  const entries = Object.entries(result.scores);
+  const ordered = multi ? entries : entries.sort((a, b) => b[1] - a[1]);
+  for (const [label, p] of ordered) {
+    const top = multi ? result.labels.includes(label) : label === result.label;
+    const fill = el("span", { class: "fill" });
+    fill.style.width = pct(p);
+    const track = el("span", { class: "track", "aria-hidden": "true" }, fill);
+    const attrs = { class: top ? "bar top" : "bar", "data-label": label, "data-score": String(p) };
+    if (multi) attrs["data-on"] = String(top);
+    if (typeof thresholds[label] === "number") {
+      const mark = el("span", { class: "threshold" });
+      mark.style.left = pct(thresholds[label]);
+      track.append(mark);
+      attrs.title = `on at P ≥ ${pct(thresholds[label])}`;
+    }
+    bars.append(el("li", attrs,
+      el("span", { class: "bar-label", text: top ? `${label} ${multi ? "✓" : "◀"}` : label }),
+      track,
+      el("span", { class: "bar-value", text: pct(p) })));
+  }
+  return bars;
+}
+
 function agreement(answers) {
   const counts = {};
-  for (const a of answers) counts[a.result.label] = (counts[a.result.label] || 0) + 1;
+  for (const a of answers) counts[verdict(a.result)] = (counts[verdict(a.result)] || 0) + 1;
   const ranked = Object.entries(counts).sort((a, b) => b[1] - a[1]);
   const majority = ranked.length === 1 || ranked[0][1] > ranked[1][1] ? ranked[0][0] : null;
   return { counts, majority, unanimous: ranked.length === 1 };
@@ -252,13 +301,13 @@ async function classifyOne() {
     if (model === COMPARE) {
       const { majority, unanimous } = agreement(answers);
       const summary = unanimous
-        ? `All ${answers.length} models agree: ${answers[0].result.label}.`
-        : `⚠ The models disagree: ${answers.map((a) => `${a.name} says ${a.result.label}`).join("; ")}.`;
+        ? `All ${answers.length} models agree: ${verdict(answers[0].result)}.`
+        : `⚠ The models disagree: ${answers.map((a) => `${a.name} says ${verdict(a.result)}`).join("; ")}.`;
       answer.append(el("p", { class: unanimous ? "agreement agree" : "agreement disagree", text: summary }));
       const grid = el("div", { class: "compare", "data-count": String(answers.length) });
       for (const a of answers) {
         let badge = null;
-        if (!unanimous) badge = majority === null ? "split vote" : a.result.label === majority ? null : `disagrees (majority: ${majority})`;
+        if (!unanimous) badge = majority === null ? "split vote" : verdict(a.result) === majority ? null : `disagrees (majority: ${majority})`;
         grid.append(resultCard(a.name, a.result, a.elapsedMs, badge, a.decision));
       }
       answer.append(grid);
@@ -322,8 +371,9 @@ function renderBatch(texts, names, byModel) {
   const head = ["#", "text"];
   const csvHead = ["text"];
   for (const name of names) {
-    head.push(single ? "label" : `${name}`);
-    csvHead.push(single ? "label" : `${name}_label`);
+    const labelColumn = (state.byName[name] || {}).multi_label ? "labels" : "label";
+    head.push(single ? labelColumn : `${name}`);
+    csvHead.push(single ? labelColumn : `${name}_${labelColumn}`);
     for (const label of labels) csvHead.push(single ? `p_${label}` : `${name}_p_${label}`);
     csvHead.push(single ? "truncated" : `${name}_truncated`);
   }
@@ -339,9 +389,10 @@ function renderBatch(texts, names, byModel) {
     const seen = new Set();
     for (const name of names) {
       const r = byModel[name][i];
-      seen.add(r.label);
-      row.append(el("td", { text: `${r.label} (${pct(r.scores[r.label])})${r.truncated ? " ✂" : ""}` }));
-      csvRow.push(r.label, ...labels.map((l) => r.scores[l].toFixed(6)), r.truncated ? "true" : "false");
+      seen.add(verdict(r));
+      const shown = isMultiLabel(r) ? verdict(r) : `${r.label} (${pct(r.scores[r.label])})`;
+      row.append(el("td", { text: `${shown}${r.truncated ? " ✂" : ""}` }));
+      csvRow.push(verdict(r), ...labels.map((l) => r.scores[l].toFixed(6)), r.truncated ? "true" : "false");
     }
     if (single) {
       const r = byModel[names[0]][i];
