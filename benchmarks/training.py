@@ -52,6 +52,8 @@ class BenchContext:
     data_fingerprint: str = "bench"
     precision: str = FP32
     world_size: int = 1
+    multi_label: bool = False
+    class_weight: str = "none"
 
     def teacher_model(self) -> PreTrainedModel:
         return self.teacher

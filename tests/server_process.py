@@ -54,7 +54,15 @@ class ServerProcess:
         with self.log_file.open("wb") as log:  # its own session: signals to its group reach nothing else
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)
-        deadline = time.monotonic() + self.startup_timeout_s
+        try:
+            return self.wait_healthy(self.startup_timeout_s)
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def wait_healthy(self, timeout_s: float) -> ServerProcess:
+        """Return once ``/healthz`` answers 200 (a model process restarted by an earlier test is ready again)."""
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"distilora serve exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -65,8 +73,7 @@ class ServerProcess:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.25)
-        self.stop()
-        raise TimeoutError(f"distilora serve not healthy after {self.startup_timeout_s:g} s:\n{self.log_tail()}")
+        raise TimeoutError(f"distilora serve not healthy after {timeout_s:g} s:\n{self.log_tail()}")
 
     def model_process_pid(self) -> int:
         """The process id of the server's model process."""

@@ -109,7 +109,8 @@ def test_cli_predict_and_serve_bf16_without_native_support_is_one_line(argv, wit
 
 def _context(precision_name: str = FP32, world_size: int = 1) -> SimpleNamespace:
     return SimpleNamespace(config=ExperimentConfig(), data_fingerprint="data", precision=precision_name,
-                           world_size=world_size, teacher_identity=lambda: ("teacher-fp", "teacher-weights"))
+                           world_size=world_size, teacher_identity=lambda: ("teacher-fp", "teacher-weights"),
+                           class_weight="none", multi_label=False)
 
 
 @pytest.mark.parametrize("name", ["teacher", "odd", "lora"])

