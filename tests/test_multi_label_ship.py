@@ -96,3 +96,11 @@ def test_a_check_of_a_multi_label_run_scores_every_model_on_its_gold_columns(exp
     assert set(check["overall"]["odd"]["per_label_f1"]) == set(LABELS)
     assert check["gold_counts"] == {label: int(gold[:, j].sum()) for j, label in enumerate(LABELS)}
     assert check["bias"] is None
+
+
+def test_the_export_summary_names_the_multi_label_agreement(exported_run, capsys):
+    from distilora.cli.export import _summary
+
+    _summary(json.loads((exported_run / "export" / "odd" / PARITY_FILE).read_text()))
+    header = capsys.readouterr().out.splitlines()[1]
+    assert "label agreement (all labels at 0.5)" in header and "argmax" not in header

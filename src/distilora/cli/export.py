@@ -38,7 +38,8 @@ def main(args: argparse.Namespace) -> int:
 def _summary(parity: dict) -> None:
     print(f"{parity['export']}: ONNX {parity['size_mb']:.1f} MB, quantization "
           f"{(parity['settings']['quantization'] or {}).get('variant', 'none (fp32)')}")
-    print("| split | n | label agreement (argmax) | label agreement (as served) | max |Δp| | macro-F1 PyTorch | "
+    raw = "all labels at 0.5" if parity.get("multi_label") else "argmax"
+    print(f"| split | n | label agreement ({raw}) | label agreement (as served) | max |Δp| | macro-F1 PyTorch | "
           "macro-F1 ONNX | difference [95 % CI] |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for split in ("validation", "test"):
