@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from distilora.config import DataConfig
+from distilora.data.cells import MISSING_LABELS
 from distilora.data.multi_label import (
     MultiLabelError,
     check_train_labels,
@@ -30,6 +31,7 @@ from distilora.data.multi_label import (
     combination_ids,
     header_columns,
     label_columns_of,
+    positives_per_label,
     split_warnings,
 )
 
@@ -41,10 +43,6 @@ SPLIT_ALIASES = {
     "test": ("test",),
 }
 FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
-MISSING_LABELS = frozenset({"NA", "N/A", "n/a", "<NA>", "#N/A", "NaN", "nan", "-NaN", "-nan", "NULL", "null",
-                            "None"})
-"""How tables spell a missing value (pandas' and R's defaults): in the label column, a missing label, unless the
-dataset declares a class of that name (labels.txt or the hub's class names)."""
 
 
 class DataError(ValueError):
@@ -75,8 +73,7 @@ class TaskData:
     def label_counts(self, split: str) -> list[int]:
         """How many kept rows of ``split`` each class has (multi-label: each label is on in)."""
         if self.multi_label:
-            on = np.asarray(self.splits[split]["label"], dtype=np.int64).reshape(-1, len(self.labels))
-            return [int(count) for count in on.sum(axis=0)]
+            return [int(count) for count in positives_per_label(self.splits[split], len(self.labels))]
         counts = [0] * len(self.labels)
         for label in self.splits[split]["label"]:
             counts[label] += 1
@@ -149,7 +146,7 @@ def _multi_label_splits(raw: dict, label_columns: list[str], source: str
         raise DataError(str(error)) from error
     logger.info("Multi-label task: %d labels (%s)", len(label_columns), ", ".join(label_columns))
     for split, table in splits.items():
-        on = np.asarray(table["label"], dtype=np.int64).reshape(-1, len(label_columns)).sum(axis=0)
+        on = positives_per_label(table, len(label_columns))
         logger.info("%-10s positives per label: %s", split,
                     ", ".join(f"{label} {count}" for label, count in zip(label_columns, on, strict=True)))
     return list(label_columns), splits, report
@@ -362,7 +359,7 @@ def _clean_split(texts, values, to_id, labels, origin: str, declared: bool):
 def _stratified_split(train: datasets.Dataset, fraction: float, seed: int):
     labels = np.asarray(train["label"])
     if labels.ndim == 2:  # multi-label: stratified on the label combination
-        labels = combination_ids(train)
+        labels = combination_ids(labels)
     counts = np.bincount(labels)
     classes, n_test = int((counts > 0).sum()), math.ceil(fraction * len(labels))
     # Stratify where scikit-learn can: every class twice, and room for every class on both sides.

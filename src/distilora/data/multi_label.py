@@ -20,10 +20,13 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from distilora.config import DataConfig
+from distilora.data.cells import MISSING_LABELS
 
 JIGSAW_LABELS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
 """The label columns of Jigsaw's toxic-comment data, recognised by name."""
 ON, OFF = frozenset({"1", "1.0", "true"}), frozenset({"0", "0.0", "false"})
+MISSING = frozenset(spelling.casefold() for spelling in MISSING_LABELS)
+"""The missing-value spellings, compared case-blind like ``ON`` / ``OFF``."""
 LABEL_ROWS = datasets.List(datasets.Value("int64"))
 """A multi-label split's ``label`` feature: one 0/1 value per label."""
 
@@ -77,7 +80,7 @@ def flag(value: Any, where: str, column: str) -> int | None:
         return 1
     if text in OFF:
         return 0
-    if not text or text in {"na", "n/a", "<na>", "#n/a", "nan", "-nan", "null", "none"}:
+    if not text or text in MISSING:
         return None
     raise MultiLabelError(f"{where}: column {column!r} holds {value!r}; multi-label columns hold 0 or 1 (also 0.0 / "
                           "1.0, True / False)")
@@ -106,9 +109,14 @@ def clean_multi_label_split(texts: Sequence[Any], rows: Sequence[Sequence[Any]],
                    "reasons": dict(reasons)}
 
 
+def positives_per_label(table: datasets.Dataset, num_labels: int) -> np.ndarray:
+    """How many rows of a multi-label split each label is on in."""
+    return np.asarray(table["label"], dtype=np.int64).reshape(len(table), num_labels).sum(axis=0)
+
+
 def check_train_labels(train: datasets.Dataset, labels: Sequence[str], origin: str) -> None:
     """Every label must be on for some train rows and off for others: otherwise there is nothing to learn for it."""
-    on = np.asarray(train["label"], dtype=np.int64).reshape(len(train), len(labels)).sum(axis=0)
+    on = positives_per_label(train, len(labels))
     never = [label for label, count in zip(labels, on, strict=True) if count == 0]
     always = [label for label, count in zip(labels, on, strict=True) if count == len(train)]
     for found, words in ((never, "never on"), (always, "on in every row")):
@@ -120,7 +128,7 @@ def check_train_labels(train: datasets.Dataset, labels: Sequence[str], origin: s
 
 def split_warnings(split: str, table: datasets.Dataset, labels: Sequence[str]) -> list[str]:
     """Labels never on (or always on) in a validation / test split: their F1 or ROC-AUC there says little."""
-    on = np.asarray(table["label"], dtype=np.int64).reshape(len(table), len(labels)).sum(axis=0)
+    on = positives_per_label(table, len(labels))
     never = [label for label, count in zip(labels, on, strict=True) if count == 0]
     if not never:
         return []
@@ -128,7 +136,7 @@ def split_warnings(split: str, table: datasets.Dataset, labels: Sequence[str]) -
             f"ROC-AUC undefined there"]
 
 
-def combination_ids(table: datasets.Dataset) -> np.ndarray:
-    """One id per distinct label combination, for stratified splitting."""
-    _, ids = np.unique(np.asarray(table["label"], dtype=np.int64), axis=0, return_inverse=True)
+def combination_ids(rows: np.ndarray) -> np.ndarray:
+    """One id per distinct label combination of 0/1 ``rows``, for stratified splitting."""
+    _, ids = np.unique(np.asarray(rows, dtype=np.int64), axis=0, return_inverse=True)
     return ids.reshape(-1)

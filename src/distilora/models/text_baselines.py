@@ -19,7 +19,7 @@ from sklearn.metrics import f1_score
 from sklearn.multiclass import OneVsRestClassifier
 
 from distilora.config import TfidfConfig
-from distilora.label_space import MULTI_LABEL_PROBLEM
+from distilora.label_space import MULTI_LABEL_PROBLEM, is_multi_label
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -90,7 +90,7 @@ def tfidf_vectorizer(ngram_max: int, **options) -> TfidfVectorizer:
 def fit_majority(labels: list[str], y_train: Sequence[int] | Sequence[Sequence[int]]) -> TextBaseline:
     """Always the most frequent training class (its scores are the training class frequencies); multi-label: each
     label's training frequency as its probability (on for a text when the label is on in most training texts)."""
-    if np.ndim(y_train) == 2:
+    if is_multi_label(y_train):
         share = np.clip(np.asarray(y_train, dtype=np.float64).mean(axis=0), 1e-9, 1 - 1e-9)
         log_odds = np.log(share / (1 - share)).astype(np.float32)
         return TextBaseline("majority", labels, {"log_prior": log_odds}, {}, {}, multi_label=True)
@@ -106,7 +106,7 @@ def fit_tfidf(labels: list[str], train: tuple[list[str], list[int]], validation:
     Returns the model fitted with the best C, and every C's validation macro-F1. Multi-label gold rows (0/1 per
     label) fit one-vs-rest: a logistic regression per label, each label on where its decision score is above 0.
     """
-    multi_label = np.ndim(train[1]) == 2
+    multi_label = is_multi_label(train[1])
     vectorizer = tfidf_vectorizer(settings.ngram_max, max_features=settings.max_features)
     x_train = vectorizer.fit_transform(train[0])
     x_val = vectorizer.transform(validation[0])
